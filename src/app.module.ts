@@ -1,0 +1,36 @@
+import { type DynamicModule, Global, Module } from '@nestjs/common';
+import { AppConfig } from './config/config';
+import { Database } from './database/database';
+import { AuditModule } from './modules/audit/audit.module';
+import { AuthModule } from './modules/auth/auth.module';
+import { HealthModule } from './modules/health/health.module';
+import { MetricsModule } from './modules/metrics/metrics.module';
+import type { Runtime } from './runtime';
+
+export const LOGGER = Symbol('LOGGER');
+
+@Global()
+@Module({})
+class CoreModule {
+  static register(rt: Runtime): DynamicModule {
+    return {
+      module: CoreModule,
+      providers: [
+        { provide: AppConfig, useValue: rt.config },
+        { provide: Database, useValue: rt.db },
+        { provide: LOGGER, useValue: rt.log },
+      ],
+      exports: [AppConfig, Database, LOGGER],
+    };
+  }
+}
+
+@Module({})
+export class AppModule {
+  static register(rt: Runtime): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [CoreModule.register(rt), MetricsModule, HealthModule, AuditModule, AuthModule],
+    };
+  }
+}

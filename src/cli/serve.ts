@@ -1,0 +1,44 @@
+import type { Runtime } from '../runtime';
+import { createHttpApp } from '../http';
+import { TokenService } from '../modules/auth/token.service';
+
+/**
+ * `racksmith serve`: the HTTP API (roles all and api); later issues add the agent parts
+ * (boot services, BMC sync, workers). Returns once listening; `stop()` drains and closes.
+ */
+export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.stdout): Promise<{ url: string; stop: (reason: string) => Promise<void> }> {
+  const app = await createHttpApp(rt);
+  await app.init();
+
+  const initial = await app.get(TokenService).ensureInitialAdmin();
+  if (initial) {
+    out.write(
+      `\n  First start on an empty database: created an admin API token.\n` +
+        `  It is shown this once and stored only as a hash:\n\n    ${initial.token}\n\n` +
+        `  Use it as "Authorization: Bearer <token>"; create more with "racksmith token create".\n\n`,
+    );
+    rt.log.warn({ tokenId: initial.id }, 'created the initial admin token (printed on stdout once)');
+  }
+
+  await app.listen({ host: rt.config.http.host, port: rt.config.http.port });
+  const addr = app.getHttpServer().address();
+  const port = typeof addr === 'object' && addr ? addr.port : rt.config.http.port;
+  const url = `http://${rt.config.http.host.includes(':') ? `[${rt.config.http.host}]` : rt.config.http.host}:${port}`;
+  rt.log.info({ url, role: rt.config.role, site: rt.config.site ?? null, docs: `${url}/docs` }, 'racksmith is serving');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string) =>
+    (stopping ??= (async () => {
+      rt.log.info({ reason }, 'shutting down: draining requests in flight');
+      const limit = setTimeout(() => {
+        rt.log.error({ seconds: rt.config.http.shutdownTimeout }, 'requests did not finish in time; exiting anyway');
+        process.exit(1);
+      }, rt.config.http.shutdownTimeout * 1000);
+      limit.unref();
+      await app.close();
+      await rt.close();
+      clearTimeout(limit);
+      rt.log.info('stopped');
+    })());
+  return { url, stop };
+}

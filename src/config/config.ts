@@ -1,0 +1,153 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/**
+ * The one configuration object. Nothing else in racksmith reads process.env.
+ *
+ * Every setting has an environment name and a key in the optional YAML file named by
+ * RACKSMITH_CONFIG; the environment wins over the file. Unknown RACKSMITH_* variables and
+ * unknown file keys are errors, so a typo never silently falls back to a default.
+ */
+
+export const ROLES = ['all', 'api', 'agent'] as const;
+export type ProcessRole = (typeof ROLES)[number];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
+const siteCode = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/);
+
+interface Setting {
+  env: string;
+  key: string; // dotted key in the YAML file
+  schema: z.ZodType;
+  default?: unknown;
+  expected: string;
+  description: string;
+  secret?: boolean;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { env: 'DATABASE_URL', key: 'database.url', schema: z.string().url().refine((u) => /^postgres(ql)?:\/\//.test(u)), expected: 'a postgres:// URL', description: 'External PostgreSQL. Unset: `serve` runs an embedded PostgreSQL in the data directory.', secret: true },
+  { env: 'RACKSMITH_DB_CONNECT_TIMEOUT', key: 'database.connectTimeout', schema: int(1, 60), default: 5, expected: 'seconds, an integer from 1 to 60', description: 'How long to wait for PostgreSQL before start-up fails naming the host.' },
+  { env: 'RACKSMITH_DB_POOL_SIZE', key: 'database.poolSize', schema: int(1, 200), default: 10, expected: 'an integer from 1 to 200', description: 'Connections per process.' },
+  { env: 'RACKSMITH_EMBEDDED_PG_PORT', key: 'database.embeddedPort', schema: int(1024, 65535), default: 54329, expected: 'a TCP port from 1024 to 65535', description: 'Port of the embedded PostgreSQL (listens on 127.0.0.1 only).' },
+  { env: 'RACKSMITH_DATA_DIR', key: 'dataDir', schema: z.string().min(1), default: './var', expected: 'a directory path', description: 'Where the embedded PostgreSQL and other local state live.' },
+  { env: 'RACKSMITH_HOST', key: 'http.host', schema: z.string().min(1), default: '127.0.0.1', expected: 'an address to bind', description: 'HTTP listen address. Use `0.0.0.0` to serve other hosts.' },
+  { env: 'RACKSMITH_PORT', key: 'http.port', schema: int(0, 65535), default: 8080, expected: 'a TCP port from 0 to 65535', description: 'HTTP listen port (0 picks a free one).' },
+  { env: 'RACKSMITH_BODY_LIMIT', key: 'http.bodyLimit', schema: int(1024, 100 * 1024 * 1024), default: 1048576, expected: 'bytes, an integer from 1024 to 104857600', description: 'Largest accepted request body; larger gets 413.' },
+  { env: 'RACKSMITH_TRUST_PROXY', key: 'http.trustProxy', schema: bool, default: false, expected: 'true or false', description: 'Take the client address from X-Forwarded-For (behind a reverse proxy).' },
+  { env: 'RACKSMITH_SHUTDOWN_TIMEOUT', key: 'http.shutdownTimeout', schema: int(1, 300), default: 15, expected: 'seconds, an integer from 1 to 300', description: 'On SIGTERM, how long requests in flight may take before the process exits anyway.' },
+  { env: 'RACKSMITH_LOG_LEVEL', key: 'log.level', schema: z.enum(LOG_LEVELS), default: 'info', expected: LOG_LEVELS.join(', '), description: 'Log level.' },
+  { env: 'RACKSMITH_LOG_FORMAT', key: 'log.format', schema: z.enum(['json', 'pretty']), default: 'json', expected: 'json or pretty', description: 'JSON lines (for log shippers) or human-readable.' },
+  { env: 'RACKSMITH_BOOTSTRAP_TOKEN', key: 'auth.bootstrapToken', schema: z.string().min(24).max(512), expected: 'a string of at least 24 characters', description: 'Accepted as an admin API token (automation, first start). Unset: the first start on an empty database creates an admin token and prints it once.', secret: true },
+  { env: 'RACKSMITH_ROLE', key: 'role', schema: z.enum(ROLES), default: 'all', expected: ROLES.join(', '), description: 'Process role; `serve --role` overrides it.' },
+  { env: 'RACKSMITH_SITE', key: 'site', schema: siteCode, expected: 'a site code (lowercase letters, digits, dashes)', description: 'Site an agent serves; `serve --site` overrides it.' },
+];
+
+/** The settings file itself is named by an environment variable only. */
+export const CONFIG_FILE_ENV = 'RACKSMITH_CONFIG';
+
+export interface Config {
+  database: { url?: string; connectTimeout: number; poolSize: number; embeddedPort: number };
+  dataDir: string;
+  http: { host: string; port: number; bodyLimit: number; trustProxy: boolean; shutdownTimeout: number };
+  log: { level: (typeof LOG_LEVELS)[number]; format: 'json' | 'pretty' };
+  auth: { bootstrapToken?: string };
+  role: ProcessRole;
+  site?: string;
+}
+
+/** Injection token for the config object (an abstract class, so it is also the type). */
+export abstract class AppConfig {}
+export type ConfigOverrides = Partial<Record<string, string | number | boolean | undefined>>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function flatten(obj: unknown, prefix = ''): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return out;
+  for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) Object.assign(out, flatten(v, key));
+    else out[key] = v;
+  }
+  return out;
+}
+
+function setPath(target: Record<string, any>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let node = target;
+  for (const p of parts.slice(0, -1)) node = node[p] ??= {};
+  node[parts[parts.length - 1]] = value;
+}
+
+function readFile(path: string, problems: string[]): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    problems.push(`${CONFIG_FILE_ENV}: cannot read ${path}: ${(err as Error).message}`);
+    return {};
+  }
+  try {
+    const doc = parseYaml(text) ?? {};
+    if (typeof doc !== 'object' || Array.isArray(doc)) {
+      problems.push(`${CONFIG_FILE_ENV}: ${path} must hold a YAML mapping`);
+      return {};
+    }
+    return flatten(doc);
+  } catch (err) {
+    problems.push(`${CONFIG_FILE_ENV}: ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    return {};
+  }
+}
+
+/**
+ * Build the config from an environment (process.env by default), the YAML file it names, and
+ * overrides from command-line flags (by env name). Throws ConfigError listing every bad key.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): Config {
+  const problems: string[] = [];
+  const byEnv = new Map(SETTINGS.map((s) => [s.env, s]));
+  const byKey = new Map(SETTINGS.map((s) => [s.key, s]));
+
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('RACKSMITH_') && name !== CONFIG_FILE_ENV && !byEnv.has(name)) {
+      problems.push(`${name}: unknown setting`);
+    }
+  }
+  const file = env[CONFIG_FILE_ENV] ? readFile(env[CONFIG_FILE_ENV]!, problems) : {};
+  for (const key of Object.keys(file)) {
+    if (!byKey.has(key)) problems.push(`${key} (in ${env[CONFIG_FILE_ENV]}): unknown setting`);
+  }
+
+  const out: Record<string, any> = {};
+  for (const s of SETTINGS) {
+    let raw: unknown;
+    let where = s.env;
+    if (overrides[s.env] !== undefined) raw = overrides[s.env];
+    else if (env[s.env] !== undefined && env[s.env] !== '') raw = env[s.env];
+    else if (file[s.key] !== undefined) {
+      raw = file[s.key];
+      where = `${s.key} (in ${env[CONFIG_FILE_ENV]})`;
+    } else raw = s.default;
+    if (raw === undefined) continue;
+    const parsed = s.schema.safeParse(raw);
+    if (!parsed.success) {
+      const shown = s.secret ? '' : `, got ${JSON.stringify(raw)}`;
+      problems.push(`${where}: expected ${s.expected}${shown}`);
+      continue;
+    }
+    setPath(out, s.key, parsed.data);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  out.auth ??= {};
+  return out as Config;
+}

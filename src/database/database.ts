@@ -1,0 +1,43 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { DataSource, type EntityManager } from 'typeorm';
+
+/**
+ * The connection and the unit of work. Services open a transaction with
+ * `db.transaction(async () => ...)`; every repository call inside it runs on the same
+ * transaction without the service passing a manager around (or importing TypeORM).
+ */
+export class Database {
+  private readonly current = new AsyncLocalStorage<EntityManager>();
+
+  constructor(readonly dataSource: DataSource) {}
+
+  /** The transaction in progress, or the pool. Repositories only. */
+  manager(): EntityManager {
+    return this.current.getStore() ?? this.dataSource.manager;
+  }
+
+  /** Run fn in one transaction (joins the one in progress, if any). */
+  transaction<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.current.getStore()) return fn();
+    return this.dataSource.transaction((manager) => this.current.run(manager, fn));
+  }
+
+  /** A transaction-scoped advisory lock: serialises fn across every racksmith process. */
+  withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.transaction(async () => {
+      await this.manager().query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]);
+      return fn();
+    });
+  }
+
+  async ping(timeoutMs = 2000): Promise<void> {
+    await Promise.race([
+      this.dataSource.query('SELECT 1'),
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref()),
+    ]);
+  }
+
+  async close(): Promise<void> {
+    if (this.dataSource.isInitialized) await this.dataSource.destroy();
+  }
+}

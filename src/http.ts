@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { cleanupOpenApiDoc } from 'nestjs-zod';
+import type { FastifyRequest } from 'fastify';
+import { version } from '../package.json';
+import { AppModule } from './app.module';
+import { ErrorFilter } from './common/http/error.filter';
+import { ValidationPipe } from './common/http/validation';
+import { NestPinoLogger } from './common/logger';
+import { requestContext, type RequestContext } from './common/request-context';
+import { MetricsService } from './modules/metrics/metrics.service';
+import type { Runtime } from './runtime';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const CTX = Symbol('racksmith.ctx');
+type WithCtx = FastifyRequest & { [CTX]?: RequestContext };
+
+/** The HTTP API: routes, conventions (errors, request ids, metrics, OpenAPI), not yet listening. */
+export async function createHttpApp(rt: Runtime): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    loggerInstance: rt.log,
+    bodyLimit: rt.config.http.bodyLimit,
+    trustProxy: rt.config.http.trustProxy,
+    // Honour a caller's X-Request-Id (so a billing retry can be traced end to end), else make one.
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(rt), adapter, {
+    logger: new NestPinoLogger(rt.log),
+    abortOnError: false,
+  });
+  const fastify = app.getHttpAdapter().getInstance();
+
+  // The request context (id, later the actor) follows the request through async code. Body
+  // parsing runs on socket callbacks and loses it, so it is entered again before the handler.
+  fastify.addHook('onRequest', (req: WithCtx, reply, done) => {
+    void reply.header('x-request-id', req.id);
+    const ctx: RequestContext = { requestId: req.id, source: 'api' };
+    req[CTX] = ctx;
+    requestContext.run(ctx, done);
+  });
+  fastify.addHook('preHandler', (req: WithCtx, _reply, done) => {
+    requestContext.run(req[CTX] ?? { requestId: req.id, source: 'api' }, done);
+  });
+
+  const metrics = app.get(MetricsService);
+  fastify.addHook('onResponse', (req, reply, done) => {
+    metrics.httpDuration.observe(
+      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
+
+  app.setGlobalPrefix('api/v1', { exclude: ['health', 'metrics'] });
+  app.useGlobalFilters(new ErrorFilter(rt.log, rt.config.http.bodyLimit));
+  app.useGlobalPipes(new ValidationPipe());
+
+  const doc = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('racksmith')
+      .setDescription(
+        'Provisioning API. Authenticate with `Authorization: Bearer <token>`. Errors are ' +
+          '`{"error":{"code","message","field"}}`; lists are paginated with `limit` and `cursor` ' +
+          '(pass back `nextCursor`). Every response carries `X-Request-Id`.',
+      )
+      .setVersion(version)
+      .addBearerAuth()
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, cleanupOpenApiDoc(doc), { jsonDocumentUrl: 'docs/json', yamlDocumentUrl: 'docs/yaml' });
+  return app;
+}

@@ -1,0 +1,41 @@
+import type { Logger } from 'pino';
+import type { Config } from './config/config';
+import { connectAndMigrate, createDataSource } from './database/data-source';
+import { Database } from './database/database';
+import { EmbeddedPostgres } from './database/embedded-postgres';
+
+/** What every racksmith command stands on: config, logger, an up-to-date database. */
+export interface Runtime {
+  config: Config;
+  log: Logger;
+  db: Database;
+  embedded?: EmbeddedPostgres;
+  close(): Promise<void>;
+}
+
+export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
+  let embedded: EmbeddedPostgres | undefined;
+  let url = config.database.url;
+  if (!url) {
+    embedded = new EmbeddedPostgres(config.dataDir, config.database.embeddedPort, log);
+    url = await embedded.start();
+  }
+  const ds = createDataSource({ url, poolSize: config.database.poolSize, connectTimeoutSec: config.database.connectTimeout });
+  try {
+    await connectAndMigrate(ds, url, config.database.connectTimeout, log);
+  } catch (err) {
+    await embedded?.stop().catch(() => undefined);
+    throw err;
+  }
+  const db = new Database(ds);
+  return {
+    config,
+    log,
+    db,
+    embedded,
+    async close() {
+      await db.close();
+      await embedded?.stop();
+    },
+  };
+}

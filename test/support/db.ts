@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+
+/**
+ * Each test file gets its own fresh database on the machine's PostgreSQL (127.0.0.1:5432 unless
+ * RACKSMITH_TEST_PG_URL names another server), dropped afterwards.
+ */
+export const ADMIN_URL = process.env.RACKSMITH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  drop(): Promise<void>;
+}
+
+async function admin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+  const c = new Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 5000 });
+  try {
+    await c.connect();
+  } catch (err) {
+    throw new Error(`integration tests need PostgreSQL at ${ADMIN_URL.replace(/\/\/[^@]*@/, '//')}: ${(err as Error).message}`);
+  }
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `racksmith_t_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await admin((c) => c.query(`CREATE DATABASE ${name}`));
+  const u = new URL(ADMIN_URL);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    name,
+    drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+  };
+}
+
+/** A direct client for assertions on the raw tables. */
+export async function query<T = Record<string, unknown>>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(sql, params)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
