@@ -3,6 +3,9 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest'] },
+  transform: { '^.+\\.(t|j)s$': ['@swc/jest'] },
+  // @fastify/static (for the /docs UI) loads content-disposition 3, an ES module. Node >= 20.19
+  // requires it natively; jest's module loader cannot, so it is compiled for the tests.
+  transformIgnorePatterns: ['/node_modules/(?!(@fastify/static/node_modules/)?content-disposition/)'],
   testTimeout: 30000,
 };

@@ -34,8 +34,11 @@ export async function createHttpApp(rt: Runtime): Promise<NestFastifyApplication
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(rt), adapter, {
     logger: new NestPinoLogger(rt.log),
     abortOnError: false,
+    // Fastify's own JSON parser only: the API speaks JSON, anything else is 415.
+    bodyParser: false,
   });
   const fastify = app.getHttpAdapter().getInstance();
+  fastify.removeContentTypeParser('text/plain');
 
   // The request context (id, later the actor) follows the request through async code. Body
   // parsing runs on socket callbacks and loses it, so it is entered again before the handler.
