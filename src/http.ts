@@ -52,6 +52,18 @@ export async function createHttpApp(rt: Runtime): Promise<NestFastifyApplication
     requestContext.run(req[CTX] ?? { requestId: req.id, source: 'api' }, done);
   });
 
+  // While shutting down, answer what is in flight with "Connection: close" so keep-alive
+  // sockets end with their last response instead of holding the drain open.
+  let closing = false;
+  fastify.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  fastify.addHook('onSend', (_req, reply, payload, done) => {
+    if (closing) void reply.header('connection', 'close');
+    done(null, payload);
+  });
+
   const metrics = app.get(MetricsService);
   fastify.addHook('onResponse', (req, reply, done) => {
     metrics.httpDuration.observe(

@@ -12,9 +12,10 @@ export function createLogger(config: Pick<Config, 'log'>, destination?: pino.Des
     base: { pid: process.pid },
     redact: REDACT,
     // Every line written inside a request carries its id.
-    mixin() {
+    // (Fastify's request loggers already carry it as a binding: not twice.)
+    mixin(_obj: object, _level: number, logger?: Logger) {
       const reqId = requestContext.requestId();
-      return reqId ? { reqId } : {};
+      return reqId && !logger?.bindings().reqId ? { reqId } : {};
     },
   };
   if (destination) return pino(options, destination);

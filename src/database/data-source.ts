@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import type { Logger } from 'pino';
 import { ApiTokenEntity } from '../modules/auth/api-token.entity';
@@ -67,18 +68,20 @@ export async function connectAndMigrate(ds: DataSource, url: string, connectTime
 
 /**
  * Apply pending migrations. Many processes may start at once on one database: a session
- * advisory lock lets exactly one migrate while the others wait, then find nothing to do.
+ * advisory lock, held on a connection of its own (outside the pool, so even a pool of one
+ * works), lets exactly one migrate while the others wait, then find nothing to do.
  */
 export async function migrate(ds: DataSource, log: Logger): Promise<string[]> {
-  const runner = ds.createQueryRunner();
-  await runner.connect();
+  const { url, extra } = ds.options as { url: string; extra?: { connectionTimeoutMillis?: number } };
+  const lock = new Client({ connectionString: url, connectionTimeoutMillis: extra?.connectionTimeoutMillis, application_name: 'racksmith-migrate' });
+  await lock.connect();
   try {
-    await runner.query("SELECT pg_advisory_lock(hashtext('racksmith:migrations'))");
+    await lock.query("SELECT pg_advisory_lock(hashtext('racksmith:migrations'))");
     const done = await ds.runMigrations({ transaction: 'each' });
     for (const m of done) log.info({ migration: m.name }, 'migration applied');
     return done.map((m) => m.name);
   } finally {
-    await runner.query("SELECT pg_advisory_unlock(hashtext('racksmith:migrations'))").catch(() => undefined);
-    await runner.release();
+    // Closing the session releases the lock.
+    await lock.end().catch(() => undefined);
   }
 }

@@ -118,7 +118,8 @@ describe('API conventions', () => {
 
 describe('tokens and roles', () => {
   it('answers 401 without a token, with a malformed header, and with an unknown token', async () => {
-    for (const headers of [{}, { authorization: 'Basic YWRtaW46YWRtaW4=' }, { authorization: 'Bearer rs_unknown' }]) {
+    const variants: Record<string, string>[] = [{}, { authorization: 'Basic YWRtaW46YWRtaW4=' }, { authorization: 'Bearer rs_unknown' }];
+    for (const headers of variants) {
       const res = await t.request({ url: '/api/v1/whoami', token: '', headers });
       expect(res.status).toBe(401);
       expect(res.json.error.code).toBe('unauthenticated');

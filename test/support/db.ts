@@ -3,9 +3,9 @@ import { Client } from 'pg';
 
 /**
  * Each test file gets its own fresh database on the machine's PostgreSQL (127.0.0.1:5432 unless
- * RACKSMITH_TEST_PG_URL names another server), dropped afterwards.
+ * TEST_PG_ADMIN_URL names another server), dropped afterwards.
  */
-export const ADMIN_URL = process.env.RACKSMITH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface TestDatabase {
   url: string;
