@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import type { Logger } from 'pino';
@@ -13,8 +14,12 @@ import { ProcessRunner } from '../drivers/transport/process-runner';
  * pg_ctl also lets a second racksmith command (say `token create` while `serve` runs) reuse a
  * running cluster instead of failing.
  */
+export const RELOCATED_ROOT = '/var/lib/racksmith';
+
 export class EmbeddedPostgres {
-  readonly dir: string;
+  /** The cluster directory (the target, when <dataDir>/postgres is a link). */
+  dir: string;
+  private readonly link: string;
   private owned = false;
   private readonly bin: string;
   private readonly ids: { uid?: number; gid?: number };
@@ -25,7 +30,8 @@ export class EmbeddedPostgres {
     private readonly log: Logger,
     private readonly runner = new ProcessRunner(),
   ) {
-    this.dir = join(resolve(dataDir), 'postgres');
+    this.link = join(resolve(dataDir), 'postgres');
+    this.dir = existsSync(this.link) ? realpathSync(this.link) : this.link;
     this.bin = platformBinDir();
     this.ids = userInfo().uid === 0 ? postgresUserIds() : {};
   }
@@ -59,16 +65,38 @@ export class EmbeddedPostgres {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     if (this.ids.uid !== undefined) {
       chownSync(this.dir, this.ids.uid, this.ids.gid!);
-      const reach = await this.runner.run('/usr/bin/test', ['-w', this.dir], { ...this.ids, timeoutMs: 5_000 });
-      if (reach.code !== 0) {
-        throw new Error(`the embedded PostgreSQL runs as the "postgres" user, which cannot reach ${this.dir} (a parent directory is closed to it): set RACKSMITH_DATA_DIR to a directory it can reach, or set DATABASE_URL`);
-      }
+      if (!(await this.reachable(this.dir))) await this.relocate();
     }
     const started = Date.now();
     await this.exec('initdb', ['-D', this.dir, '-U', 'racksmith', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']);
     // Trust only over loopback and the private socket: the cluster listens on 127.0.0.1 alone.
     writeFileSync(join(this.dir, 'pg_hba.conf'), 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
     this.log.info({ dir: this.dir, ms: Date.now() - started }, 'embedded PostgreSQL initialised');
+  }
+
+  private async reachable(dir: string): Promise<boolean> {
+    const res = await this.runner.run('/usr/bin/test', ['-w', dir], { ...this.ids, timeoutMs: 5_000 });
+    return res.code === 0;
+  }
+
+  /**
+   * Run as root with the data directory below a directory closed to other users (a clone in
+   * /root, say), the `postgres` user cannot reach the cluster. Then the cluster lives in
+   * /var/lib/racksmith/<hash of the data directory> and <dataDir>/postgres links to it, so
+   * the data directory still leads to it and the next start finds it again.
+   */
+  private async relocate(): Promise<void> {
+    const target = join(RELOCATED_ROOT, createHash('sha256').update(this.link).digest('hex').slice(0, 16));
+    rmSync(this.link, { recursive: true });
+    mkdirSync(RELOCATED_ROOT, { recursive: true, mode: 0o755 });
+    mkdirSync(target, { mode: 0o700 });
+    chownSync(target, this.ids.uid!, this.ids.gid!);
+    symlinkSync(target, this.link);
+    if (!(await this.reachable(target))) {
+      throw new Error(`the embedded PostgreSQL runs as the "postgres" user, which can reach neither ${this.link} nor ${target}: set RACKSMITH_DATA_DIR to a directory it can reach, or set DATABASE_URL`);
+    }
+    this.dir = target;
+    this.log.warn({ dataDir: this.link, cluster: target }, 'the postgres user cannot reach the data directory; the embedded cluster lives in /var/lib/racksmith and the data directory links to it');
   }
 
   private async createDatabase(): Promise<void> {
