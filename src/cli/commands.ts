@@ -1,0 +1,120 @@
+import 'reflect-metadata';
+import { userInfo } from 'node:os';
+import pino from 'pino';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from '../app.module';
+import { loadConfig, type Config, type ConfigOverrides } from '../config/config';
+import { createLogger } from '../common/logger';
+import { requestContext } from '../common/request-context';
+import type { Role } from '../common/roles';
+import { migrate } from '../database/data-source';
+import { openRuntime, type Runtime } from '../runtime';
+import { TokenService, type TokenView } from '../modules/auth/token.service';
+import { serve } from './serve';
+import { UsageError } from './usage';
+
+/**
+ * What the CLI commands do. Loaded only when a command runs, so `--help` and config errors
+ * answer at once instead of after loading Nest, TypeORM and Swagger.
+ */
+
+function configFor(overrides: ConfigOverrides = {}): Config {
+  return loadConfig(process.env, overrides);
+}
+
+/** CLI commands log to stderr (stdout is their output) and only warnings unless asked. */
+function cliLogger(config: Config) {
+  const level = config.log.level === 'info' ? 'warn' : config.log.level;
+  return createLogger({ log: { ...config.log, level } }, pino.destination(2));
+}
+
+/** Run fn with a database and the app's services, as the CLI actor (audited as "cli:<user>"). */
+async function withApp<T>(fn: (get: <S>(cls: new (...a: never[]) => S) => S) => Promise<T>): Promise<T> {
+  const config = configFor();
+  const rt = await openRuntime(config, cliLogger(config));
+  const ctx = await NestFactory.createApplicationContext(AppModule.register(rt), { logger: false, abortOnError: false });
+  try {
+    return await requestContext.run(
+      { source: 'cli', actor: { kind: 'cli', name: `cli:${userInfo().username}`, role: 'admin' } },
+      () => fn((cls) => ctx.get(cls)),
+    );
+  } finally {
+    await ctx.close();
+    await rt.close();
+  }
+}
+
+function print(json: boolean, value: unknown, text: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : text());
+}
+
+export async function serveCommand(opts: { role?: string; site?: string; host?: string; port?: string }): Promise<void> {
+  const config = configFor({ RACKSMITH_ROLE: opts.role, RACKSMITH_SITE: opts.site, RACKSMITH_HOST: opts.host, RACKSMITH_PORT: opts.port });
+  if (config.role === 'agent' && !config.site) throw new UsageError('an agent serves one site: give --site CODE (or RACKSMITH_SITE)');
+  const log = createLogger(config);
+  const rt: Runtime = await openRuntime(config, log);
+  let server: Awaited<ReturnType<typeof serve>>;
+  try {
+    server = await serve(rt);
+  } catch (err) {
+    await rt.close().catch(() => undefined);
+    throw err;
+  }
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      server.stop(signal).then(
+        () => process.exit(0),
+        (err) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
+
+export async function migrateCommand(): Promise<void> {
+  const config = configFor();
+  const rt = await openRuntime(config, cliLogger(config));
+  try {
+    // openRuntime already migrated; a second call reports that nothing is pending.
+    const applied = await migrate(rt.db.dataSource, rt.log);
+    process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database schema is up to date\n');
+  } finally {
+    await rt.close();
+  }
+}
+
+export function tokenCreate(opts: { name: string; role: Role; expires?: Date; json?: boolean }): Promise<void> {
+  return withApp(async (get) => {
+    const t = await get(TokenService).create({ name: opts.name, role: opts.role, expiresAt: opts.expires });
+    print(!!opts.json, t, () => `${t.token}\n`);
+    if (!opts.json) process.stderr.write(`token ${t.id} (${t.name}, ${t.role}) created; it is shown only this once\n`);
+  });
+}
+
+export function tokenList(opts: { all?: boolean; json?: boolean }): Promise<void> {
+  return withApp(async (get) => {
+    const items: TokenView[] = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < 1000; i++) {
+      const page = await get(TokenService).list(500, !!opts.all, cursor);
+      items.push(...page.items);
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
+    }
+    print(!!opts.json, items, () =>
+      items
+        .map((t) => [t.id, t.prefix.padEnd(10), t.role.padEnd(9), t.revokedAt ? 'revoked' : t.expiresAt ? `expires ${t.expiresAt}` : 'active', t.name].join('  '))
+        .join('\n') + (items.length ? '\n' : ''),
+    );
+  });
+}
+
+export function tokenRevoke(id: string): Promise<void> {
+  if (!/^[0-9a-f-]{36}$/i.test(id)) throw new UsageError('the token id is a UUID (see `racksmith token list`)');
+  return withApp(async (get) => {
+    const t = await get(TokenService).revoke(id);
+    process.stdout.write(`revoked ${t.id} (${t.name})\n`);
+  });
+}
