@@ -14,6 +14,7 @@ import { MetricsService } from './modules/metrics/metrics.service';
 import type { Runtime } from './runtime';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const QUIET_ROUTES = new Set(['/health', '/metrics']);
 const CTX = Symbol('racksmith.ctx');
 type WithCtx = FastifyRequest & { [CTX]?: RequestContext };
 
@@ -29,6 +30,8 @@ export async function createHttpApp(rt: Runtime): Promise<NestFastifyApplication
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     forceCloseConnections: 'idle',
+    // One line per request, written in onResponse below, instead of Fastify's two.
+    disableRequestLogging: true,
     return503OnClosing: true,
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(rt), adapter, {
@@ -65,10 +68,14 @@ export async function createHttpApp(rt: Runtime): Promise<NestFastifyApplication
   });
 
   const metrics = app.get(MetricsService);
-  fastify.addHook('onResponse', (req, reply, done) => {
-    metrics.httpDuration.observe(
-      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
+  fastify.addHook('onResponse', (req: WithCtx, reply, done) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    // Probes (/health, /metrics) every few seconds would drown the log: debug for them.
+    const level = QUIET_ROUTES.has(route) ? 'debug' : reply.statusCode >= 500 ? 'error' : 'info';
+    req.log[level](
+      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, actor: req[CTX]?.actor?.name },
+      'request',
     );
     done();
   });

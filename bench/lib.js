@@ -1,0 +1,64 @@
+'use strict';
+// Small helpers shared by the benchmarks: start a command in its own process group, wait for
+// an HTTP answer, stop the whole group.
+const { spawn } = require('node:child_process');
+const { createServer } = require('node:net');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function start(cmd, args, env, opts = {}) {
+  const child = spawn(cmd, args, { env: { ...cleanEnv(), ...env }, cwd: opts.cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise((r) => child.on('exit', r));
+  return {
+    child,
+    output: () => out,
+    async stop(signal = 'SIGTERM') {
+      try {
+        process.kill(-child.pid, signal);
+      } catch {}
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {}
+      }, 20000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+function cleanEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RACKSMITH_') && k !== 'DATABASE_URL'));
+}
+
+async function waitFor(url, timeoutMs, headers = {}) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    try {
+      const res = await fetch(url, { headers });
+      if (res.status === 200) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`);
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+module.exports = { freePort, start, waitFor, median };
