@@ -62,6 +62,8 @@ export class EmbeddedPostgres {
   }
 
   private async initialise(): Promise<void> {
+    // The data directory itself keeps the usual mode (a recursive mkdir would give it 0700 too).
+    mkdirSync(dirname(this.link), { recursive: true });
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     if (this.ids.uid !== undefined) {
       chownSync(this.dir, this.ids.uid, this.ids.gid!);

@@ -9,12 +9,15 @@ import { freePort, startServe } from '../support/cli';
  * directory, reuses it on the next start, and stops it on shutdown.
  */
 describe('embedded PostgreSQL (no DATABASE_URL)', () => {
+  let parent: string;
   let dataDir: string;
   beforeAll(() => {
-    dataDir = mkdtempSync(join(tmpdir(), 'racksmith-embedded-'));
-    chmodSync(dataDir, 0o755);
+    parent = mkdtempSync(join(tmpdir(), 'racksmith-embedded-'));
+    chmodSync(parent, 0o755);
+    // Not there yet, as ./var on a fresh clone.
+    dataDir = join(parent, 'var');
   });
-  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+  afterAll(() => rmSync(parent, { recursive: true, force: true }));
 
   it('starts on a fresh data directory, reuses it on the next start, and stops with the service', async () => {
     const env = { RACKSMITH_DATA_DIR: dataDir, RACKSMITH_EMBEDDED_PG_PORT: String(await freePort()) };
@@ -30,6 +33,8 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
       expect(health.status).toBe(200);
       expect(await health.json()).toMatchObject({ status: 'ok', checks: { database: { status: 'ok' } } });
       expect(existsSync(pidFile)).toBe(true);
+      // The cluster is in the data directory itself, not moved elsewhere.
+      expect(lstatSync(join(dataDir, 'postgres')).isSymbolicLink()).toBe(false);
       const me = await fetch(`${first.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${token}` } });
       expect(await me.json()).toMatchObject({ name: 'initial-admin', role: 'admin' });
     } finally {
