@@ -24,7 +24,8 @@ export interface AuditEventView {
   changes: Record<string, unknown>;
 }
 
-const SECRET_KEY = /pass(word)?|secret|token|private|credential|^key$/i;
+/** Keys that name a secret: "password", "bmcPassword", "apiToken", "private_key"; not "tokenId". */
+const SECRET_KEY = /(password|passwd|passphrase|secret|token|private_?key|credentials?|^key)$/i;
 
 export function scrub(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(scrub);
