@@ -21,31 +21,23 @@ const CODE_BY_STATUS: Record<number, string> = {
   503: 'unavailable',
 };
 
-const CODE_OF_STATUS: Record<number, string> = {
-  413: 'FST_ERR_CTP_BODY_TOO_LARGE',
-  415: 'FST_ERR_CTP_INVALID_MEDIA_TYPE',
-};
+const INTERNAL = 'internal error; the request id in X-Request-Id finds it in the log';
 
-/** Fastify's own errors (body parsing and limits) by their code. */
-function fromFastify(err: { code?: string; statusCode?: number; message: string }, bodyLimit: number): ErrorBody['error'] & { status: number } | undefined {
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 413, code: 'body_too_large', message: `request body is larger than the limit of ${bodyLimit} bytes` };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { status: 415, code: 'unsupported_media_type', message: 'send the body as application/json' };
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return { status: 400, code: 'malformed_json', message: 'the body is empty but Content-Type says application/json' };
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return { status: 400, code: 'bad_request', message: 'Content-Length does not match the body' };
+/**
+ * An error that carries only an HTTP status and a text: Nest's own (unknown route) and Fastify's
+ * body-parser errors, which Nest re-throws as plain HttpExceptions without Fastify's code.
+ */
+function fromStatus(status: number, message: string, req: { method: string; url: string }, bodyLimit: number): ErrorBody['error'] {
+  if (status === 404 && /^Cannot /.test(message)) return { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` };
+  if (status === 413) return { code: 'body_too_large', message: `request body is larger than the limit of ${bodyLimit} bytes` };
+  if (status === 415) return { code: 'unsupported_media_type', message: 'send the body as application/json' };
+  if (status === 400 && /JSON|^Body/.test(message)) {
+    return /empty/i.test(message)
+      ? { code: 'malformed_json', message: 'the body is empty but Content-Type says application/json' }
+      : { code: 'malformed_json', message: `the body is not valid JSON: ${message}` };
   }
-  if (err.statusCode === 400 && (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY')) {
-    if (/empty/i.test(err.message)) return { status: 400, code: 'malformed_json', message: 'the body is empty but Content-Type says application/json' };
-    return { status: 400, code: 'malformed_json', message: `the body is not valid JSON: ${err.message}` };
-  }
-  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
-    return { status: err.statusCode, code: CODE_BY_STATUS[err.statusCode] ?? 'bad_request', message: err.message };
-  }
-  return undefined;
+  if (status >= 500) return { code: CODE_BY_STATUS[status] ?? 'internal_error', message: INTERNAL };
+  return { code: CODE_BY_STATUS[status] ?? 'bad_request', message };
 }
 
 export function toErrorResponse(exception: unknown, req: { method: string; url: string }, bodyLimit: number): { status: number; body: ErrorBody } {
@@ -57,25 +49,14 @@ export function toErrorResponse(exception: unknown, req: { method: string; url: 
   }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();
-    if (status === 404 && /^Cannot /.test(exception.message)) {
-      return { status, body: { error: { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } } };
-    }
-    // Nest re-throws Fastify's body-parser errors as plain HttpExceptions: status and text are all that is left.
-    const parser = fromFastify({ statusCode: status, message: exception.message, code: status === 400 && /JSON|^Body/.test(exception.message) ? 'FST_ERR_CTP_INVALID_JSON_BODY' : CODE_OF_STATUS[status] }, bodyLimit);
-    if (parser && parser.code !== 'bad_request') {
-      const { status: s, ...error } = parser;
-      return { status: s, body: { error } };
-    }
-    return { status, body: { error: { code: CODE_BY_STATUS[status] ?? (status < 500 ? 'bad_request' : 'internal_error'), message: exception.message } } };
+    return { status, body: { error: fromStatus(status, exception.message, req, bodyLimit) } };
   }
-  if (exception && typeof exception === 'object' && 'message' in exception) {
-    const f = fromFastify(exception as never, bodyLimit);
-    if (f) {
-      const { status, ...error } = f;
-      return { status, body: { error } };
-    }
+  // A client error raised by Fastify that did not pass through Nest's mapping.
+  const status = (exception as { statusCode?: unknown } | null)?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return { status, body: { error: fromStatus(status, String((exception as Error).message), req, bodyLimit) } };
   }
-  return { status: 500, body: { error: { code: 'internal_error', message: 'internal error; the request id in X-Request-Id finds it in the log' } } };
+  return { status: 500, body: { error: { code: 'internal_error', message: INTERNAL } } };
 }
 
 /** Every error leaves as {"error":{"code","message","field"}}; 5xx are logged with their cause. */
