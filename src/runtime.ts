@@ -13,12 +13,13 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
+/** `adoptEmbedded`: see EmbeddedPostgres.start (serve adopts, CLI commands do not). */
+export async function openRuntime(config: Config, log: Logger, opts: { adoptEmbedded?: boolean } = {}): Promise<Runtime> {
   let embedded: EmbeddedPostgres | undefined;
   let url = config.database.url;
   if (!url) {
     embedded = new EmbeddedPostgres(config.dataDir, config.database.embeddedPort, log);
-    url = await embedded.start();
+    url = await embedded.start({ adopt: opts.adoptEmbedded });
   }
   const ds = createDataSource({ url, poolSize: config.database.poolSize, connectTimeoutSec: config.database.connectTimeout });
   try {

@@ -44,16 +44,26 @@ export class EmbeddedPostgres {
     return this.runner.check(join(this.bin, tool), args, { ...this.ids, timeoutMs, env: { LC_ALL: 'C' } });
   }
 
-  /** Initialise on first use, start unless already running; returns the connection URL. */
-  async start(): Promise<string> {
+  /**
+   * Initialise on first use, start unless already running; returns the connection URL.
+   * `adopt` (for `serve`): a cluster found running (left behind by a killed process) is stopped
+   * by this process on shutdown. CLI commands leave a running cluster alone.
+   */
+  async start(opts: { adopt?: boolean } = {}): Promise<string> {
     const fresh = !existsSync(join(this.dir, 'PG_VERSION'));
     if (fresh) await this.initialise();
     const status = await this.runner.run(join(this.bin, 'pg_ctl'), ['status', '-D', this.dir], { ...this.ids, timeoutMs: 10_000 });
     if (status.code === 0) {
+      this.owned = !!opts.adopt;
       this.log.info({ dir: this.dir, port: this.port }, 'embedded PostgreSQL already running, reusing it');
     } else {
       const started = Date.now();
-      await this.exec('pg_ctl', ['start', '-w', '-t', '60', '-D', this.dir, '-l', join(this.dir, 'server.log'), '-o', `-p ${this.port} -h 127.0.0.1 -k ${this.dir}`]);
+      const log = join(this.dir, 'server.log');
+      // TCP on loopback only; no Unix socket (a deep data directory exceeds the socket path limit).
+      await this.exec('pg_ctl', ['start', '-w', '-t', '60', '-D', this.dir, '-l', log, '-o', `-p ${this.port} -h 127.0.0.1 -k ''`]).catch((err: Error) => {
+        const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
+        throw new Error(`the embedded PostgreSQL did not start on port ${this.port}: ${tail || err.message} (RACKSMITH_EMBEDDED_PG_PORT picks another port)`);
+      });
       this.owned = true;
       this.log.info({ dir: this.dir, port: this.port, ms: Date.now() - started }, 'embedded PostgreSQL started');
     }

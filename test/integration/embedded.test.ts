@@ -2,7 +2,8 @@ import { chmodSync, existsSync, lstatSync, mkdtempSync, readlinkSync, rmSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
-import { freePort, startServe } from '../support/cli';
+import { createServer } from 'node:net';
+import { freePort, runCli, startServe } from '../support/cli';
 
 /**
  * The two-command start: with no DATABASE_URL, `serve` runs an embedded PostgreSQL in the data
@@ -20,7 +21,8 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
   afterAll(() => rmSync(parent, { recursive: true, force: true }));
 
   it('starts on a fresh data directory, reuses it on the next start, and stops with the service', async () => {
-    const env = { RACKSMITH_DATA_DIR: dataDir, RACKSMITH_EMBEDDED_PG_PORT: String(await freePort()) };
+    const pgPort = await freePort();
+    const env = { RACKSMITH_DATA_DIR: dataDir, RACKSMITH_EMBEDDED_PG_PORT: String(pgPort) };
     const pidFile = join(dataDir, 'postgres', 'postmaster.pid');
 
     const first = await startServe(env, [], 120_000);
@@ -37,10 +39,21 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
       expect(lstatSync(join(dataDir, 'postgres')).isSymbolicLink()).toBe(false);
       const me = await fetch(`${first.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${token}` } });
       expect(await me.json()).toMatchObject({ name: 'initial-admin', role: 'admin' });
+
+      // A CLI command on the same data directory uses the running cluster and leaves it running.
+      const listed = await runCli(['token', 'list'], env);
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toContain('initial-admin');
+      expect((await fetch(`${first.url}/health`)).status).toBe(200);
     } finally {
       expect(await first.stop('SIGTERM')).toBe(0);
     }
     expect(existsSync(pidFile)).toBe(false);
+
+    // kill -9 leaves PostgreSQL running; the next serve adopts it and stops it on shutdown.
+    const killed = await startServe(env, [], 120_000);
+    expect(await killed.stop('SIGKILL')).toBeNull();
+    expect(existsSync(pidFile)).toBe(true);
 
     const second = await startServe(env, [], 120_000);
     try {
@@ -52,7 +65,19 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
       expect(await second.stop('SIGINT')).toBe(0);
     }
     expect(existsSync(pidFile)).toBe(false);
-  }, 240_000);
+
+    // Its port taken by something else: a clear error naming the port and the setting.
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(pgPort, '127.0.0.1', r));
+    try {
+      const res = await runCli(['serve'], { ...env, RACKSMITH_PORT: '0' }, 60_000);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(`the embedded PostgreSQL did not start on port ${pgPort}`);
+      expect(res.stderr).toContain('RACKSMITH_EMBEDDED_PG_PORT');
+    } finally {
+      squatter.close();
+    }
+  }, 300_000);
 
   // As root, PostgreSQL runs as the postgres user; a data directory it cannot reach (a clone
   // under /root, mkdtemp's 0700) must still work: the cluster moves out and a link leads to it.
