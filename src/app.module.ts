@@ -1,6 +1,7 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { AppConfig } from './config/config';
 import { Database } from './database/database';
+import { SecretBox } from './common/secret-box';
 import { AuditModule } from './modules/audit/audit.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { HealthModule } from './modules/health/health.module';
@@ -19,8 +20,9 @@ class CoreModule {
         { provide: AppConfig, useValue: rt.config },
         { provide: Database, useValue: rt.db },
         { provide: LOGGER, useValue: rt.log },
+        { provide: SecretBox, useValue: rt.secrets },
       ],
-      exports: [AppConfig, Database, LOGGER],
+      exports: [AppConfig, Database, LOGGER, SecretBox],
     };
   }
 }

@@ -86,8 +86,9 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`racksmith: ${err.message}\n`);
       process.exit(2);
     }
-    if (err instanceof DomainError) {
-      process.stderr.write(`racksmith: ${err.message} (${err.code})\n`);
+    const domain = err instanceof DomainError ? err : (await import('./database/db-errors')).mapDatabaseError(err);
+    if (domain) {
+      process.stderr.write(`racksmith: ${domain.message} (${domain.code}${domain.field ? `, ${domain.field}` : ''})\n`);
       process.exit(1);
     }
     throw err;

@@ -3,12 +3,14 @@ import type { Config } from './config/config';
 import { connectAndMigrate, createDataSource } from './database/data-source';
 import { Database } from './database/database';
 import { EmbeddedPostgres } from './database/embedded-postgres';
+import { loadSecretKey, SecretBox } from './common/secret-box';
 
 /** What every racksmith command stands on: config, logger, an up-to-date database. */
 export interface Runtime {
   config: Config;
   log: Logger;
   db: Database;
+  secrets: SecretBox;
   embedded?: EmbeddedPostgres;
   close(): Promise<void>;
 }
@@ -33,6 +35,7 @@ export async function openRuntime(config: Config, log: Logger, opts: { adoptEmbe
     config,
     log,
     db,
+    secrets: new SecretBox(loadSecretKey(config.secrets.key, config.dataDir)),
     embedded,
     async close() {
       await db.close();

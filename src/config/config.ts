@@ -42,6 +42,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_LOG_LEVEL', key: 'log.level', schema: z.enum(LOG_LEVELS), default: 'info', expected: LOG_LEVELS.join(', '), description: 'Log level.' },
   { env: 'RACKSMITH_LOG_FORMAT', key: 'log.format', schema: z.enum(['json', 'pretty']), default: 'json', expected: 'json or pretty', description: 'JSON lines (for log shippers) or human-readable.' },
   { env: 'RACKSMITH_BOOTSTRAP_TOKEN', key: 'auth.bootstrapToken', schema: z.string().min(24).max(512), expected: 'a string of at least 24 characters', description: 'Accepted as an admin API token (automation, first start). Unset: the first start on an empty database creates an admin token and prints it once.', secret: true },
+  { env: 'RACKSMITH_SECRET_KEY', key: 'secrets.key', schema: z.string().regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/), expected: '32 bytes as 64 hex digits or 44 base64 characters', description: 'AES-256-GCM key for secrets at rest (BMC credentials). Unset: a key is generated once in `<dataDir>/secret.key`. Every process on one database needs the same key.', secret: true },
   { env: 'RACKSMITH_ROLE', key: 'role', schema: z.enum(ROLES), default: 'all', expected: ROLES.join(', '), description: 'Process role; `serve --role` overrides it.' },
   { env: 'RACKSMITH_SITE', key: 'site', schema: siteCode, expected: 'a site code (lowercase letters, digits, dashes)', description: 'Site an agent serves; `serve --site` overrides it.' },
 ];
@@ -55,6 +56,7 @@ export interface Config {
   http: { host: string; port: number; bodyLimit: number; trustProxy: boolean; shutdownTimeout: number };
   log: { level: (typeof LOG_LEVELS)[number]; format: 'json' | 'pretty' };
   auth: { bootstrapToken?: string };
+  secrets: { key?: string };
   role: ProcessRole;
   site?: string;
 }
@@ -149,5 +151,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   }
   if (problems.length) throw new ConfigError(problems);
   out.auth ??= {};
+  out.secrets ??= {};
   return out as Config;
 }

@@ -3,10 +3,11 @@ import { DataSource } from 'typeorm';
 import type { Logger } from 'pino';
 import { ApiTokenEntity } from '../modules/auth/api-token.entity';
 import { AuditEventEntity } from '../modules/audit/audit-event.entity';
+import { INVENTORY_ENTITIES } from '../modules/inventory/inventory.entities';
 import { MIGRATIONS } from './migrations';
 
 /** Every entity, listed by hand: no globs, so the built and the test code see the same set. */
-export const ENTITIES = [ApiTokenEntity, AuditEventEntity];
+export const ENTITIES = [ApiTokenEntity, AuditEventEntity, ...INVENTORY_ENTITIES];
 
 export interface DataSourceOptions {
   url: string;

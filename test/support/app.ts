@@ -6,6 +6,7 @@ import { openRuntime, type Runtime } from '../../src/runtime';
 import { createTestDatabase, type TestDatabase } from './db';
 
 export const BOOTSTRAP = 'test-bootstrap-token-0123456789abcdef';
+export const SECRET_KEY = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
 
 export interface TestApp {
   app: NestFastifyApplication;
@@ -23,7 +24,7 @@ export interface TestApp {
 
 export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const db = await createTestDatabase();
-  const config = loadConfig({ DATABASE_URL: db.url, RACKSMITH_BOOTSTRAP_TOKEN: BOOTSTRAP, ...env });
+  const config = loadConfig({ DATABASE_URL: db.url, RACKSMITH_BOOTSTRAP_TOKEN: BOOTSTRAP, RACKSMITH_SECRET_KEY: SECRET_KEY, ...env });
   const rt = await openRuntime(config, pino({ level: 'silent' }));
   const app = await createHttpApp(rt);
   await app.init();

@@ -2,6 +2,7 @@ import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { DomainError } from '../errors';
+import { mapDatabaseError } from '../../database/db-errors';
 
 export interface ErrorBody {
   error: { code: string; message: string; field?: string; details?: Record<string, unknown> };
@@ -40,7 +41,8 @@ function fromStatus(status: number, message: string, req: { method: string; url:
   return { code: CODE_BY_STATUS[status] ?? 'bad_request', message };
 }
 
-export function toErrorResponse(exception: unknown, req: { method: string; url: string }, bodyLimit: number): { status: number; body: ErrorBody } {
+export function toErrorResponse(thrown: unknown, req: { method: string; url: string }, bodyLimit: number): { status: number; body: ErrorBody } {
+  const exception = mapDatabaseError(thrown) ?? thrown;
   if (exception instanceof DomainError) {
     const error: ErrorBody['error'] = { code: exception.code, message: exception.message };
     if (exception.field) error.field = exception.field;

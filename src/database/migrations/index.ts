@@ -1,4 +1,5 @@
 import { Foundation1732460000000 } from './1732460000000-foundation';
+import { Inventory1732470000000 } from './1732470000000-inventory';
 
 /** Every migration, in order. Schema changes only ever happen here. */
-export const MIGRATIONS = [Foundation1732460000000];
+export const MIGRATIONS = [Foundation1732460000000, Inventory1732470000000];
