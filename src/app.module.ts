@@ -6,6 +6,7 @@ import { AuditModule } from './modules/audit/audit.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { HealthModule } from './modules/health/health.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
+import { InventoryModule } from './modules/inventory/inventory.module';
 import type { Runtime } from './runtime';
 
 export const LOGGER = Symbol('LOGGER');
@@ -32,7 +33,7 @@ export class AppModule {
   static register(rt: Runtime): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(rt), MetricsModule, HealthModule, AuditModule, AuthModule],
+      imports: [CoreModule.register(rt), MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule],
     };
   }
 }

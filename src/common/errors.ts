@@ -45,3 +45,10 @@ export class ForbiddenError extends DomainError {
     super('forbidden', message, 403);
   }
 }
+
+/** A body field names something that does not exist: 400, with the field. */
+export class MissingReferenceError extends DomainError {
+  constructor(what: string, id: string, field: string) {
+    super('reference_not_found', `${what} ${id} does not exist`, 400, field);
+  }
+}

@@ -43,7 +43,13 @@ export function mapDatabaseError(err: unknown): DomainError | undefined {
   const e = err as PgError;
   const known = e.constraint ? meanings.get(e.constraint) : undefined;
   switch (e.code) {
-    case '23505': // unique_violation
+    case '23505': { // unique_violation: say which value ("Key (mac)=(52:54:...) already exists.")
+      const key = /^Key \((.+)\)=\((.*)\) already exists/.exec(e.detail ?? '');
+      const details = key ? { [key[1].replace(/^lower\((.+)\)$/, '$1')]: key[2] } : undefined;
+      const value = key ? `: ${key[2]}` : '';
+      if (known) return new DomainError(known.code, `${known.message}${value}`, known.status ?? 409, known.field, details);
+      return new ConflictError('already_exists', `already exists (${e.constraint ?? 'unique'})${value}`, details);
+    }
     case '23P01': // exclusion_violation
       if (known) return new DomainError(known.code, known.message, known.status ?? 409, known.field);
       return new ConflictError('already_exists', `already exists (${e.constraint ?? 'unique'})`);

@@ -1,11 +1,11 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
 import { pageQuerySchema } from '../../common/pagination';
 import { ROLE_NAMES } from '../../common/roles';
 import { isoTime, pageSchema } from '../../common/http/schemas';
-import { ValidationError } from '../../common/errors';
+import { UuidParam as uuid } from '../../common/http/params';
 import { requestContext } from '../../common/request-context';
 import { Roles } from './auth.decorators';
 import { TokenService } from './token.service';
@@ -39,8 +39,6 @@ class TokenListQuery extends createZodDto(
 
 const whoami = z.object({ name: z.string(), kind: z.string(), role: z.enum(ROLE_NAMES), id: z.string().optional() });
 class WhoAmIDto extends createZodDto(whoami) {}
-
-const uuid = new ParseUUIDPipe({ exceptionFactory: () => new ValidationError('id must be a UUID', 'id') });
 
 @ApiTags('auth')
 @ApiBearerAuth()

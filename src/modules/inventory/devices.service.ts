@@ -1,0 +1,204 @@
+import { Injectable } from '@nestjs/common';
+import { Database } from '../../database/database';
+import { mapDatabaseError } from '../../database/db-errors';
+import { ConflictError, NotFoundError, ValidationError } from '../../common/errors';
+import type { Page } from '../../common/pagination';
+import { SecretBox } from '../../common/secret-box';
+import { AuditService } from '../audit/audit.service';
+import { DeviceRepository, NicRepository, type DeviceFilter } from './inventory.repositories';
+import type { DeviceEntity, NicEntity } from './inventory.entities';
+import type { DeviceInput, DeviceUpdate } from './inventory.schemas';
+import { SitesService } from './sites.service';
+import { RacksService } from './racks.service';
+import { HardwareModelsService } from './hardware-models.service';
+
+export interface DeviceView {
+  id: string;
+  siteId: string;
+  name: string;
+  role: string;
+  modelId: string;
+  assetTag: string | null;
+  serial: string | null;
+  customerId: string | null;
+  placement: { rackId: string; position: number; face: 'front' | 'rear'; heightU: number; fullDepth: boolean } | null;
+  nics: { name: string; mac: string; pxe: boolean }[];
+  bmc: { address: string; driver: string | null; username: string | null; passwordSet: boolean } | null;
+  notes: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function deviceView(d: DeviceEntity, nics: NicEntity[], passwordSet: boolean): DeviceView {
+  return {
+    id: d.id,
+    siteId: d.siteId,
+    name: d.name,
+    role: d.role,
+    modelId: d.modelId,
+    assetTag: d.assetTag,
+    serial: d.serial,
+    customerId: d.customerId,
+    placement: d.rackId ? { rackId: d.rackId, position: d.position!, face: d.face!, heightU: d.heightU, fullDepth: d.fullDepth } : null,
+    nics: nics.map((n) => ({ name: n.name, mac: n.mac, pxe: n.pxe })),
+    bmc: d.bmcAddress ? { address: d.bmcAddress, driver: d.bmcDriver, username: d.bmcUsername, passwordSet } : null,
+    notes: d.notes,
+    createdAt: d.createdAt.toISOString(),
+    updatedAt: d.updatedAt.toISOString(),
+  };
+}
+
+@Injectable()
+export class DevicesService {
+  constructor(
+    private readonly devices: DeviceRepository,
+    private readonly nics: NicRepository,
+    private readonly sites: SitesService,
+    private readonly racks: RacksService,
+    private readonly models: HardwareModelsService,
+    private readonly secrets: SecretBox,
+    private readonly audit: AuditService,
+    private readonly db: Database,
+  ) {}
+
+  async find(id: string): Promise<DeviceEntity> {
+    const d = await this.devices.findById(id);
+    if (!d) throw new NotFoundError('device', id);
+    return d;
+  }
+
+  private async view(d: DeviceEntity): Promise<DeviceView> {
+    const [nics, withPassword] = await Promise.all([this.nics.ofDevices([d.id]), this.devices.withBmcPassword([d.id])]);
+    return deviceView(d, nics, withPassword.has(d.id));
+  }
+
+  async get(id: string): Promise<DeviceView> {
+    return this.view(await this.find(id));
+  }
+
+  async list(filter: DeviceFilter & { site?: string }, limit: number, cursor?: string): Promise<Page<DeviceView>> {
+    const { site, ...rest } = filter;
+    const siteId = site ? (await this.sites.resolve(site, 'site')).id : undefined;
+    const page = await this.devices.page(this.devices.filtered({ ...rest, siteId }), 'name', limit, cursor);
+    const ids = page.items.map((d) => d.id);
+    const [nics, withPassword] = await Promise.all([this.nics.ofDevices(ids), this.devices.withBmcPassword(ids)]);
+    return { items: page.items.map((d) => deviceView(d, nics.filter((n) => n.deviceId === d.id), withPassword.has(d.id))), nextCursor: page.nextCursor };
+  }
+
+  create(input: DeviceInput): Promise<DeviceView> {
+    return this.placementConflicts(input.placement, input.modelId, undefined, () =>
+      this.db.transaction(async () => {
+        const site = await this.sites.resolve(input.site, 'site');
+        const model = await this.models.find(input.modelId, 'modelId');
+        if (input.placement) await this.checkRack(input.placement.rack, site.id);
+        const d = await this.devices.insert({
+          siteId: site.id,
+          name: input.name,
+          role: input.role,
+          modelId: model.id,
+          assetTag: input.assetTag ?? null,
+          serial: input.serial ?? null,
+          customerId: input.customerId ?? null,
+          rackId: input.placement?.rack ?? null,
+          position: input.placement?.position ?? null,
+          face: input.placement?.face ?? null,
+          heightU: model.heightU,
+          fullDepth: model.fullDepth,
+          bmcAddress: input.bmc?.address ?? null,
+          bmcDriver: input.bmc?.driver ?? model.bmcDriver ?? null,
+          bmcUsername: input.bmc?.username ?? null,
+          bmcPasswordEnc: input.bmc?.password ? this.secrets.seal(input.bmc.password) : null,
+          notes: input.notes ?? null,
+        });
+        if (input.nics?.length) await this.nics.replace(d.id, input.nics);
+        await this.audit.record({ action: 'device.create', targetType: 'device', targetId: d.id, changes: { ...input, site: site.code } });
+        return this.view(d);
+      }),
+    );
+  }
+
+  update(id: string, input: DeviceUpdate): Promise<DeviceView> {
+    return this.placementConflicts(input.placement, input.modelId, id, () =>
+      this.db.transaction(async () => {
+        const current = await this.find(id);
+        const values: Partial<DeviceEntity> = {};
+        if (input.site !== undefined) values.siteId = (await this.sites.resolve(input.site, 'site')).id;
+        const siteId = values.siteId ?? current.siteId;
+        if (input.modelId !== undefined) {
+          const model = await this.models.find(input.modelId, 'modelId');
+          Object.assign(values, { modelId: model.id, heightU: model.heightU, fullDepth: model.fullDepth });
+        }
+        for (const key of ['name', 'role'] as const) if (input[key] !== undefined) values[key] = input[key];
+        for (const key of ['assetTag', 'serial', 'customerId', 'notes'] as const) if (input[key] !== undefined) values[key] = input[key] ?? null;
+        if (input.placement !== undefined) {
+          if (input.placement) await this.checkRack(input.placement.rack, siteId);
+          Object.assign(values, { rackId: input.placement?.rack ?? null, position: input.placement?.position ?? null, face: input.placement?.face ?? null });
+        } else if (values.siteId && values.siteId !== current.siteId && current.rackId) {
+          throw new ValidationError('a racked device moves to another site only with a placement there (or placement: null)', 'placement');
+        }
+        if ((values.role ?? current.role) === 'colocation' && !(values.customerId !== undefined ? values.customerId : current.customerId)) {
+          throw new ValidationError('a colocation device needs its owner (customerId)', 'customerId');
+        }
+        if (input.bmc === null) Object.assign(values, { bmcAddress: null, bmcDriver: null, bmcUsername: null, bmcPasswordEnc: null });
+        else if (input.bmc) {
+          values.bmcAddress = input.bmc.address;
+          if (input.bmc.driver !== undefined) values.bmcDriver = input.bmc.driver ?? null;
+          if (input.bmc.username !== undefined) values.bmcUsername = input.bmc.username ?? null;
+          if (input.bmc.password !== undefined) values.bmcPasswordEnc = input.bmc.password ? this.secrets.seal(input.bmc.password) : null;
+        }
+        const d = (await this.devices.update(id, values))!;
+        if (input.nics !== undefined) await this.nics.replace(id, input.nics);
+        await this.audit.record({ action: 'device.update', targetType: 'device', targetId: id, changes: input });
+        return this.view(d);
+      }),
+    );
+  }
+
+  delete(id: string): Promise<void> {
+    return this.db.transaction(async () => {
+      const d = await this.find(id);
+      await this.devices.delete(id);
+      await this.audit.record({ action: 'device.delete', targetType: 'device', targetId: id, changes: { name: d.name, serial: d.serial } });
+    });
+  }
+
+  /** The BMC password in clear, for the drivers (never for the API). */
+  async bmcPassword(id: string): Promise<string | null> {
+    const sealed = await this.devices.sealedBmcPassword(id);
+    return sealed ? this.secrets.open(sealed) : null;
+  }
+
+  private async checkRack(rackId: string, siteId: string): Promise<void> {
+    const rack = await this.racks.find(rackId, 'placement.rack');
+    if (rack.siteId !== siteId) throw new ValidationError(`rack ${rack.name} is in another site than the device`, 'placement.rack');
+  }
+
+  /**
+   * The database refuses a placement on taken units (exclusion constraint); this adds who holds
+   * them to the 409, read after the failed transaction has rolled back.
+   */
+  private async placementConflicts<T>(placement: DeviceInput['placement'], modelId: string | undefined, selfId: string | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (mapDatabaseError(err)?.code !== 'rack_units_taken' || !placement) throw err;
+      const shape = modelId ? await this.models.find(modelId) : await this.find(selfId!);
+      const faces: [number, number] = shape.fullDepth ? [0, 2] : placement.face === 'front' ? [0, 1] : [1, 2];
+      const holders = await this.devices.occupants(placement.rack, placement.position, shape.heightU, faces, selfId);
+      const top = placement.position + shape.heightU - 1;
+      throw new ConflictError(
+        'rack_units_taken',
+        `U${placement.position}${top > placement.position ? `-U${top}` : ''} ${shape.fullDepth ? '(front and rear)' : `(${placement.face})`} is taken` +
+          (holders.length ? ` by ${holders.map((h) => `${h.name} at U${h.position} ${h.fullDepth ? 'front and rear' : h.face}`).join(', ')}` : ''),
+        {
+          rackId: placement.rack,
+          position: placement.position,
+          heightU: shape.heightU,
+          face: placement.face,
+          occupiedBy: holders.map((h) => ({ id: h.id, name: h.name, position: h.position, heightU: h.heightU, face: h.face, fullDepth: h.fullDepth })),
+        },
+        'placement.position',
+      );
+    }
+  }
+}

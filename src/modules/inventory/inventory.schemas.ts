@@ -1,0 +1,150 @@
+import { z } from 'zod';
+import { normalizeMac } from './inventory.repositories';
+
+/**
+ * Input shapes shared by the REST API and the YAML inventory import (whose JSON Schema is
+ * generated from these), so both accept and refuse the same things.
+ */
+
+export const DEVICE_ROLES = ['rented-server', 'colocation', 'hypervisor', 'network', 'pdu'] as const;
+export const BMC_DRIVERS = ['ipmitool', 'redfish', 'fake'] as const;
+export const FACES = ['front', 'rear'] as const;
+
+const name = (max = 100) => z.string().trim().min(1).max(max);
+const time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM');
+export const siteCode = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'lowercase letters, digits and dashes, up to 32');
+
+export const siteInput = z
+  .object({
+    code: siteCode,
+    name: name(200),
+    address: z.string().max(500).nullish(),
+    timezone: z.string().min(1).max(64).optional(),
+    visitHours: z.object({ opens: time, closes: time }).strict().refine((v) => v.opens < v.closes, 'opens must be before closes').optional(),
+  })
+  .strict();
+
+export const rackInput = z
+  .object({
+    site: z.string().min(1).max(64).describe('Site id or code'),
+    name: name(),
+    location: z.string().max(200).nullish(),
+    heightU: z.number().int().min(1).max(60).default(42),
+    powerBudgetW: z.number().int().min(0).max(1_000_000).nullish(),
+  })
+  .strict();
+
+export const diskSpec = z.object({ kind: z.enum(['hdd', 'ssd', 'nvme']), sizeGb: z.number().int().positive(), count: z.number().int().min(1).max(64) }).strict();
+
+export const hardwareModelFields = z
+  .object({
+    vendor: name(),
+    model: name(),
+    heightU: z.number().int().min(0).max(20),
+    fullDepth: z.boolean().default(true),
+    maxDrawW: z.number().int().min(0).max(100_000).default(0),
+    typicalDrawW: z.number().int().min(0).max(100_000).default(0),
+    bmcDriver: z.enum(BMC_DRIVERS).nullish(),
+    cpu: z.string().max(200).nullish(),
+    cpuCores: z.number().int().positive().max(4096).nullish(),
+    ramGb: z.number().int().positive().max(65536).nullish(),
+    disks: z.array(diskSpec).max(64).default([]),
+  })
+  .strict();
+export const hardwareModelInput = hardwareModelFields.refine((m) => m.typicalDrawW <= m.maxDrawW, { message: 'typicalDrawW must not exceed maxDrawW', path: ['typicalDrawW'] });
+
+export const macAddress = z
+  .string()
+  .transform((v, ctx) => {
+    const mac = normalizeMac(v);
+    if (!mac) ctx.addIssue({ code: 'custom', message: 'expected a MAC address like 52:54:00:12:34:56' });
+    return mac ?? v;
+  })
+  .pipe(z.string());
+
+export const nicInput = z.object({ name: name(50), mac: macAddress, pxe: z.boolean().default(false) }).strict();
+
+export const placementInput = z
+  .object({
+    rack: z.string().uuid(),
+    position: z.number().int().min(1).max(60).describe('Lowest unit the device occupies (1 = bottom)'),
+    face: z.enum(FACES),
+  })
+  .strict();
+
+export const bmcInput = z
+  .object({
+    address: z.string().min(1).max(255).describe('Host name or IP of the BMC'),
+    driver: z.enum(BMC_DRIVERS).nullish(),
+    username: z.string().min(1).max(64).nullish(),
+    password: z.string().min(1).max(128).nullish().describe('Stored encrypted; never returned'),
+  })
+  .strict();
+
+const deviceFields = {
+  site: z.string().min(1).max(64).describe('Site id or code'),
+  name: name(200),
+  role: z.enum(DEVICE_ROLES),
+  modelId: z.string().uuid(),
+  assetTag: z.string().trim().min(1).max(100).nullish(),
+  serial: z.string().trim().min(1).max(100).nullish(),
+  customerId: z.string().trim().min(1).max(100).nullish().describe('Owner: the billing customer id (colocation, rented servers)'),
+  placement: placementInput.nullish(),
+  nics: z.array(nicInput).max(32).optional(),
+  bmc: bmcInput.nullish(),
+  notes: z.string().max(2000).nullish(),
+};
+
+function nicsDistinct(d: { nics?: { name: string; mac: string; pxe: boolean }[] }, ctx: z.RefinementCtx) {
+  const nics = d.nics ?? [];
+  const names = new Set<string>();
+  const macs = new Set<string>();
+  nics.forEach((n, i) => {
+    if (names.has(n.name)) ctx.addIssue({ code: 'custom', message: `NIC name ${n.name} appears twice`, path: ['nics', i, 'name'] });
+    if (macs.has(n.mac)) ctx.addIssue({ code: 'custom', message: `MAC ${n.mac} appears twice`, path: ['nics', i, 'mac'] });
+    names.add(n.name);
+    macs.add(n.mac);
+  });
+  if (nics.filter((n) => n.pxe).length > 1) ctx.addIssue({ code: 'custom', message: 'at most one NIC boots from the network (pxe)', path: ['nics'] });
+}
+
+export const deviceInput = z
+  .object(deviceFields)
+  .strict()
+  .superRefine((d, ctx) => {
+    nicsDistinct(d, ctx);
+    if (d.role === 'colocation' && !d.customerId) ctx.addIssue({ code: 'custom', message: 'a colocation device needs its owner (customerId)', path: ['customerId'] });
+  });
+
+export const deviceUpdate = z.object(deviceFields).partial().strict().superRefine(nicsDistinct);
+
+export type SiteInput = z.infer<typeof siteInput>;
+export type RackInput = z.infer<typeof rackInput>;
+export type HardwareModelInput = z.infer<typeof hardwareModelInput>;
+export type DeviceInput = z.infer<typeof deviceInput>;
+export type DeviceUpdate = z.infer<typeof deviceUpdate>;
+
+export const powerPanelInput = z.object({ site: z.string().min(1).max(64), name: name() }).strict();
+export const powerFeedInput = z
+  .object({
+    panelId: z.string().uuid(),
+    rackId: z.string().uuid().nullish().describe('The rack this feed serves, if one'),
+    name: name(),
+    voltage: z.number().int().min(1).max(1000).default(230),
+    amperage: z.number().int().min(1).max(1000),
+    phase: z.enum(['single', 'three']).default('single'),
+    maxUtilizationPct: z.number().int().min(1).max(100).default(80),
+  })
+  .strict();
+export const pduInput = z
+  .object({ feedId: z.string().uuid(), deviceId: z.string().uuid().nullish(), name: name(), outlets: z.number().int().min(1).max(256).default(24) })
+  .strict();
+export const powerConnectionInput = z
+  .object({
+    deviceId: z.string().uuid(),
+    pduId: z.string().uuid(),
+    outlet: z.number().int().min(1).max(256).nullish(),
+    allocatedW: z.number().int().min(0).max(100_000),
+    maxW: z.number().int().min(0).max(100_000).optional().describe('Defaults to the model\'s maximum draw'),
+  })
+  .strict();
