@@ -61,6 +61,27 @@ export function buildCli(): Command {
     .argument('<id>', 'token id')
     .action(async (id: string) => (await commands()).tokenRevoke(id));
 
+  const inventory = program.command('inventory').description('the sites, racks, hardware models and devices as YAML files');
+  inventory
+    .command('import')
+    .description('make the database match the inventory files (creates and updates; deletes nothing); one transaction')
+    .argument('<dir>', 'folder of *.yaml (or one file)')
+    .option('--dry-run', 'show what would change, change nothing')
+    .option('--json', 'print the report as JSON')
+    .action(async (dir: string, opts) => (await commands()).inventoryImport(dir, opts));
+  inventory
+    .command('export')
+    .description('write the inventory from the database as files (hardware-models.yaml, sites/<code>.yaml)')
+    .argument('<dir>', 'folder to write into')
+    .action(async (dir: string) => (await commands()).inventoryExport(dir));
+  inventory
+    .command('schema')
+    .description('print the JSON Schema of inventory files')
+    .action(async () => {
+      const { inventoryJsonSchema } = await import('./modules/inventory/inventory-file.schema');
+      process.stdout.write(`${JSON.stringify(inventoryJsonSchema(), null, 2)}\n`);
+    });
+
   program
     .command('config')
     .description('check the configuration and print the effective settings (secrets hidden)')
@@ -82,7 +103,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildCli().parseAsync(argv);
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof UsageError) {
+    if (err instanceof ConfigError || err instanceof UsageError || (err instanceof Error && err.name === 'InventoryFileError')) {
       process.stderr.write(`racksmith: ${err.message}\n`);
       process.exit(2);
     }

@@ -11,6 +11,9 @@ import { migrate } from '../database/data-source';
 import { openRuntime, type Runtime } from '../runtime';
 import { TokenService, type TokenView } from '../modules/auth/token.service';
 import { serve } from './serve';
+import { InventoryImportService } from '../modules/inventory/inventory-import.service';
+import { loadInventory, writeInventory } from '../modules/inventory/inventory-files';
+import { formatReport } from './inventory';
 import { UsageError } from './usage';
 
 /**
@@ -116,5 +119,21 @@ export function tokenRevoke(id: string): Promise<void> {
   return withApp(async (get) => {
     const t = await get(TokenService).revoke(id);
     process.stdout.write(`revoked ${t.id} (${t.name})\n`);
+  });
+}
+
+export function inventoryImport(dir: string, opts: { dryRun?: boolean; json?: boolean }): Promise<void> {
+  // Files are read and checked before the database is touched.
+  const inv = loadInventory(dir);
+  return withApp(async (get) => {
+    const report = await get(InventoryImportService).import(inv, { dryRun: opts.dryRun });
+    print(!!opts.json, report, () => formatReport(report));
+  });
+}
+
+export function inventoryExport(dir: string): Promise<void> {
+  return withApp(async (get) => {
+    const written = writeInventory(dir, await get(InventoryImportService).export());
+    process.stdout.write(`${written.map((f) => `wrote ${f}`).join('\n')}\n`);
   });
 }

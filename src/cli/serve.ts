@@ -1,6 +1,9 @@
 import type { Runtime } from '../runtime';
 import { createHttpApp } from '../http';
 import { TokenService } from '../modules/auth/token.service';
+import { InventoryImportService } from '../modules/inventory/inventory-import.service';
+import { SitesService } from '../modules/inventory/sites.service';
+import { seedInventory } from './inventory';
 
 /**
  * `racksmith serve`: the HTTP API (roles all and api); later issues add the agent parts
@@ -19,6 +22,8 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
     );
     rt.log.warn({ tokenId: initial.id }, 'created the initial admin token (printed on stdout once)');
   }
+
+  await seedInventory(app.get(InventoryImportService), async () => (await app.get(SitesService).list()).length > 0, rt.config.inventory.seed, rt.log);
 
   await app.listen({ host: rt.config.http.host, port: rt.config.http.port });
   const addr = app.getHttpServer().address();

@@ -26,6 +26,8 @@ interface Setting {
   expected: string;
   description: string;
   secret?: boolean;
+  /** An empty value is a value (normally an empty variable counts as unset). */
+  allowEmpty?: boolean;
 }
 
 export const SETTINGS: readonly Setting[] = [
@@ -43,6 +45,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_LOG_FORMAT', key: 'log.format', schema: z.enum(['json', 'pretty']), default: 'json', expected: 'json or pretty', description: 'JSON lines (for log shippers) or human-readable.' },
   { env: 'RACKSMITH_BOOTSTRAP_TOKEN', key: 'auth.bootstrapToken', schema: z.string().min(24).max(512), expected: 'a string of at least 24 characters', description: 'Accepted as an admin API token (automation, first start). Unset: the first start on an empty database creates an admin token and prints it once.', secret: true },
   { env: 'RACKSMITH_SECRET_KEY', key: 'secrets.key', schema: z.string().regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/), expected: '32 bytes as 64 hex digits or 44 base64 characters', description: 'AES-256-GCM key for secrets at rest (BMC credentials). Unset: a key is generated once in `<dataDir>/secret.key`. Every process on one database needs the same key.', secret: true },
+  { env: 'RACKSMITH_INVENTORY_SEED', key: 'inventory.seed', schema: z.string(), default: 'inventory', expected: 'a directory of inventory YAML, or "" for none', description: 'On a start against a database with no sites, `serve` imports this inventory (relative paths from the racksmith folder). The shipped `inventory/` holds both data centers. `""` turns it off.', allowEmpty: true },
   { env: 'RACKSMITH_ROLE', key: 'role', schema: z.enum(ROLES), default: 'all', expected: ROLES.join(', '), description: 'Process role; `serve --role` overrides it.' },
   { env: 'RACKSMITH_SITE', key: 'site', schema: siteCode, expected: 'a site code (lowercase letters, digits, dashes)', description: 'Site an agent serves; `serve --site` overrides it.' },
 ];
@@ -57,6 +60,7 @@ export interface Config {
   log: { level: (typeof LOG_LEVELS)[number]; format: 'json' | 'pretty' };
   auth: { bootstrapToken?: string };
   secrets: { key?: string };
+  inventory: { seed: string };
   role: ProcessRole;
   site?: string;
 }
@@ -135,7 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     let raw: unknown;
     let where = s.env;
     if (overrides[s.env] !== undefined) raw = overrides[s.env];
-    else if (env[s.env] !== undefined && env[s.env] !== '') raw = env[s.env];
+    else if (env[s.env] !== undefined && (env[s.env] !== '' || s.allowEmpty)) raw = env[s.env];
     else if (file[s.key] !== undefined) {
       raw = file[s.key];
       where = `${s.key} (in ${env[CONFIG_FILE_ENV]})`;

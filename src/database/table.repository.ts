@@ -25,6 +25,30 @@ export abstract class TableRepository<E extends ObjectLiteral & { id: string }> 
     return (await this.findById(identifiers[0].id))!;
   }
 
+  /** Rows matching simple equality conditions (an array of values means IN). */
+  findWhere(where: Partial<Record<keyof E, unknown>>): Promise<E[]> {
+    const qb = this.repo.createQueryBuilder('t');
+    for (const [key, value] of Object.entries(where)) {
+      if (value === undefined) continue;
+      const col = this.repo.metadata.findColumnWithPropertyName(key)!.databaseName;
+      if (Array.isArray(value)) {
+        if (!value.length) return Promise.resolve([]);
+        qb.andWhere(`t.${col} IN (:...${key})`, { [key]: value });
+      } else qb.andWhere(`t.${col} = :${key}`, { [key]: value });
+    }
+    return qb.getMany();
+  }
+
+  /** Insert many rows in batches; returns their ids in input order. */
+  async insertMany(rows: Partial<E>[], batch = 500): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < rows.length; i += batch) {
+      const { identifiers } = await this.repo.insert(rows.slice(i, i + batch) as never);
+      ids.push(...identifiers.map((x) => x.id as string));
+    }
+    return ids;
+  }
+
   /** Update the given columns (and updated_at when the table has it); null when the row is gone. */
   async update(id: string, values: Partial<E>): Promise<E | null> {
     const touched = this.repo.metadata.findColumnWithPropertyName('updatedAt') ? { ...values, updatedAt: () => 'now()' } : values;

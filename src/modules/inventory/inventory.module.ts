@@ -18,6 +18,7 @@ import { HardwareModelsService } from './hardware-models.service';
 import { DevicesService } from './devices.service';
 import { PowerService } from './power.service';
 import { ElevationService } from './elevation.service';
+import { InventoryImportService } from './inventory-import.service';
 
 describeConstraints({
   devices_rack_units_free: { code: 'rack_units_taken', message: 'those rack units are taken on that face', field: 'placement.position' },
@@ -55,7 +56,8 @@ describeConstraints({
     DevicesService,
     PowerService,
     ElevationService,
+    InventoryImportService,
   ],
-  exports: [SitesService, RacksService, HardwareModelsService, DevicesService, PowerService, ElevationService],
+  exports: [SitesService, RacksService, HardwareModelsService, DevicesService, PowerService, ElevationService, InventoryImportService],
 })
 export class InventoryModule {}

@@ -168,6 +168,10 @@ export class NicRepository extends TableRepository<NicEntity> {
     return deviceIds.length ? this.repo.find({ where: { deviceId: In(deviceIds) }, order: { name: 'ASC' } }) : Promise.resolve([]);
   }
 
+  ofSite(siteId: string): Promise<NicEntity[]> {
+    return this.query('n').innerJoin(DeviceEntity, 'd', 'd.id = n.device_id').where('d.site_id = :siteId', { siteId }).orderBy('n.name').getMany();
+  }
+
   /** Replace a device's NICs with exactly these. */
   async replace(deviceId: string, nics: { name: string; mac: string; pxe: boolean }[]): Promise<void> {
     await this.repo.delete({ deviceId });
@@ -213,6 +217,10 @@ export class PowerConnectionRepository extends TableRepository<PowerConnectionEn
 
   ofDevices(deviceIds: string[]): Promise<PowerConnectionEntity[]> {
     return deviceIds.length ? this.repo.findBy({ deviceId: In(deviceIds) }) : Promise.resolve([]);
+  }
+
+  ofSite(siteId: string): Promise<PowerConnectionEntity[]> {
+    return this.query('c').innerJoin(DeviceEntity, 'd', 'd.id = c.device_id').where('d.site_id = :siteId', { siteId }).orderBy('c.created_at').getMany();
   }
 
   /** Allocated and maximum draw per rack of a site (racks without devices drawing power absent). */
