@@ -7,6 +7,8 @@ import { AuthModule } from './modules/auth/auth.module';
 import { HealthModule } from './modules/health/health.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
 import { InventoryModule } from './modules/inventory/inventory.module';
+import { WorkQueueModule } from './modules/work-queue/work-queue.module';
+import { ColocationModule } from './modules/colocation/colocation.module';
 import type { Runtime } from './runtime';
 
 export const LOGGER = Symbol('LOGGER');
@@ -33,7 +35,7 @@ export class AppModule {
   static register(rt: Runtime): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(rt), MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule],
+      imports: [CoreModule.register(rt), MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule],
     };
   }
 }

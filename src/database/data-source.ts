@@ -4,10 +4,12 @@ import type { Logger } from 'pino';
 import { ApiTokenEntity } from '../modules/auth/api-token.entity';
 import { AuditEventEntity } from '../modules/audit/audit-event.entity';
 import { INVENTORY_ENTITIES } from '../modules/inventory/inventory.entities';
+import { ColocationEventEntity, ColocationItemEntity, VisitBookingEntity } from '../modules/colocation/colocation.entities';
+import { WorkTaskEntity } from '../modules/work-queue/work-task.entity';
 import { MIGRATIONS } from './migrations';
 
 /** Every entity, listed by hand: no globs, so the built and the test code see the same set. */
-export const ENTITIES = [ApiTokenEntity, AuditEventEntity, ...INVENTORY_ENTITIES];
+export const ENTITIES = [ApiTokenEntity, AuditEventEntity, ...INVENTORY_ENTITIES, ColocationItemEntity, ColocationEventEntity, VisitBookingEntity, WorkTaskEntity];
 
 export interface DataSourceOptions {
   url: string;

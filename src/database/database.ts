@@ -16,9 +16,13 @@ export class Database {
     return this.current.getStore() ?? this.dataSource.manager;
   }
 
-  /** Run fn in one transaction (joins the one in progress, if any). */
+  /**
+   * Run fn in one transaction. Inside another one it becomes a savepoint: a failure rolls back
+   * only fn's part, and the outer transaction stays usable (say, to explain the failure).
+   */
   transaction<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.current.getStore()) return fn();
+    const outer = this.current.getStore();
+    if (outer) return outer.transaction((manager) => this.current.run(manager, fn));
     return this.dataSource.transaction((manager) => this.current.run(manager, fn));
   }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BMC_DRIVERS, DEVICE_ROLES, FACES, hardwareModelFields, macAddress, siteCode } from './inventory.schemas';
+import { BMC_DRIVERS, DEVICE_ROLES, FACES, hardwareModelFields, macAddress, siteCode, timeZone } from './inventory.schemas';
 
 /**
  * The inventory as files (inventory/*.yaml): hardware models and sites, each site with its racks,
@@ -74,7 +74,7 @@ export const siteFile = z
     code: siteCode,
     name: name(200),
     address: z.string().max(500).optional(),
-    timezone: z.string().min(1).max(64).optional(),
+    timezone: timeZone.optional(),
     visitHours: z.object({ opens: time, closes: time }).strict().optional(),
     racks: z.array(rackFile).optional(),
     powerPanels: z.array(panelFile).optional(),

@@ -12,6 +12,16 @@ export const FACES = ['front', 'rear'] as const;
 
 const name = (max = 100) => z.string().trim().min(1).max(max);
 const time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM');
+/** An IANA time zone this Node knows ("Europe/Moscow"). */
+export const timeZone = z.string().min(1).max(64).refine((tz) => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected an IANA time zone such as Europe/Moscow');
+
 export const siteCode = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'lowercase letters, digits and dashes, up to 32');
 
 export const siteInput = z
@@ -19,7 +29,7 @@ export const siteInput = z
     code: siteCode,
     name: name(200),
     address: z.string().max(500).nullish(),
-    timezone: z.string().min(1).max(64).optional(),
+    timezone: timeZone.optional(),
     visitHours: z.object({ opens: time, closes: time }).strict().refine((v) => v.opens < v.closes, 'opens must be before closes').optional(),
   })
   .strict();

@@ -155,6 +155,16 @@ export class PowerService {
     }, input);
   }
 
+  /** Free all power a device holds (equipment leaving the rack). Returns how many connections went. */
+  async disconnectDevice(deviceId: string): Promise<number> {
+    return this.db.transaction(async () => {
+      const conns = await this.connections.findWhere({ deviceId });
+      for (const c of conns) await this.connections.delete(c.id);
+      if (conns.length) await this.audit.record({ action: 'power_connection.delete', targetType: 'device', targetId: deviceId, changes: { connections: conns.length, freedW: conns.reduce((a, c) => a + c.allocatedW, 0) } });
+      return conns.length;
+    });
+  }
+
   /** Delete a panel, feed, PDU or connection (409 in_use while something hangs off it). */
   async remove(kind: 'power_panel' | 'power_feed' | 'pdu' | 'power_connection', id: string): Promise<void> {
     const repo = { power_panel: this.panels, power_feed: this.feeds, pdu: this.pdus, power_connection: this.connections }[kind];
