@@ -106,7 +106,7 @@ export class ElevationService {
 
   async rackUtilisation(rackId: string): Promise<RackUtilisation> {
     const rack = await this.racks.find(rackId);
-    const [units, power] = await Promise.all([this.devices.unitUsage({ rackId }), this.power.byRack(rack.siteId)]);
+    const [units, power] = await Promise.all([this.devices.unitUsage({ rackId }), this.power.byRack({ rackId })]);
     return utilisationOf(rack, units.get(rack.id), power.get(rack.id));
   }
 
@@ -115,7 +115,7 @@ export class ElevationService {
     const [racks, units, power, feeds, feedUse] = await Promise.all([
       this.rackRows.bySite(site.id),
       this.devices.unitUsage({ siteId: site.id }),
-      this.power.byRack(site.id),
+      this.power.byRack({ siteId: site.id }),
       this.power.feedsOfSite(site.id),
       this.power.byFeed(site.id),
     ]);

@@ -84,6 +84,8 @@ export class InventoryImportService {
           });
         }
         if (opts.dryRun) throw new DryRun();
+        // After a bulk change the planner's statistics are stale until autovacuum comes by.
+        if (report.created + report.updated >= 1000) await this.devices.analyze();
       });
     } catch (err) {
       if (!(err instanceof DryRun)) throw err;
@@ -305,9 +307,15 @@ export class InventoryImportService {
         await this.devices.update(id, p.desired);
       } else report.unchanged++;
     }
-    for (const c of nicChanges) await this.nics.replace(c.id, []);
-    for (const c of nicChanges) if (c.nics.length) await this.nics.insertMany(c.nics.map((n) => ({ ...n, deviceId: c.id })));
-    for (const c of powerChanges) for (const old of await this.connections.findWhere({ deviceId: c.id })) await this.connections.delete(old.id);
+    // New devices have nothing to remove.
+    const freshIds = new Set(inserts.map((p) => p.current!.id));
+    for (const c of nicChanges) if (!freshIds.has(c.id)) await this.nics.replace(c.id, []);
+    const newNics = nicChanges.flatMap((c) => c.nics.map((n) => ({ ...n, deviceId: c.id })));
+    if (newNics.length) await this.nics.insertMany(newNics);
+    for (const c of powerChanges) {
+      if (freshIds.has(c.id)) continue;
+      for (const old of await this.connections.findWhere({ deviceId: c.id })) await this.connections.delete(old.id);
+    }
     const newPower = powerChanges.flatMap((c) => c.power.map((x) => ({ ...x, deviceId: c.id })));
     if (newPower.length) await this.connections.insertMany(newPower);
 

@@ -126,19 +126,35 @@ export class DeviceRepository extends TableRepository<DeviceEntity> {
     return qb.getMany();
   }
 
-  /** Units used per rack, on the front, on the rear, and on either face (one rack, or a site's). */
+  /**
+   * Units used per rack, on the front, on the rear, and on either face (one rack, or a site's).
+   * No two devices share a unit on a face (the exclusion constraint), so per face the heights add
+   * up; only half-depth devices, front and rear, can sit on the same unit, so only their units
+   * are counted one by one.
+   */
   async unitUsage(scope: { rackId?: string; siteId?: string }): Promise<Map<string, { front: number; rear: number; any: number }>> {
     const rows: { rack_id: string; front: string; rear: string; any: string }[] = await this.db.manager().query(
-      `SELECT d.rack_id,
-              count(DISTINCT u) FILTER (WHERE lower(d.faces) = 0) AS front,
-              count(DISTINCT u) FILTER (WHERE upper(d.faces) = 2) AS rear,
-              count(DISTINCT u) AS any
-         FROM devices d, generate_series(lower(d.units), upper(d.units) - 1) AS u
-        WHERE d.rack_id IS NOT NULL AND ($1::uuid IS NULL OR d.rack_id = $1) AND ($2::uuid IS NULL OR d.site_id = $2)
+      `WITH d AS (
+         SELECT rack_id, height_u, faces, full_depth, units FROM devices
+          WHERE rack_id IS NOT NULL AND ($1::uuid IS NULL OR rack_id = $1) AND ($2::uuid IS NULL OR site_id = $2)
+       ), half AS (
+         SELECT rack_id, count(DISTINCT u) AS n FROM d, generate_series(lower(units), upper(units) - 1) AS u
+          WHERE NOT full_depth GROUP BY rack_id
+       )
+       SELECT d.rack_id,
+              coalesce(sum(d.height_u) FILTER (WHERE lower(d.faces) = 0), 0) AS front,
+              coalesce(sum(d.height_u) FILTER (WHERE upper(d.faces) = 2), 0) AS rear,
+              coalesce(sum(d.height_u) FILTER (WHERE d.full_depth), 0) + coalesce(max(half.n), 0) AS any
+         FROM d LEFT JOIN half ON half.rack_id = d.rack_id
         GROUP BY d.rack_id`,
       [scope.rackId ?? null, scope.siteId ?? null],
     );
     return new Map(rows.map((r) => [r.rack_id, { front: Number(r.front), rear: Number(r.rear), any: Number(r.any) }]));
+  }
+
+  /** Fresh planner statistics after a bulk change (a big import). */
+  async analyze(): Promise<void> {
+    await this.db.manager().query('ANALYZE devices, nics, power_connections, racks');
   }
 
   /** Which of these devices have a BMC password stored (without reading it). */
@@ -223,13 +239,14 @@ export class PowerConnectionRepository extends TableRepository<PowerConnectionEn
     return this.query('c').innerJoin(DeviceEntity, 'd', 'd.id = c.device_id').where('d.site_id = :siteId', { siteId }).orderBy('c.created_at').getMany();
   }
 
-  /** Allocated and maximum draw per rack of a site (racks without devices drawing power absent). */
-  async byRack(siteId: string): Promise<Map<string, PowerUse>> {
+  /** Allocated and maximum draw per rack, of one rack or of a site's (racks drawing nothing absent). */
+  async byRack(scope: { rackId?: string; siteId?: string }): Promise<Map<string, PowerUse>> {
     const rows: { rack_id: string; allocated: string; max: string }[] = await this.db.manager().query(
       `SELECT d.rack_id, sum(c.allocated_w) AS allocated, sum(c.max_w) AS max
          FROM power_connections c JOIN devices d ON d.id = c.device_id
-        WHERE d.site_id = $1 AND d.rack_id IS NOT NULL GROUP BY d.rack_id`,
-      [siteId],
+        WHERE d.rack_id IS NOT NULL AND ($1::uuid IS NULL OR d.rack_id = $1) AND ($2::uuid IS NULL OR d.site_id = $2)
+        GROUP BY d.rack_id`,
+      [scope.rackId ?? null, scope.siteId ?? null],
     );
     return new Map(rows.map((r) => [r.rack_id, { allocatedW: Number(r.allocated), maxW: Number(r.max) }]));
   }
