@@ -33,6 +33,9 @@ export function createDataSource(opts: DataSourceOptions): DataSource {
       connectionTimeoutMillis: opts.connectTimeoutSec * 1000,
       // A half-open TCP connection must not hang a query forever.
       keepAlive: true,
+      // Short queries only: PostgreSQL's JIT, triggered by generate_series' row estimate, cost
+      // 360 ms of compilation on a 10 ms site-utilisation query (bench/RESULTS.md).
+      options: '-c jit=off',
     },
   });
 }
