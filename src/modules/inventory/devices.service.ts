@@ -6,7 +6,7 @@ import type { Page } from '../../common/pagination';
 import { SecretBox } from '../../common/secret-box';
 import { AuditService } from '../audit/audit.service';
 import { DeviceRepository, NicRepository, type DeviceFilter } from './inventory.repositories';
-import type { DeviceEntity, NicEntity } from './inventory.entities';
+import type { DeviceEntity, HardwareModelEntity, NicEntity } from './inventory.entities';
 import type { DeviceInput, DeviceUpdate } from './inventory.schemas';
 import { SitesService } from './sites.service';
 import { RacksService } from './racks.service';
@@ -45,6 +45,41 @@ export function deviceView(d: DeviceEntity, nics: NicEntity[], passwordSet: bool
     notes: d.notes,
     createdAt: d.createdAt.toISOString(),
     updatedAt: d.updatedAt.toISOString(),
+  };
+}
+
+interface DeviceDescription {
+  name: string;
+  role: string;
+  assetTag?: string | null;
+  serial?: string | null;
+  customerId?: string | null;
+  notes?: string | null;
+  bmc?: { address: string; driver?: string | null; username?: string | null } | null;
+}
+
+/**
+ * A device row from its description (API body or inventory file); the model gives its shape and,
+ * when a BMC is named without a driver, the driver. The BMC password is sealed by the caller.
+ */
+export function deviceColumns(siteId: string, model: HardwareModelEntity, d: DeviceDescription, placement: { rackId: string; position: number; face: 'front' | 'rear' } | null): Partial<DeviceEntity> {
+  return {
+    siteId,
+    name: d.name,
+    role: d.role,
+    modelId: model.id,
+    assetTag: d.assetTag ?? null,
+    serial: d.serial ?? null,
+    customerId: d.customerId ?? null,
+    rackId: placement?.rackId ?? null,
+    position: placement?.position ?? null,
+    face: placement?.face ?? null,
+    heightU: model.heightU,
+    fullDepth: model.fullDepth,
+    bmcAddress: d.bmc?.address ?? null,
+    bmcDriver: d.bmc ? (d.bmc.driver ?? model.bmcDriver ?? null) : null,
+    bmcUsername: d.bmc?.username ?? null,
+    notes: d.notes ?? null,
   };
 }
 
@@ -91,24 +126,10 @@ export class DevicesService {
         const site = await this.sites.resolve(input.site, 'site');
         const model = await this.models.find(input.modelId, 'modelId');
         if (input.placement) await this.checkRack(input.placement.rack, site.id);
+        const placement = input.placement ? { rackId: input.placement.rack, position: input.placement.position, face: input.placement.face } : null;
         const d = await this.devices.insert({
-          siteId: site.id,
-          name: input.name,
-          role: input.role,
-          modelId: model.id,
-          assetTag: input.assetTag ?? null,
-          serial: input.serial ?? null,
-          customerId: input.customerId ?? null,
-          rackId: input.placement?.rack ?? null,
-          position: input.placement?.position ?? null,
-          face: input.placement?.face ?? null,
-          heightU: model.heightU,
-          fullDepth: model.fullDepth,
-          bmcAddress: input.bmc?.address ?? null,
-          bmcDriver: input.bmc?.driver ?? model.bmcDriver ?? null,
-          bmcUsername: input.bmc?.username ?? null,
+          ...deviceColumns(site.id, model, input, placement),
           bmcPasswordEnc: input.bmc?.password ? this.secrets.seal(input.bmc.password) : null,
-          notes: input.notes ?? null,
         });
         if (input.nics?.length) await this.nics.replace(d.id, input.nics);
         await this.audit.record({ action: 'device.create', targetType: 'device', targetId: d.id, changes: { ...input, site: site.code } });

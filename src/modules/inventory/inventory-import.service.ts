@@ -16,6 +16,7 @@ import {
 import type { DeviceEntity, HardwareModelEntity, PduEntity, PowerFeedEntity, PowerPanelEntity, RackEntity, SiteEntity } from './inventory.entities';
 import type { DeviceFile, SiteFile } from './inventory-file.schema';
 import type { LoadedInventory } from './inventory-files';
+import { deviceColumns } from './devices.service';
 
 export interface ImportReport {
   dryRun: boolean;
@@ -240,24 +241,7 @@ export class InventoryImportService {
       const rack = d.rack ? racks.get(d.rack) : undefined;
       if (d.rack && !rack) throw new ValidationError(`${path}: rack ${d.rack} is not in site ${site.code}`, `${path}.rack`);
       const current = existing.get(d.name.toLowerCase());
-      const desired: Partial<DeviceEntity> = {
-        siteId: site.id,
-        name: d.name,
-        role: d.role,
-        modelId: model.id,
-        assetTag: d.assetTag ?? null,
-        serial: d.serial ?? null,
-        customerId: d.customerId ?? null,
-        rackId: rack?.id ?? null,
-        position: d.position ?? null,
-        face: d.face ?? null,
-        heightU: model.heightU,
-        fullDepth: model.fullDepth,
-        bmcAddress: d.bmc?.address ?? null,
-        bmcDriver: d.bmc ? (d.bmc.driver ?? model.bmcDriver ?? null) : null,
-        bmcUsername: d.bmc?.username ?? null,
-        notes: d.notes ?? null,
-      };
+      const desired = deviceColumns(site.id, model, d, rack ? { rackId: rack.id, position: d.position!, face: d.face! } : null);
       const placementChanged = !!current && differences(current as never, { rackId: desired.rackId, position: desired.position, face: desired.face, heightU: desired.heightU, fullDepth: desired.fullDepth }).length > 0;
       plans.push({ file: d, current, desired, placementChanged });
     }
