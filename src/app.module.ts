@@ -9,6 +9,7 @@ import { MetricsModule } from './modules/metrics/metrics.module';
 import { InventoryModule } from './modules/inventory/inventory.module';
 import { WorkQueueModule } from './modules/work-queue/work-queue.module';
 import { ColocationModule } from './modules/colocation/colocation.module';
+import { ServersModule } from './modules/servers/servers.module';
 import type { Runtime } from './runtime';
 
 export const LOGGER = Symbol('LOGGER');
@@ -35,7 +36,7 @@ export class AppModule {
   static register(rt: Runtime): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(rt), MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule],
+      imports: [CoreModule.register(rt), MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule],
     };
   }
 }

@@ -69,6 +69,8 @@ export function mapDatabaseError(err: unknown): DomainError | undefined {
       return new ValidationError((e.message ?? 'malformed value').replace(/^invalid input syntax for type /, 'malformed '));
     case 'RS001':
       return new ConflictError('power_budget_exceeded', e.message ?? 'power budget exceeded', parseDetail(e.detail));
+    case 'RS003':
+      return new ConflictError('illegal_transition', e.message ?? 'illegal lifecycle transition', parseDetail(e.detail));
     case 'RS002':
       return new ConflictError('does_not_fit', e.message ?? 'does not fit', parseDetail(e.detail), 'placement');
   }

@@ -71,6 +71,11 @@ export class DeviceEntity {
   @Column('text', { name: 'bmc_username', nullable: true }) bmcUsername!: string | null;
   @Column('text', { name: 'bmc_password_enc', nullable: true, select: false }) bmcPasswordEnc!: string | null;
   @Column('text', { nullable: true }) notes!: string | null;
+  /** Rented servers only (set by the database on insert); changed only by the lifecycle service. */
+  @Column({ type: 'text', nullable: true, insert: false, update: false }) lifecycle!: string | null;
+  @Column({ type: 'boolean', insert: false, update: false }) maintenance!: boolean;
+  @Column({ type: 'text', name: 'maintenance_reason', nullable: true, insert: false, update: false }) maintenanceReason!: string | null;
+  @Column({ type: 'text', name: 'last_error', nullable: true, insert: false, update: false }) lastError!: string | null;
   @Column({ type: 'timestamptz', name: 'created_at', insert: false, update: false }) createdAt!: Date;
   @Column({ type: 'timestamptz', name: 'updated_at' }) updatedAt!: Date;
 }
