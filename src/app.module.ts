@@ -11,8 +11,10 @@ import { WorkQueueModule } from './modules/work-queue/work-queue.module';
 import { ColocationModule } from './modules/colocation/colocation.module';
 import { ServersModule } from './modules/servers/servers.module';
 import type { Runtime } from './runtime';
+import { DATABASE_URL, LOGGER } from './app.tokens';
+import { JobsModule } from './jobs/jobs.module';
 
-export const LOGGER = Symbol('LOGGER');
+export { LOGGER } from './app.tokens';
 
 @Global()
 @Module({})
@@ -25,8 +27,9 @@ class CoreModule {
         { provide: Database, useValue: rt.db },
         { provide: LOGGER, useValue: rt.log },
         { provide: SecretBox, useValue: rt.secrets },
+        { provide: DATABASE_URL, useValue: rt.databaseUrl },
       ],
-      exports: [AppConfig, Database, LOGGER, SecretBox],
+      exports: [AppConfig, Database, LOGGER, SecretBox, DATABASE_URL],
     };
   }
 }
@@ -36,7 +39,7 @@ export class AppModule {
   static register(rt: Runtime): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(rt), MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule],
+      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule],
     };
   }
 }

@@ -10,6 +10,8 @@ export interface Runtime {
   config: Config;
   log: Logger;
   db: Database;
+  /** Where the database is (embedded or configured), for libraries that connect on their own. */
+  databaseUrl: string;
   secrets: SecretBox;
   embedded?: EmbeddedPostgres;
   close(): Promise<void>;
@@ -35,6 +37,7 @@ export async function openRuntime(config: Config, log: Logger, opts: { adoptEmbe
     config,
     log,
     db,
+    databaseUrl: url,
     secrets: new SecretBox(loadSecretKey(config.secrets.key, config.dataDir)),
     embedded,
     async close() {

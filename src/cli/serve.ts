@@ -4,6 +4,11 @@ import { TokenService } from '../modules/auth/token.service';
 import { InventoryImportService } from '../modules/inventory/inventory-import.service';
 import { SitesService } from '../modules/inventory/sites.service';
 import { seedInventory } from './inventory';
+import { JobRunner } from '../jobs/job-runner';
+import { JobRepository } from '../jobs/job.repository';
+import { JobRegistry } from '../jobs/job-registry';
+import { JobQueue } from '../jobs/job-queue';
+import { HealthService } from '../modules/health/health.service';
 
 /**
  * `racksmith serve`: the HTTP API (roles all and api); later issues add the agent parts
@@ -25,6 +30,19 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
 
   await seedInventory(app.get(InventoryImportService), async () => (await app.get(SitesService).list()).length > 0, rt.config.inventory.seed, rt.log);
 
+  // Roles all and agent run jobs (an agent only its site's); the api role only enqueues them.
+  let runner: JobRunner | undefined;
+  if (rt.config.role !== 'api') {
+    const sites = app.get(SitesService);
+    runner = new JobRunner(rt.db, app.get(JobRepository), app.get(JobRegistry), app.get(JobQueue), rt.log, {
+      siteCodes: rt.config.role === 'agent' && rt.config.site ? [rt.config.site] : undefined,
+      allSiteCodes: async () => (await sites.list()).map((s) => s.code),
+    });
+    await runner.start();
+    const worker = runner;
+    app.get(HealthService).register({ name: 'jobs', critical: false, run: async () => ({ status: 'ok', detail: `worker ${worker.workerId}` }) });
+  }
+
   await app.listen({ host: rt.config.http.host, port: rt.config.http.port });
   const addr = app.getHttpServer().address();
   const port = typeof addr === 'object' && addr ? addr.port : rt.config.http.port;
@@ -40,6 +58,7 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
         process.exit(1);
       }, rt.config.http.shutdownTimeout * 1000);
       limit.unref();
+      await runner?.stop();
       await app.close();
       await rt.close();
       clearTimeout(limit);

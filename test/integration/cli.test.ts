@@ -27,6 +27,17 @@ describe('racksmith CLI', () => {
     expect(res.stderr).toContain('RACKSMITH_DB_POOL_SIZE: expected an integer from 1 to 200, got "0"');
   });
 
+  it('runs no job worker in the api role', async () => {
+    const served = await startServe({ DATABASE_URL: db.url }, ['--role', 'api']);
+    try {
+      const health = await (await fetch(`${served.url}/health`)).json();
+      expect(health).toMatchObject({ role: 'api', checks: { database: { status: 'ok' } } });
+      expect(health.checks.jobs).toBeUndefined();
+    } finally {
+      expect(await served.stop()).toBe(0);
+    }
+  });
+
   it('refuses an agent without a site', async () => {
     const res = await runCli(['serve', '--role', 'agent'], { DATABASE_URL: db.url });
     expect(res.code).toBe(2);

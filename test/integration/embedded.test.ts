@@ -33,7 +33,8 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
       token = m![1];
       const health = await fetch(`${first.url}/health`);
       expect(health.status).toBe(200);
-      expect(await health.json()).toMatchObject({ status: 'ok', checks: { database: { status: 'ok' } } });
+      // Role all: the job worker runs in this process too.
+      expect(await health.json()).toMatchObject({ status: 'ok', checks: { database: { status: 'ok' }, jobs: { status: 'ok' } } });
       expect(existsSync(pidFile)).toBe(true);
       // The cluster is in the data directory itself, not moved elsewhere.
       expect(lstatSync(join(dataDir, 'postgres')).isSymbolicLink()).toBe(false);

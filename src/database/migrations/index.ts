@@ -2,6 +2,7 @@ import { Foundation1732460000000 } from './1732460000000-foundation';
 import { Inventory1732470000000 } from './1732470000000-inventory';
 import { Colocation1732480000000 } from './1732480000000-colocation';
 import { ServerLifecycle1732490000000 } from './1732490000000-server-lifecycle';
+import { Jobs1732500000000 } from './1732500000000-jobs';
 
 /** Every migration, in order. Schema changes only ever happen here. */
-export const MIGRATIONS = [Foundation1732460000000, Inventory1732470000000, Colocation1732480000000, ServerLifecycle1732490000000];
+export const MIGRATIONS = [Foundation1732460000000, Inventory1732470000000, Colocation1732480000000, ServerLifecycle1732490000000, Jobs1732500000000];

@@ -1,0 +1,48 @@
+import { Injectable } from '@nestjs/common';
+
+export interface TaskContext {
+  jobId: string;
+  params: Record<string, unknown>;
+  serverId: string | null;
+  attempt: number;
+  /** Aborted on timeout or when the job is cancelled: stop at the next safe point. */
+  signal: AbortSignal;
+  log(message: string, level?: 'info' | 'warn' | 'error'): Promise<void>;
+}
+
+export interface TaskDefinition {
+  name: string;
+  /** Each task must be idempotent: after a crash it runs again from its start. */
+  run(ctx: TaskContext): Promise<void>;
+  maxAttempts?: number;
+  timeoutMs?: number;
+  /** First retry after this long, doubling each time (default 1 s). */
+  backoffMs?: number;
+}
+
+export interface JobDefinition {
+  kind: string;
+  tasks: TaskDefinition[];
+  /** A hardware job holds its server: one at a time per server. */
+  hardware: boolean;
+}
+
+/** The kinds of job racksmith knows; capabilities register theirs (install, wipe, power, ...). */
+@Injectable()
+export class JobRegistry {
+  private readonly kinds = new Map<string, JobDefinition>();
+
+  define(def: JobDefinition): void {
+    if (this.kinds.has(def.kind)) throw new Error(`job kind ${def.kind} is defined twice`);
+    if (!def.tasks.length) throw new Error(`job kind ${def.kind} has no tasks`);
+    this.kinds.set(def.kind, def);
+  }
+
+  get(kind: string): JobDefinition | undefined {
+    return this.kinds.get(kind);
+  }
+
+  names(): string[] {
+    return [...this.kinds.keys()];
+  }
+}

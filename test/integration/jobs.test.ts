@@ -1,0 +1,167 @@
+import pino from 'pino';
+import { startTestApp, type TestApp } from '../support/app';
+import { query } from '../support/db';
+import { JobRegistry } from '../../src/jobs/job-registry';
+import { JobRepository } from '../../src/jobs/job.repository';
+import { JobQueue } from '../../src/jobs/job-queue';
+import { JobRunner } from '../../src/jobs/job-runner';
+import { JobService } from '../../src/jobs/job.service';
+import { Database } from '../../src/database/database';
+
+/**
+ * The job engine against real PostgreSQL and graphile-worker, with job kinds defined here:
+ * the engine is generic; install, wipe and the rest define their own kinds.
+ */
+let t: TestApp;
+let jobs: JobService;
+let runner: JobRunner;
+let site: { id: string; code: string };
+let modelId: string;
+const calls: string[] = [];
+let flaky = 0;
+let gate: (() => void) | undefined;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  jobs = t.app.get(JobService);
+  const registry = t.app.get(JobRegistry);
+  registry.define({
+    kind: 'test-ok',
+    hardware: true,
+    tasks: ['power-off', 'pxe-once', 'power-on'].map((name) => ({ name, run: async (ctx) => { calls.push(`${ctx.jobId}:${name}`); await ctx.log(`did ${name}`); } })),
+  });
+  registry.define({
+    kind: 'test-flaky',
+    hardware: false,
+    tasks: [{ name: 'flaky', backoffMs: 50, maxAttempts: 3, run: async () => { if (++flaky < 3) throw new Error(`flake ${flaky}`); } }],
+  });
+  registry.define({
+    kind: 'test-broken',
+    hardware: true,
+    tasks: [
+      { name: 'first', run: async () => undefined },
+      { name: 'broken', backoffMs: 20, maxAttempts: 2, run: async (ctx) => { if (!ctx.params.fixed) throw new Error('BMC said no'); } },
+      { name: 'last', run: async () => undefined },
+    ],
+  });
+  registry.define({
+    kind: 'test-slow',
+    hardware: true,
+    tasks: [
+      { name: 'wait-for-callback', timeoutMs: 10_000, run: (ctx) => new Promise<void>((resolve, reject) => { gate = resolve; ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)); }) },
+      { name: 'after', run: async () => undefined },
+    ],
+  });
+  registry.define({ kind: 'test-timeout', hardware: false, tasks: [{ name: 'hangs', timeoutMs: 200, maxAttempts: 1, run: () => new Promise<void>(() => undefined) }] });
+
+  const queue = t.app.get(JobQueue);
+  runner = new JobRunner(t.app.get(Database), t.app.get(JobRepository), registry, queue, pino({ level: 'silent' }), { allSiteCodes: async () => ['lab'], heartbeatMs: 200, staleAfterSeconds: 2 });
+  await runner.start();
+  await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
+  site = { id: (await t.request({ url: '/api/v1/sites/lab' })).json.id, code: 'lab' };
+  modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: '1U', heightU: 1 } })).json.id;
+}, 60_000);
+afterAll(async () => {
+  await runner?.stop();
+  await t?.close();
+});
+
+let n = 0;
+const server = async () => (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: `srv-${++n}`, role: 'rented-server', modelId } })).json.id as string;
+
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`condition not met in ${ms} ms: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+const settled = (id: string) => until(() => jobs.get(id), (j) => ['succeeded', 'failed', 'cancelled'].includes(j.state));
+
+describe('job engine', () => {
+  it('runs the tasks in order and records each one', async () => {
+    const job = await jobs.create('test-ok', { siteId: site.id, siteCode: site.code, serverId: await server() }, {});
+    expect(job.state).toBe('queued');
+    const done = await settled(job.id);
+    expect(done.state).toBe('succeeded');
+    expect(done.tasks!.map((x) => `${x.name}:${x.state}:${x.attempts}`)).toEqual(['power-off:succeeded:1', 'pxe-once:succeeded:1', 'power-on:succeeded:1']);
+    expect(calls.filter((c) => c.startsWith(job.id))).toEqual([`${job.id}:power-off`, `${job.id}:pxe-once`, `${job.id}:power-on`]);
+    const logs = (await jobs.logs(job.id)).map((l) => l.message);
+    expect(logs).toContain('did pxe-once');
+    expect(logs[logs.length - 1]).toBe('job succeeded');
+  });
+
+  it('retries a failing task with backoff until it works', async () => {
+    const job = await jobs.create('test-flaky', { siteId: site.id, siteCode: site.code }, {});
+    const done = await settled(job.id);
+    expect(done.state).toBe('succeeded');
+    expect(done.tasks![0].attempts).toBe(3);
+    const warnings = (await jobs.logs(job.id)).filter((l) => l.level === 'warn').map((l) => l.message);
+    expect(warnings).toEqual(['flaky: failed (flake 1); retry in 50 ms', 'flaky: failed (flake 2); retry in 100 ms']);
+  });
+
+  it('fails a job whose task keeps failing, and retries it from that task', async () => {
+    const job = await jobs.create('test-broken', { siteId: site.id, siteCode: site.code, serverId: await server() }, {});
+    const failed = await settled(job.id);
+    expect(failed).toMatchObject({ state: 'failed', error: 'broken failed after 2 attempts: BMC said no' });
+    expect(failed.tasks!.map((x) => x.state)).toEqual(['succeeded', 'failed', 'cancelled']);
+    await query(t.db.url, `UPDATE jobs SET params = '{"fixed": true}' WHERE id = $1`, [job.id]);
+    await jobs.retry(job.id);
+    const done = await settled(job.id);
+    expect(done.state).toBe('succeeded');
+    // The first task was not run again.
+    expect(done.tasks!.map((x) => `${x.name}:${x.attempts}`)).toEqual(['first:1', 'broken:1', 'last:1']);
+    await expect(jobs.retry(job.id)).rejects.toMatchObject({ code: 'job_not_failed' });
+  });
+
+  it('times a task out', async () => {
+    const job = await jobs.create('test-timeout', { siteId: site.id, siteCode: site.code }, {});
+    const done = await settled(job.id);
+    expect(done).toMatchObject({ state: 'failed', error: 'hangs failed after 1 attempts: timed out after 200 ms' });
+  });
+
+  it('keeps one hardware job per server: refuses a second, or queues it behind when asked', async () => {
+    const srv = await server();
+    const first = await jobs.create('test-slow', { siteId: site.id, siteCode: site.code, serverId: srv }, {});
+    await until(() => jobs.get(first.id), (j) => j.state === 'running');
+    await expect(jobs.create('test-ok', { siteId: site.id, siteCode: site.code, serverId: srv }, {})).rejects.toMatchObject({ code: 'server_busy', details: { jobId: first.id } });
+    const second = await jobs.create('test-ok', { siteId: site.id, siteCode: site.code, serverId: srv }, {}, { queue: true });
+    expect(second).toMatchObject({ state: 'queued', waitsFor: first.id });
+    gate!();
+    expect((await settled(first.id)).state).toBe('succeeded');
+    expect((await settled(second.id)).state).toBe('succeeded');
+  });
+
+  it('lets exactly one of 20 concurrent jobs for a server in', async () => {
+    const srv = await server();
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => jobs.create('test-ok', { siteId: site.id, siteCode: site.code, serverId: srv }, {})));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results.filter((x) => x.status === 'rejected')) expect((r as PromiseRejectedResult).reason.code).toBe('server_busy');
+  });
+
+  it('cancels a running job cooperatively and leaves the rest undone', async () => {
+    const job = await jobs.create('test-slow', { siteId: site.id, siteCode: site.code, serverId: await server() }, {});
+    await until(() => jobs.get(job.id), (j) => j.state === 'running');
+    await jobs.cancel(job.id);
+    const done = await settled(job.id);
+    expect(done.state).toBe('cancelled');
+    expect(done.tasks!.map((x) => x.state)).toEqual(['cancelled', 'cancelled']);
+    await expect(jobs.cancel(job.id)).rejects.toMatchObject({ code: 'job_finished' });
+  });
+
+  it('resumes a task whose worker died', async () => {
+    const job = await jobs.create('test-slow', { siteId: site.id, siteCode: site.code, serverId: await server() }, {});
+    await until(() => jobs.get(job.id), (j) => j.state === 'running');
+    // A worker that vanished mid-task: its heartbeat stops (here: set into the past).
+    await query(t.db.url, "UPDATE job_tasks SET worker = 'dead-worker', heartbeat_at = now() - interval '1 minute' WHERE job_id = $1 AND seq = 0", [job.id]);
+    gate = undefined;
+    await until(() => Promise.resolve(gate), (g) => g !== undefined);
+    gate!();
+    const done = await settled(job.id);
+    expect(done.state).toBe('succeeded');
+    expect(done.tasks![0].attempts).toBe(2);
+    expect((await jobs.logs(job.id)).map((l) => l.message)).toContain('task 0 was running on a worker that stopped answering; resuming it');
+  });
+});
