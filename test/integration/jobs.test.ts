@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { startTestApp, type TestApp } from '../support/app';
+import { BOOTSTRAP, startTestApp, type TestApp } from '../support/app';
 import { query } from '../support/db';
 import { JobRegistry } from '../../src/jobs/job-registry';
 import { JobRepository } from '../../src/jobs/job.repository';
@@ -20,6 +20,7 @@ let modelId: string;
 const calls: string[] = [];
 let flaky = 0;
 let gate: (() => void) | undefined;
+let base: string | undefined;
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -163,5 +164,65 @@ describe('job engine', () => {
     expect(done.state).toBe('succeeded');
     expect(done.tasks![0].attempts).toBe(2);
     expect((await jobs.logs(job.id)).map((l) => l.message)).toContain('task 0 was running on a worker that stopped answering; resuming it');
+  });
+});
+
+describe('jobs over REST', () => {
+  it('lists, shows, and streams a job as Server-Sent Events to its end', async () => {
+    const job = await jobs.create('test-ok', { siteId: site.id, siteCode: site.code, serverId: await server() }, {});
+    // SSE needs a real socket (not fastify.inject): listen and read the stream to its end.
+    if (!base) {
+      await t.app.listen({ host: '127.0.0.1', port: 0 });
+      base = `http://127.0.0.1:${(t.app.getHttpServer().address() as { port: number }).port}`;
+    }
+    const sse = await fetch(`${base}/api/v1/jobs/${job.id}/events`, { headers: { authorization: `Bearer ${BOOTSTRAP}` } });
+    expect(sse.status).toBe(200);
+    expect(sse.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events = (await sse.text())
+      .split('\n\n')
+      .filter((b) => b.trim())
+      .map((block) => {
+        const type = /^event: (.+)$/m.exec(block)?.[1];
+        const data = JSON.parse(/^data: (.+)$/m.exec(block)![1]);
+        return { type, data };
+      });
+    const tasks = events.filter((e) => e.type === 'task').map((e) => `${e.data.name}:${e.data.state}`);
+    for (const name of ['power-off', 'pxe-once', 'power-on']) expect(tasks).toContain(`${name}:succeeded`);
+    expect(events.filter((e) => e.type === 'log').map((e) => e.data.message)).toEqual(expect.arrayContaining(['did power-off', 'did pxe-once', 'did power-on', 'job succeeded']));
+    expect(events[events.length - 1]).toEqual({ type: 'job', data: { state: 'succeeded', error: null } });
+
+    const missing = await fetch(`${base}/api/v1/jobs/00000000-0000-4000-8000-000000000000/events`, { headers: { authorization: `Bearer ${BOOTSTRAP}` } });
+    expect(missing.status).toBe(404);
+    expect((await missing.json()).error.code).toBe('not_found');
+
+    const got = await t.request({ url: `/api/v1/jobs/${job.id}` });
+    expect(got.json).toMatchObject({ id: job.id, kind: 'test-ok', state: 'succeeded', site: 'lab' });
+    await settled((await jobs.create('test-ok', { siteId: site.id, siteCode: site.code }, {})).id);
+    const list = await t.request({ url: `/api/v1/jobs?kind=test-ok&state=succeeded&site=lab&limit=1` });
+    expect(list.json.items.length).toBe(1);
+    expect(list.json.nextCursor).not.toBeNull();
+    const next = await t.request({ url: `/api/v1/jobs?kind=test-ok&state=succeeded&site=lab&limit=1&cursor=${list.json.nextCursor}` });
+    expect(next.json.items.map((j: { id: string }) => j.id)).not.toContain(list.json.items[0].id);
+    const logs = await t.request({ url: `/api/v1/jobs/${job.id}/logs` });
+    expect(logs.json.map((l: { message: string }) => l.message)).toContain('did pxe-once');
+  });
+
+  it('cancels and retries through REST, with clear refusals', async () => {
+    const job = await jobs.create('test-slow', { siteId: site.id, siteCode: site.code, serverId: await server() }, {});
+    await until(() => jobs.get(job.id), (j) => j.state === 'running');
+    const early = await t.request({ method: 'POST', url: `/api/v1/jobs/${job.id}/retry` });
+    expect(early.status).toBe(409);
+    expect(early.json.error).toMatchObject({ code: 'job_not_failed', details: { state: 'running' } });
+    expect((await t.request({ method: 'POST', url: `/api/v1/jobs/${job.id}/cancel` })).json.cancelRequested).toBe(true);
+    await settled(job.id);
+    gate = undefined;
+    const retried = await t.request({ method: 'POST', url: `/api/v1/jobs/${job.id}/retry` });
+    expect(retried.json.state).toBe('queued');
+    await until(() => Promise.resolve(gate), (g) => g !== undefined);
+    gate!();
+    expect((await settled(job.id)).state).toBe('succeeded');
+    expect((await t.request({ url: '/api/v1/jobs/00000000-0000-4000-8000-000000000000' })).status).toBe(404);
+    const ro = (await t.request({ method: 'POST', url: '/api/v1/tokens', body: { name: 'viewer', role: 'readonly' } })).json.token;
+    expect((await t.request({ method: 'POST', url: `/api/v1/jobs/${job.id}/cancel`, token: ro })).status).toBe(403);
   });
 });

@@ -25,7 +25,7 @@ export interface TestApp {
 export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const db = await createTestDatabase();
   const config = loadConfig({ DATABASE_URL: db.url, RACKSMITH_BOOTSTRAP_TOKEN: BOOTSTRAP, RACKSMITH_SECRET_KEY: SECRET_KEY, ...env });
-  const rt = await openRuntime(config, pino({ level: 'silent' }));
+  const rt = await openRuntime(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
   const app = await createHttpApp(rt);
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
