@@ -37,6 +37,8 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
     runner = new JobRunner(rt.db, app.get(JobRepository), app.get(JobRegistry), app.get(JobQueue), rt.log, {
       siteCodes: rt.config.role === 'agent' && rt.config.site ? [rt.config.site] : undefined,
       allSiteCodes: async () => (await sites.list()).map((s) => s.code),
+      staleAfterSeconds: rt.config.jobs.heartbeatTimeout,
+      heartbeatMs: Math.min(2000, (rt.config.jobs.heartbeatTimeout * 1000) / 4),
     });
     await runner.start();
     const worker = runner;

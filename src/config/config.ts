@@ -46,6 +46,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_BOOTSTRAP_TOKEN', key: 'auth.bootstrapToken', schema: z.string().min(24).max(512), expected: 'a string of at least 24 characters', description: 'Accepted as an admin API token (automation, first start). Unset: the first start on an empty database creates an admin token and prints it once.', secret: true },
   { env: 'RACKSMITH_SECRET_KEY', key: 'secrets.key', schema: z.string().regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/), expected: '32 bytes as 64 hex digits or 44 base64 characters', description: 'AES-256-GCM key for secrets at rest (BMC credentials). Unset: a key is generated once in `<dataDir>/secret.key`. Every process on one database needs the same key.', secret: true },
   { env: 'RACKSMITH_INVENTORY_SEED', key: 'inventory.seed', schema: z.string(), default: 'inventory', expected: 'a directory of inventory YAML, or "" for none', description: 'On a start against a database with no sites, `serve` imports this inventory (relative paths from the racksmith folder). The shipped `inventory/` holds both data centers. `""` turns it off.', allowEmpty: true },
+  { env: 'RACKSMITH_JOB_HEARTBEAT_TIMEOUT', key: 'jobs.heartbeatTimeout', schema: int(3, 600), default: 15, expected: 'seconds, an integer from 3 to 600', description: 'A running job task whose worker sent no heartbeat for this long is taken over by another worker (after a crash or kill -9).' },
   { env: 'RACKSMITH_ROLE', key: 'role', schema: z.enum(ROLES), default: 'all', expected: ROLES.join(', '), description: 'Process role; `serve --role` overrides it.' },
   { env: 'RACKSMITH_SITE', key: 'site', schema: siteCode, expected: 'a site code (lowercase letters, digits, dashes)', description: 'Site an agent serves; `serve --site` overrides it.' },
 ];
@@ -61,6 +62,7 @@ export interface Config {
   auth: { bootstrapToken?: string };
   secrets: { key?: string };
   inventory: { seed: string };
+  jobs: { heartbeatTimeout: number };
   role: ProcessRole;
   site?: string;
 }

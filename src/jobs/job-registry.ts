@@ -20,11 +20,22 @@ export interface TaskDefinition {
   backoffMs?: number;
 }
 
+export interface JobEnd {
+  jobId: string;
+  serverId: string | null;
+  params: Record<string, unknown>;
+  state: 'failed' | 'cancelled';
+  error: string | null;
+  log(message: string, level?: 'info' | 'warn' | 'error'): Promise<void>;
+}
+
 export interface JobDefinition {
   kind: string;
   tasks: TaskDefinition[];
   /** A hardware job holds its server: one at a time per server. */
   hardware: boolean;
+  /** After a failure or a cancel: leave the hardware in a known state (best effort, logged). */
+  onEnd?(end: JobEnd): Promise<void>;
 }
 
 /** The kinds of job racksmith knows; capabilities register theirs (install, wipe, power, ...). */

@@ -18,6 +18,7 @@ export interface RunnerOptions {
 }
 
 class TaskTimeout extends Error {}
+class WorkerStopping extends Error {}
 
 const DEFAULTS = { maxAttempts: 3, timeoutMs: 60_000, backoffMs: 1_000 };
 
@@ -33,6 +34,8 @@ export class JobRunner {
   private runner?: Runner;
   private reaper?: NodeJS.Timeout;
   private readonly heartbeatMs: number;
+  private stopping = false;
+  private readonly running = new Set<AbortController>();
   private readonly staleAfter: number;
 
   constructor(
@@ -64,8 +67,14 @@ export class JobRunner {
     this.log.info({ worker: this.workerId, sites: mine ?? 'all' }, 'job worker started');
   }
 
+  /**
+   * Stop taking work; tasks in progress are asked to stop and handed back (pending, woken) so
+   * another worker, or this one restarted, carries on at once instead of after the heartbeat timeout.
+   */
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.reaper) clearInterval(this.reaper);
+    for (const c of this.running) c.abort(new WorkerStopping('the worker is stopping'));
     await this.runner?.stop();
     this.runner = undefined;
   }
@@ -85,6 +94,7 @@ export class JobRunner {
   /** Run the job's tasks in order until it ends or must wait (a retry later). */
   private async work(jobId: string): Promise<void> {
     for (;;) {
+      if (this.stopping) return;
       const job = await this.jobs.job(jobId);
       if (!job || job.state === 'succeeded' || job.state === 'failed' || job.state === 'cancelled' || job.waits_for) return;
       const def = this.registry.get(job.kind);
@@ -117,6 +127,7 @@ export class JobRunner {
   /** True to go on with the next task; false when the job ended or waits. */
   private async runTask(job: JobRow, task: TaskRow, def: TaskDefinition): Promise<boolean> {
     const controller = new AbortController();
+    this.running.add(controller);
     const log = (message: string, level: 'info' | 'warn' | 'error' = 'info') => this.jobs.log(job.id, task.seq, level, message);
     await log(`${task.name}: attempt ${task.attempts} of ${task.max_attempts} on ${this.workerId}`);
     let cancelSeen = false;
@@ -132,8 +143,11 @@ export class JobRunner {
       );
     }, this.heartbeatMs);
     let timer: NodeJS.Timeout | undefined;
+    const stopped = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason)));
+    stopped.catch(() => undefined);
     try {
       await Promise.race([
+        stopped,
         def.run({ jobId: job.id, params: job.params, serverId: job.server_id, attempt: task.attempts, signal: controller.signal, log }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
@@ -147,6 +161,12 @@ export class JobRunner {
       return true;
     } catch (err) {
       const message = (err as Error).message || String(err);
+      if (err instanceof WorkerStopping || controller.signal.reason instanceof WorkerStopping) {
+        await this.jobs.release(job.id, task.seq, this.workerId);
+        await log(`${task.name}: handed back, the worker is stopping`, 'warn');
+        await this.queue.wake(job.id, job.site_code);
+        return false;
+      }
       const fresh = await this.jobs.job(job.id);
       if (fresh?.cancel_requested_at) {
         await log(`${task.name}: stopped for the cancel (${message})`, 'warn');
@@ -166,12 +186,22 @@ export class JobRunner {
       await this.finish(job, 'failed', `${task.name} failed after ${task.attempts} attempts: ${message}`);
       return false;
     } finally {
+      this.running.delete(controller);
       clearInterval(beat);
       if (timer) clearTimeout(timer);
     }
   }
 
   private async finish(job: JobRow, state: 'succeeded' | 'failed' | 'cancelled', error: string | null): Promise<void> {
+    const def = this.registry.get(job.kind);
+    if (state !== 'succeeded' && def?.onEnd) {
+      const log = (message: string, level: 'info' | 'warn' | 'error' = 'info') => this.jobs.log(job.id, null, level, message);
+      try {
+        await def.onEnd({ jobId: job.id, serverId: job.server_id, params: job.params, state, error, log });
+      } catch (err) {
+        await log(`clean-up after ${state} failed: ${(err as Error).message}`, 'error');
+      }
+    }
     const released = await this.db.transaction(() => this.jobs.finishJob(job.id, state, error));
     await this.jobs.log(job.id, null, state === 'succeeded' ? 'info' : state === 'cancelled' ? 'warn' : 'error', `job ${state}${error ? `: ${error}` : ''}`);
     for (const next of released) await this.queue.wake(next, job.site_code);

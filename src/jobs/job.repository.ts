@@ -131,6 +131,11 @@ export class JobRepository {
     await this.q("UPDATE job_tasks SET state = 'pending', error = $4, next_attempt_at = $5, worker = NULL WHERE job_id = $1 AND seq = $2 AND state = 'running' AND worker = $3", [jobId, seq, worker, error, at]);
   }
 
+  /** Give a running task back untouched (the worker is stopping): pending, this attempt not counted. */
+  async release(jobId: string, seq: number, worker: string): Promise<void> {
+    await this.q("UPDATE job_tasks SET state = 'pending', attempts = greatest(attempts - 1, 0), worker = NULL WHERE job_id = $1 AND seq = $2 AND state = 'running' AND worker = $3", [jobId, seq, worker]);
+  }
+
   async taskFailed(jobId: string, seq: number, error: string): Promise<void> {
     await this.q("UPDATE job_tasks SET state = 'failed', error = $3, finished_at = now() WHERE job_id = $1 AND seq = $2", [jobId, seq, error]);
   }

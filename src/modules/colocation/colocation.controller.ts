@@ -13,8 +13,8 @@ import { VisitsService } from './visits.service';
 
 class AnnounceBody extends createZodDto(announceInput) {}
 class ReceiveBody extends createZodDto(receiveInput) {}
-class InstallBody extends createZodDto(installInput) {}
-class RemoveBody extends createZodDto(removeInput) {}
+class ItemInstallBody extends createZodDto(installInput) {}
+class ItemRemoveBody extends createZodDto(removeInput) {}
 class VisitBody extends createZodDto(visitInput) {}
 class DecisionBody extends createZodDto(decisionInput) {}
 class ItemQuery extends createZodDto(pageQuerySchema.extend({ site: z.string().max(64).optional(), customer: z.string().max(100).optional(), state: z.enum(ITEM_STATES).optional() })) {}
@@ -41,14 +41,14 @@ export class ColocationController {
   @Post(':id/receive') @Roles(...STAFF) receive(@Param('id', UuidParam) id: string, @Body() body: ReceiveBody) {
     return this.colo.receive(id, body);
   }
-  @Post(':id/install') @Roles(...STAFF) install(@Param('id', UuidParam) id: string, @Body() body: InstallBody) {
+  @Post(':id/install') @Roles(...STAFF) install(@Param('id', UuidParam) id: string, @Body() body: ItemInstallBody) {
     return this.colo.install(id, body);
   }
   @Post(':id/removal-request') @Roles(...STAFF, 'support', 'billing') @ApiOperation({ summary: 'Ask for the equipment to be taken out (opens a removal task)' })
   requestRemoval(@Param('id', UuidParam) id: string) {
     return this.colo.requestRemoval(id);
   }
-  @Post(':id/remove') @Roles(...STAFF) @ApiOperation({ summary: 'Taken out: frees its units and power' }) remove(@Param('id', UuidParam) id: string, @Body() body: RemoveBody) {
+  @Post(':id/remove') @Roles(...STAFF) @ApiOperation({ summary: 'Taken out: frees its units and power' }) remove(@Param('id', UuidParam) id: string, @Body() body: ItemRemoveBody) {
     return this.colo.remove(id, body.notes);
   }
 }

@@ -3,11 +3,14 @@ import { InventoryModule } from '../inventory/inventory.module';
 import { ServersController } from './servers.controller';
 import { ServerRepository } from './servers.repository';
 import { ServerLifecycleService } from './server-lifecycle.service';
+import { InstallController } from './install.controller';
+import { InstallCallbackRepository } from './install.repository';
+import { InstallService } from './install.service';
 
 @Module({
   imports: [InventoryModule],
-  controllers: [ServersController],
-  providers: [ServerRepository, ServerLifecycleService],
-  exports: [ServerLifecycleService],
+  controllers: [ServersController, InstallController],
+  providers: [ServerRepository, ServerLifecycleService, InstallCallbackRepository, InstallService],
+  exports: [ServerLifecycleService, InstallService],
 })
 export class ServersModule {}

@@ -1,0 +1,35 @@
+import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { createZodDto } from 'nestjs-zod';
+import { UuidParam } from '../../common/http/params';
+import { Public, Roles } from '../auth/auth.decorators';
+import { callbackInput, installInput } from './install.schemas';
+import { InstallService } from './install.service';
+
+class InstallBody extends createZodDto(installInput) {}
+class CallbackBody extends createZodDto(callbackInput) {}
+
+@ApiTags('servers')
+@Controller()
+export class InstallController {
+  constructor(private readonly install: InstallService) {}
+
+  @Post('servers/:id/install')
+  @ApiBearerAuth()
+  @Roles('admin', 'engineer')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Install an OS on the server: 202 with the job (409 naming the running job if the server is busy)' })
+  @ApiAcceptedResponse({ description: 'The install job' })
+  request(@Param('id', UuidParam) id: string, @Body() body: InstallBody) {
+    return this.install.request(id, body);
+  }
+
+  @Post('install-callbacks/:id')
+  @Public()
+  @HttpCode(202)
+  @ApiOperation({ summary: 'The installer reports progress (authenticated by its job\'s callback token)' })
+  async callback(@Param('id', UuidParam) id: string, @Body() body: CallbackBody) {
+    await this.install.callback(id, body.token, body.status, body.message);
+    return { accepted: true };
+  }
+}

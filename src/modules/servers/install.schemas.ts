@@ -1,0 +1,40 @@
+import { z } from 'zod';
+
+export const OS_TEMPLATES = ['debian-12', 'ubuntu-24.04', 'rocky-9', 'alma-9', 'freebsd-14'] as const;
+
+const hostname = z
+  .string()
+  .max(253)
+  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i, 'expected a host name such as web1.example.com');
+const sshKey = z.string().max(16_384).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, 'expected an OpenSSH public key');
+const ipv4Cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'expected an address with prefix, e.g. 192.0.2.10/24');
+const ipv4 = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, 'expected an IPv4 address');
+
+export const installInput = z
+  .object({
+    os: z.enum(OS_TEMPLATES),
+    hostname,
+    sshKeys: z.array(sshKey).max(20).default([]),
+    rootPasswordHash: z
+      .string()
+      .regex(/^\$6\$[^$]{1,16}\$[./0-9A-Za-z]{86}$/, 'expected a SHA-512 crypt hash ($6$salt$...), e.g. from `openssl passwd -6`')
+      .optional()
+      .describe('Only the hash is stored and handed to the installer'),
+    diskLayout: z.enum(['single', 'raid1']).default('single'),
+    network: z
+      .discriminatedUnion('mode', [
+        z.object({ mode: z.literal('dhcp') }).strict(),
+        z.object({ mode: z.literal('static'), address: ipv4Cidr, gateway: ipv4, dns: z.array(ipv4).min(1).max(4) }).strict(),
+      ])
+      .default({ mode: 'dhcp' }),
+    queue: z.boolean().default(false).describe('When the server is busy: queue behind its job instead of a 409'),
+    installerTimeoutMinutes: z.number().int().min(1).max(240).default(60),
+  })
+  .strict()
+  .refine((v) => v.sshKeys.length > 0 || v.rootPasswordHash, { message: 'give sshKeys, rootPasswordHash, or both', path: ['sshKeys'] });
+
+export type InstallInput = z.infer<typeof installInput>;
+
+export const callbackInput = z
+  .object({ token: z.string().min(20).max(200), status: z.enum(['started', 'done', 'failed']), message: z.string().max(2000).optional() })
+  .strict();

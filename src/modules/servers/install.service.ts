@@ -1,0 +1,130 @@
+import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { ConflictError, DomainError, NotFoundError } from '../../common/errors';
+import { randomToken, safeEqual } from '../../common/crypto';
+import { SecretBox } from '../../common/secret-box';
+import { JobRegistry, type TaskContext } from '../../jobs/job-registry';
+import { JobService, type JobView } from '../../jobs/job.service';
+import { JobRepository } from '../../jobs/job.repository';
+import { FakeBmcDriver } from '../../drivers/bmc/fake-bmc.driver';
+import type { BmcDriver, BmcTarget } from '../../drivers/bmc/bmc-driver';
+import { DevicesService } from '../inventory/devices.service';
+import { SitesService } from '../inventory/sites.service';
+import { InstallCallbackRepository } from './install.repository';
+import { ServerLifecycleService } from './server-lifecycle.service';
+import type { InstallInput } from './install.schemas';
+
+export const INSTALL = 'install';
+/** States an install may start from: a free server, a failed one, or a reinstall. */
+const INSTALLABLE = ['available', 'failed', 'active'] as const;
+
+/**
+ * Install jobs: power off, one-time network boot, power on, wait for the installer's callback,
+ * boot from disk, mark active. The hardware steps go through the server's BMC driver; until the
+ * IPMI driver lands (BMC issue), every server uses the fake one.
+ */
+@Injectable()
+export class InstallService implements OnModuleInit {
+  private readonly bmc: BmcDriver = new FakeBmcDriver();
+
+  constructor(
+    private readonly registry: JobRegistry,
+    private readonly jobs: JobService,
+    private readonly jobRows: JobRepository,
+    private readonly lifecycle: ServerLifecycleService,
+    private readonly devices: DevicesService,
+    private readonly sites: SitesService,
+    private readonly callbacks: InstallCallbackRepository,
+    private readonly secrets: SecretBox,
+  ) {}
+
+  onModuleInit(): void {
+    const cause = (ctx: { jobId: string }) => ({ type: 'job' as const, id: ctx.jobId });
+    this.registry.define({
+      kind: INSTALL,
+      hardware: true,
+      tasks: [
+        {
+          name: 'mark-deploying',
+          run: async (ctx) => {
+            const server = await this.lifecycle.get(ctx.serverId!);
+            if (server.state !== 'deploying') await this.lifecycle.transition(ctx.serverId!, 'deploying', { ...cause(ctx), note: `installing ${String(ctx.params.os)}` }, { from: [...INSTALLABLE] });
+          },
+        },
+        { name: 'power-off', timeoutMs: 60_000, run: async (ctx) => this.bmc.powerOff(await this.target(ctx)) },
+        { name: 'pxe-once', timeoutMs: 60_000, run: async (ctx) => this.bmc.setBootDevice(await this.target(ctx), 'pxe', { once: true }) },
+        { name: 'power-on', timeoutMs: 60_000, run: async (ctx) => this.bmc.powerOn(await this.target(ctx)) },
+        {
+          name: 'wait-for-installer',
+          maxAttempts: 1,
+          timeoutMs: 240 * 60_000,
+          run: (ctx) => this.waitForInstaller(ctx),
+        },
+        { name: 'boot-from-disk', timeoutMs: 60_000, run: async (ctx) => this.bmc.setBootDevice(await this.target(ctx), 'disk', { once: false }) },
+        {
+          name: 'mark-active',
+          run: async (ctx) => {
+            const server = await this.lifecycle.get(ctx.serverId!);
+            if (server.state !== 'active') await this.lifecycle.transition(ctx.serverId!, 'active', cause(ctx), { from: ['deploying'] });
+          },
+        },
+      ],
+      onEnd: async (end) => {
+        // A known state: the disk boots next, and the server shows the install did not finish.
+        await this.bmc.setBootDevice(await this.target({ serverId: end.serverId }), 'disk', { once: false });
+        const server = await this.lifecycle.get(end.serverId!);
+        if (server.state === 'deploying') {
+          await this.lifecycle.transition(end.serverId!, 'failed', { type: 'job', id: end.jobId, note: end.state === 'cancelled' ? 'install cancelled' : (end.error ?? 'install failed') });
+        }
+        await end.log(`server left booting from disk${server.state === 'deploying' ? ', marked failed' : ''}`, 'warn');
+      },
+    });
+  }
+
+  private async target(ctx: { serverId: string | null }): Promise<BmcTarget> {
+    const d = await this.devices.get(ctx.serverId!);
+    return { serverId: d.id, address: d.bmc?.address ?? '', username: d.bmc?.username ?? null, password: await this.devices.bmcPassword(d.id) };
+  }
+
+  /** Poll the installer's reports; the job's own timeout bounds the wait. */
+  private async waitForInstaller(ctx: TaskContext): Promise<void> {
+    const deadline = Date.now() + Number(ctx.params.installerTimeoutMinutes ?? 60) * 60_000;
+    await ctx.log('waiting for the installer to call back');
+    for (;;) {
+      const outcome = await this.callbacks.outcome(ctx.jobId);
+      if (outcome?.status === 'done') return ctx.log(`installer finished${outcome.message ? `: ${outcome.message}` : ''}`);
+      if (outcome?.status === 'failed') throw new Error(`installer reported a failure: ${outcome.message ?? 'no details'}`);
+      if (ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
+      if (Date.now() > deadline) throw new Error(`the installer did not call back within ${String(ctx.params.installerTimeoutMinutes ?? 60)} minutes`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  /** 202: the install job. A server in maintenance or in a state that cannot install is a 409. */
+  async request(serverId: string, input: InstallInput): Promise<JobView> {
+    const server = await this.lifecycle.get(serverId);
+    if (server.maintenance.enabled) throw new ConflictError('in_maintenance', `server ${server.name} is in maintenance: no install until it is off`, { state: server.state });
+    if (!(INSTALLABLE as readonly string[]).includes(server.state) && !input.queue) {
+      throw new ConflictError('illegal_transition', `server ${server.name} is ${server.state}; an install starts from ${INSTALLABLE.join(', ')}`, { state: server.state });
+    }
+    const site = await this.sites.resolve(server.siteId);
+    const { queue, ...rest } = input;
+    const params = { ...rest, callbackToken: this.secrets.seal(randomToken(24)) };
+    return this.jobs.create(INSTALL, { siteId: site.id, siteCode: site.code, serverId }, params, { queue });
+  }
+
+  /** The token an installer presents (rendered into its template by the network-boot code). */
+  async callbackToken(jobId: string): Promise<string> {
+    const job = await this.jobRows.job(jobId);
+    if (!job || job.kind !== INSTALL) throw new NotFoundError('install job', jobId);
+    return this.secrets.open(String(job.params.callbackToken));
+  }
+
+  /** An installer reports (authenticated by its job's token, not by an API token). */
+  async callback(jobId: string, token: string, status: 'started' | 'done' | 'failed', message?: string): Promise<void> {
+    const job = await this.jobRows.job(jobId);
+    if (!job || job.kind !== INSTALL) throw new NotFoundError('install job', jobId);
+    if (!safeEqual(token, this.secrets.open(String(job.params.callbackToken)))) throw new DomainError('bad_callback_token', 'the callback token does not match this job', 401, 'token');
+    if (job.state !== 'queued' && job.state !== 'running') throw new ConflictError('job_finished', `job ${jobId} is already ${job.state}`, { state: job.state });
+    await this.callbacks.add(jobId, status, message ?? null);
+  }
+}

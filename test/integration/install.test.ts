@@ -1,0 +1,163 @@
+import pino from 'pino';
+import { startTestApp, type TestApp, SECRET_KEY } from '../support/app';
+import { startServe, type Served } from '../support/cli';
+import { query } from '../support/db';
+import { InstallService } from '../../src/modules/servers/install.service';
+import { JobService } from '../../src/jobs/job.service';
+import { JobRunner } from '../../src/jobs/job-runner';
+import { JobRegistry } from '../../src/jobs/job-registry';
+import { JobRepository } from '../../src/jobs/job.repository';
+import { JobQueue } from '../../src/jobs/job-queue';
+import { Database } from '../../src/database/database';
+
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl engineer@example';
+
+let t: TestApp;
+let jobs: JobService;
+let install: InstallService;
+let modelId: string;
+beforeAll(async () => {
+  t = await startTestApp();
+  jobs = t.app.get(JobService);
+  install = t.app.get(InstallService);
+  await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
+  modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: '1U', heightU: 1, bmcDriver: 'ipmitool' } })).json.id;
+});
+afterAll(() => t?.close());
+
+let n = 0;
+async function availableServer(): Promise<string> {
+  const id = (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: `rs-${++n}`, role: 'rented-server', modelId, bmc: { address: '127.0.0.2' } } })).json.id;
+  await t.request({ method: 'POST', url: `/api/v1/servers/${id}/transition`, body: { to: 'available' } });
+  return id;
+}
+const installBody = { os: 'debian-12' as const, hostname: 'web1.example.com', sshKeys: [KEY] };
+
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`condition not met in ${ms} ms: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('install requests', () => {
+  it('refuses bad input with the field, a server in maintenance, and a busy server naming its job', async () => {
+    const id = await availableServer();
+    const bad = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: { ...installBody, hostname: 'not a host!' } });
+    expect(bad.json.error).toMatchObject({ code: 'validation_failed', field: 'hostname' });
+    const nokey = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: { os: 'debian-12', hostname: 'a.example' } });
+    expect(nokey.json.error).toMatchObject({ code: 'validation_failed', field: 'sshKeys' });
+    const os = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: { ...installBody, os: 'windows-11' } });
+    expect(os.json.error).toMatchObject({ code: 'validation_failed', field: 'os' });
+
+    const first = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody });
+    expect(first.status).toBe(202);
+    expect(first.json).toMatchObject({ kind: 'install', state: 'queued', serverId: id, tasks: expect.any(Array) });
+    expect(first.json.tasks.map((x: { name: string }) => x.name)).toEqual(['mark-deploying', 'power-off', 'pxe-once', 'power-on', 'wait-for-installer', 'boot-from-disk', 'mark-active']);
+    const second = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody });
+    expect(second.status).toBe(409);
+    expect(second.json.error).toMatchObject({ code: 'server_busy', details: { jobId: first.json.id } });
+    const queued = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: { ...installBody, queue: true } });
+    expect(queued.json).toMatchObject({ state: 'queued', waitsFor: first.json.id });
+
+    const other = await availableServer();
+    await t.request({ method: 'PUT', url: `/api/v1/servers/${other}/maintenance`, body: { enabled: true, reason: 'disk swap' } });
+    const maint = await t.request({ method: 'POST', url: `/api/v1/servers/${other}/install`, body: installBody });
+    expect(maint.json.error).toMatchObject({ code: 'in_maintenance' });
+    // The params keep no secret in clear: the callback token is sealed.
+    const [row] = await query<{ params: { callbackToken: string } }>(t.db.url, 'SELECT params FROM jobs WHERE id = $1', [first.json.id]);
+    expect(row.params.callbackToken).not.toBe(await install.callbackToken(first.json.id));
+  });
+
+  it('takes installer callbacks only with the job\'s token', async () => {
+    const id = await availableServer();
+    const job = (await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody })).json;
+    const wrong = await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job.id}`, token: '', body: { token: 'x'.repeat(32), status: 'done' } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.json.error).toMatchObject({ code: 'bad_callback_token', field: 'token' });
+    const right = await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job.id}`, token: '', body: { token: await install.callbackToken(job.id), status: 'started' } });
+    expect(right.status).toBe(202);
+  });
+});
+
+describe('install jobs in a worker', () => {
+  let runner: JobRunner;
+  beforeAll(async () => {
+    // The requests above left jobs waiting for installers that will never call: end them first.
+    for (const j of (await jobs.list({ kind: 'install' }, 100)).items) if (j.state === 'queued' || j.state === 'running') await jobs.cancel(j.id);
+    runner = new JobRunner(t.app.get(Database), t.app.get(JobRepository), t.app.get(JobRegistry), t.app.get(JobQueue), pino({ level: 'silent' }), { allSiteCodes: async () => ['lab'], heartbeatMs: 200, staleAfterSeconds: 3 });
+    await runner.start();
+  });
+  afterAll(() => runner?.stop());
+
+  it('installs: deploying, installer callback, active', async () => {
+    const id = await availableServer();
+    const job = await install.request(id, { ...installBody, sshKeys: [KEY], diskLayout: 'single', network: { mode: 'dhcp' }, queue: false, installerTimeoutMinutes: 5 });
+    await until(() => jobs.get(job.id), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'running');
+    expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('deploying');
+    await install.callback(job.id, await install.callbackToken(job.id), 'done', 'debian-installer finished');
+    const done = await until(() => jobs.get(job.id), (j) => j.state === 'succeeded');
+    expect(done.tasks!.every((x) => x.state === 'succeeded')).toBe(true);
+    expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('active');
+    const history = (await t.request({ url: `/api/v1/servers/${id}/history` })).json;
+    expect(history.slice(-2).map((h: { to: string; cause: { type: string; id: string } }) => `${h.to}:${h.cause.type}:${h.cause.id}`)).toEqual([`deploying:job:${job.id}`, `active:job:${job.id}`]);
+  });
+
+  it('fails the job and the server when the installer reports a failure, leaving it to boot from disk', async () => {
+    const id = await availableServer();
+    const job = await install.request(id, { ...installBody, sshKeys: [KEY], diskLayout: 'single', network: { mode: 'dhcp' }, queue: false, installerTimeoutMinutes: 5 });
+    await until(() => jobs.get(job.id), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'running');
+    await install.callback(job.id, await install.callbackToken(job.id), 'failed', 'no disk found');
+    const failed = await until(() => jobs.get(job.id), (j) => j.state === 'failed');
+    expect(failed.error).toContain('installer reported a failure: no disk found');
+    const server = (await t.request({ url: `/api/v1/servers/${id}` })).json;
+    expect(server).toMatchObject({ state: 'failed', lastError: expect.stringContaining('no disk found') });
+    expect((await jobs.logs(job.id)).map((l) => l.message)).toContain('server left booting from disk, marked failed');
+  });
+
+  it('cancels an install into a known state', async () => {
+    const id = await availableServer();
+    const job = await install.request(id, { ...installBody, sshKeys: [KEY], diskLayout: 'single', network: { mode: 'dhcp' }, queue: false, installerTimeoutMinutes: 5 });
+    await until(() => jobs.get(job.id), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'running');
+    await t.request({ method: 'POST', url: `/api/v1/jobs/${job.id}/cancel` });
+    await until(() => jobs.get(job.id), (j) => j.state === 'cancelled');
+    expect((await t.request({ url: `/api/v1/servers/${id}` })).json).toMatchObject({ state: 'failed', lastError: 'install cancelled' });
+  });
+});
+
+describe('a worker killed mid-install', () => {
+  const workers: Served[] = [];
+  afterAll(async () => {
+    for (const w of workers) await w.stop('SIGKILL');
+  });
+
+  it('is replaced by another worker process that carries on from the task in progress', async () => {
+    const env = { DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: SECRET_KEY, RACKSMITH_INVENTORY_SEED: '', RACKSMITH_JOB_HEARTBEAT_TIMEOUT: '3' };
+    const a = await startServe(env, ['--role', 'agent', '--site', 'lab']);
+    workers.push(a);
+    const id = await availableServer();
+    const job = (await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody })).json;
+    const waiting = await until(() => jobs.get(job.id), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'running');
+    const [{ worker }] = await query<{ worker: string }>(t.db.url, "SELECT worker FROM job_tasks WHERE job_id = $1 AND name = 'wait-for-installer'", [job.id]);
+    expect(worker).toContain(`:${a.proc.pid}:`);
+    expect(waiting.tasks!.slice(0, 4).every((x) => x.state === 'succeeded')).toBe(true);
+
+    expect(await a.stop('SIGKILL')).toBeNull();
+    const b = await startServe(env, ['--role', 'agent', '--site', 'lab']);
+    workers.push(b);
+    await until(
+      () => query<{ worker: string | null; attempts: number }>(t.db.url, "SELECT worker, attempts FROM job_tasks WHERE job_id = $1 AND name = 'wait-for-installer'", [job.id]),
+      (rows) => rows[0].attempts === 2 && (rows[0].worker ?? '').includes(`:${b.proc.pid}:`),
+    );
+    await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job.id}`, token: '', body: { token: await install.callbackToken(job.id), status: 'done' } });
+    const done = await until(() => jobs.get(job.id), (j) => j.state === 'succeeded');
+    // The tasks before the crash ran once; the one in progress ran again on the new worker.
+    expect(done.tasks!.map((x) => `${x.name}:${x.attempts}`)).toEqual(['mark-deploying:1', 'power-off:1', 'pxe-once:1', 'power-on:1', 'wait-for-installer:2', 'boot-from-disk:1', 'mark-active:1']);
+    expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('active');
+    expect((await jobs.logs(job.id)).map((l) => l.message)).toContain('task 4 was running on a worker that stopped answering; resuming it');
+    expect(await b.stop('SIGTERM')).toBe(0);
+  }, 120_000);
+});
