@@ -161,3 +161,49 @@ describe('a worker killed mid-install', () => {
     expect(await b.stop('SIGTERM')).toBe(0);
   }, 120_000);
 });
+
+describe('many installs', () => {
+  it('lets exactly one of 20 concurrent install requests for a server in', async () => {
+    const id = await availableServer();
+    const results = await Promise.all(Array.from({ length: 20 }, () => t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody })));
+    expect(results.filter((r) => r.status === 202)).toHaveLength(1);
+    for (const r of results.filter((x) => x.status !== 202)) expect(r.json.error.code).toBe('server_busy');
+  });
+
+  it('installs many servers in one request, refusing each bad one on its own', async () => {
+    const [a, b] = [await availableServer(), await availableServer()];
+    await t.request({ method: 'PUT', url: `/api/v1/servers/${b}/maintenance`, body: { enabled: true } });
+    const res = await t.request({ method: 'POST', url: '/api/v1/servers/install', body: { os: 'ubuntu-24.04', sshKeys: [KEY], servers: [{ id: a, hostname: 'a1.example.com' }, { id: b, hostname: 'b1.example.com' }] } });
+    expect(res.status).toBe(202);
+    expect(res.json.accepted.map((x: { serverId: string }) => x.serverId)).toEqual([a]);
+    expect(res.json.refused).toEqual([{ serverId: b, error: { code: 'in_maintenance', message: expect.any(String) } }]);
+    const bad = await t.request({ method: 'POST', url: '/api/v1/servers/install', body: { os: 'ubuntu-24.04', sshKeys: [KEY], servers: [] } });
+    expect(bad.json.error).toMatchObject({ code: 'validation_failed', field: 'servers' });
+  });
+});
+
+describe('site routing', () => {
+  it('leaves a site\'s jobs to the workers of that site', async () => {
+    await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'far', name: 'Far away' } });
+    const env = { DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: SECRET_KEY, RACKSMITH_INVENTORY_SEED: '' };
+    const farAgent = await startServe(env, ['--role', 'agent', '--site', 'far']);
+    try {
+      const id = await availableServer();
+      const job = (await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody })).json;
+      await new Promise((r) => setTimeout(r, 3000));
+      expect((await jobs.get(job.id)).state).toBe('queued');
+      const labAgent = await startServe(env, ['--role', 'agent', '--site', 'lab']);
+      try {
+        await until(() => jobs.get(job.id), (j) => j.state === 'running');
+        const [{ worker }] = await query<{ worker: string }>(t.db.url, 'SELECT worker FROM job_tasks WHERE job_id = $1 AND attempts > 0 ORDER BY seq LIMIT 1', [job.id]);
+        expect(worker).toContain(`:${labAgent.proc.pid}:`);
+        await jobs.cancel(job.id);
+        await until(() => jobs.get(job.id), (j) => j.state === 'cancelled');
+      } finally {
+        await labAgent.stop();
+      }
+    } finally {
+      await farAgent.stop();
+    }
+  }, 90_000);
+});

@@ -3,11 +3,12 @@ import { ApiAcceptedResponse, ApiBearerAuth, ApiOperation, ApiTags } from '@nest
 import { createZodDto } from 'nestjs-zod';
 import { UuidParam } from '../../common/http/params';
 import { Public, Roles } from '../auth/auth.decorators';
-import { callbackInput, installInput } from './install.schemas';
+import { bulkInstallInput, callbackInput, installInput } from './install.schemas';
 import { InstallService } from './install.service';
 
 class InstallBody extends createZodDto(installInput) {}
 class CallbackBody extends createZodDto(callbackInput) {}
+class BulkInstallBody extends createZodDto(bulkInstallInput) {}
 
 @ApiTags('servers')
 @Controller()
@@ -22,6 +23,15 @@ export class InstallController {
   @ApiAcceptedResponse({ description: 'The install job' })
   request(@Param('id', UuidParam) id: string, @Body() body: InstallBody) {
     return this.install.request(id, body);
+  }
+
+  @Post('servers/install')
+  @ApiBearerAuth()
+  @Roles('admin', 'engineer')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'The same install on many servers: a job for each one accepted, the reason for each one refused' })
+  bulk(@Body() body: BulkInstallBody) {
+    return this.install.bulk(body);
   }
 
   @Post('install-callbacks/:id')

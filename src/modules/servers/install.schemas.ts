@@ -10,8 +10,7 @@ const sshKey = z.string().max(16_384).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-ni
 const ipv4Cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'expected an address with prefix, e.g. 192.0.2.10/24');
 const ipv4 = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, 'expected an IPv4 address');
 
-export const installInput = z
-  .object({
+const installFields = {
     os: z.enum(OS_TEMPLATES),
     hostname,
     sshKeys: z.array(sshKey).max(20).default([]),
@@ -29,11 +28,22 @@ export const installInput = z
       .default({ mode: 'dhcp' }),
     queue: z.boolean().default(false).describe('When the server is busy: queue behind its job instead of a 409'),
     installerTimeoutMinutes: z.number().int().min(1).max(240).default(60),
-  })
+};
+const hasCredentials = (v: { sshKeys: string[]; rootPasswordHash?: string }) => v.sshKeys.length > 0 || !!v.rootPasswordHash;
+const needsCredentials = [hasCredentials, { message: 'give sshKeys, rootPasswordHash, or both', path: ['sshKeys'] as PropertyKey[] }] as const;
+
+export const installInput = z.object(installFields).strict().refine(...needsCredentials);
+
+/** The same install on many servers at once (each with its host name; addresses by DHCP). */
+export const bulkInstallInput = z
+  .object(installFields)
+  .omit({ hostname: true, network: true })
+  .extend({ servers: z.array(z.object({ id: z.string().uuid(), hostname }).strict()).min(1).max(500) })
   .strict()
-  .refine((v) => v.sshKeys.length > 0 || v.rootPasswordHash, { message: 'give sshKeys, rootPasswordHash, or both', path: ['sshKeys'] });
+  .refine(...needsCredentials);
 
 export type InstallInput = z.infer<typeof installInput>;
+export type BulkInstallInput = z.infer<typeof bulkInstallInput>;
 
 export const callbackInput = z
   .object({ token: z.string().min(20).max(200), status: z.enum(['started', 'done', 'failed']), message: z.string().max(2000).optional() })

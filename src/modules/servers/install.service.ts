@@ -11,7 +11,7 @@ import { DevicesService } from '../inventory/devices.service';
 import { SitesService } from '../inventory/sites.service';
 import { InstallCallbackRepository } from './install.repository';
 import { ServerLifecycleService } from './server-lifecycle.service';
-import type { InstallInput } from './install.schemas';
+import type { BulkInstallInput, InstallInput } from './install.schemas';
 
 export const INSTALL = 'install';
 /** States an install may start from: a free server, a failed one, or a reinstall. */
@@ -110,6 +110,22 @@ export class InstallService implements OnModuleInit {
     const { queue, ...rest } = input;
     const params = { ...rest, callbackToken: this.secrets.seal(randomToken(24)) };
     return this.jobs.create(INSTALL, { siteId: site.id, siteCode: site.code, serverId }, params, { queue });
+  }
+
+  /** Install on many servers; each is refused or accepted on its own, with the same rules. */
+  async bulk(input: BulkInstallInput): Promise<{ accepted: { serverId: string; job: JobView }[]; refused: { serverId: string; error: { code: string; message: string } }[] }> {
+    const { servers, ...common } = input;
+    const accepted: { serverId: string; job: JobView }[] = [];
+    const refused: { serverId: string; error: { code: string; message: string } }[] = [];
+    for (const s of servers) {
+      try {
+        accepted.push({ serverId: s.id, job: await this.request(s.id, { ...common, hostname: s.hostname, network: { mode: 'dhcp' } }) });
+      } catch (err) {
+        if (!(err instanceof DomainError)) throw err;
+        refused.push({ serverId: s.id, error: { code: err.code, message: err.message } });
+      }
+    }
+    return { accepted, refused };
   }
 
   /** The token an installer presents (rendered into its template by the network-boot code). */
