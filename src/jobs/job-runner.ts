@@ -106,19 +106,18 @@ export class JobRunner {
         await this.finish(job, 'cancelled', null);
         return;
       }
-      const tasks = await this.jobs.tasks(jobId);
-      if (tasks.every((t) => t.state === 'succeeded')) {
-        await this.finish(job, 'succeeded', null);
-        return;
-      }
       const task = await this.jobs.claimNext(jobId, this.workerId);
       if (!task) {
+        if ((await this.jobs.tasks(jobId)).every((t) => t.state === 'succeeded')) {
+          await this.finish(job, 'succeeded', null);
+          return;
+        }
         // Not due yet (a retry's backoff) or another worker has it: come back when due.
         const due = await this.jobs.nextDue(jobId);
         if (due) await this.queue.wake(jobId, job.site_code, due);
         return;
       }
-      await this.jobs.markJobRunning(jobId);
+      if (job.state === 'queued') await this.jobs.markJobRunning(jobId);
       const done = await this.runTask(job, task, def.tasks[task.seq]);
       if (!done) return;
     }
@@ -129,7 +128,8 @@ export class JobRunner {
     const controller = new AbortController();
     this.running.add(controller);
     const log = (message: string, level: 'info' | 'warn' | 'error' = 'info') => this.jobs.log(job.id, task.seq, level, message);
-    await log(`${task.name}: attempt ${task.attempts} of ${task.max_attempts} on ${this.workerId}`);
+    // Written while the task starts, not before it: no round trip between claim and start.
+    const started = log(`${task.name}: attempt ${task.attempts} of ${task.max_attempts} on ${this.workerId}`);
     let cancelSeen = false;
     const beat = setInterval(() => {
       void this.jobs.heartbeat(job.id, task.seq, this.workerId).then(
@@ -156,10 +156,12 @@ export class JobRunner {
           }, task.timeout_ms);
         }),
       ]);
+      await started;
       if (!(await this.jobs.taskSucceeded(job.id, task.seq, this.workerId))) return false; // reclaimed meanwhile
       await log(`${task.name}: done`);
       return true;
     } catch (err) {
+      await started.catch(() => undefined);
       const message = (err as Error).message || String(err);
       if (err instanceof WorkerStopping || controller.signal.reason instanceof WorkerStopping) {
         await this.jobs.release(job.id, task.seq, this.workerId);

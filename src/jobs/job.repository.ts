@@ -57,15 +57,21 @@ export class JobRepository {
     return Array.isArray(result) && result.length === 2 && Array.isArray(result[0]) && typeof result[1] === 'number' ? result[0] : result;
   }
 
-  async insertJob(j: { kind: string; siteId: string; serverId: string | null; waitsFor: string | null; params: Record<string, unknown>; createdBy: string }, tasks: { name: string; maxAttempts: number; timeoutMs: number }[]): Promise<string> {
-    const [{ id }] = await this.q<{ id: string }>(
-      'INSERT INTO jobs (kind, site_id, server_id, waits_for, params, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id',
+  /** The job and its tasks, in two statements; returns both rows as stored. */
+  async insertJob(
+    j: { kind: string; siteId: string; siteCode: string; serverId: string | null; waitsFor: string | null; params: Record<string, unknown>; createdBy: string },
+    tasks: { name: string; maxAttempts: number; timeoutMs: number }[],
+  ): Promise<{ job: JobRow; tasks: TaskRow[] }> {
+    const [job] = await this.q<JobRow>(
+      'INSERT INTO jobs (kind, site_id, server_id, waits_for, params, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
       [j.kind, j.siteId, j.serverId, j.waitsFor, j.params, j.createdBy],
     );
-    for (const [seq, t] of tasks.entries()) {
-      await this.q('INSERT INTO job_tasks (job_id, seq, name, max_attempts, timeout_ms) VALUES ($1, $2, $3, $4, $5)', [id, seq, t.name, t.maxAttempts, t.timeoutMs]);
-    }
-    return id;
+    const values = tasks.map((_, i) => `($1, $${i * 4 + 2}, $${i * 4 + 3}, $${i * 4 + 4}, $${i * 4 + 5})`).join(', ');
+    const rows = await this.q<TaskRow>(
+      `INSERT INTO job_tasks (job_id, seq, name, max_attempts, timeout_ms) VALUES ${values} RETURNING *`,
+      [job.id, ...tasks.flatMap((t, seq) => [seq, t.name, t.maxAttempts, t.timeoutMs])],
+    );
+    return { job: { ...job, site_code: j.siteCode }, tasks: rows.sort((a, b) => a.seq - b.seq) };
   }
 
   async job(id: string): Promise<JobRow | null> {

@@ -67,7 +67,7 @@ export class JobService {
   async create(kind: string, target: { siteId: string; siteCode: string; serverId?: string }, params: Record<string, unknown>, opts: { queue?: boolean } = {}): Promise<JobView> {
     const def = this.registry.get(kind);
     if (!def) throw new ValidationError(`unknown job kind ${kind}; known: ${this.registry.names().join(', ')}`, 'kind');
-    const id = await this.db.withLock(`racksmith:server-jobs:${target.serverId ?? target.siteId}`, async () => {
+    const insert = async () => {
       let waitsFor: string | null = null;
       if (def.hardware && target.serverId) {
         const busy = await this.jobs.lastActiveForServer(target.serverId);
@@ -77,16 +77,17 @@ export class JobService {
         }
         waitsFor = busy?.id ?? null;
       }
-      const jobId = await this.jobs.insertJob(
-        { kind, siteId: target.siteId, serverId: target.serverId ?? null, waitsFor, params, createdBy: requestContext.get()?.actor?.name ?? 'system' },
+      const created = await this.jobs.insertJob(
+        { kind, siteId: target.siteId, siteCode: target.siteCode, serverId: target.serverId ?? null, waitsFor, params, createdBy: requestContext.get()?.actor?.name ?? 'system' },
         def.tasks.map((t) => ({ name: t.name, maxAttempts: t.maxAttempts ?? TASK_DEFAULTS.maxAttempts, timeoutMs: t.timeoutMs ?? TASK_DEFAULTS.timeoutMs })),
       );
-      await this.audit.record({ action: 'job.create', targetType: 'job', targetId: jobId, changes: { kind, serverId: target.serverId, waitsFor } });
-      return jobId;
-    });
-    const job = (await this.jobs.job(id))!;
-    if (!job.waits_for) await this.queue.wake(id, target.siteCode);
-    return jobView(job, await this.jobs.tasks(id));
+      await this.audit.record({ action: 'job.create', targetType: 'job', targetId: created.job.id, changes: { kind, serverId: target.serverId, waitsFor } });
+      return created;
+    };
+    // Jobs for one server are created one after another (the unique index is the backstop).
+    const { job, tasks } = def.hardware && target.serverId ? await this.db.withLock(`racksmith:server-jobs:${target.serverId}`, insert) : await this.db.transaction(insert);
+    if (!job.waits_for) await this.queue.wake(job.id, target.siteCode);
+    return jobView(job, tasks);
   }
 
   async get(id: string): Promise<JobView> {
