@@ -83,6 +83,26 @@ export function buildCli(): Command {
     });
 
   program
+    .command('install')
+    .description('install an OS on a rented server (queues an install job; a worker runs it)')
+    .argument('<server>', 'server id')
+    .requiredOption('--os <template>', 'debian-12, ubuntu-24.04, rocky-9, alma-9 or freebsd-14')
+    .requiredOption('--hostname <name>', 'host name of the installed system')
+    .option('--ssh-key <key>', 'an OpenSSH public key for root (repeatable)', (v: string, all: string[] = []) => [...all, v])
+    .option('--root-password-hash <hash>', 'a SHA-512 crypt hash ($6$...), e.g. from `openssl passwd -6`')
+    .option('--raid1', 'mirror the first two disks')
+    .option('--queue', 'if the server is busy, queue behind its job instead of failing')
+    .option('--json', 'print the job as JSON')
+    .action(async (server: string, opts) => (await commands()).install(server, opts));
+
+  const jobsCmd = program.command('jobs').description('jobs that touch hardware');
+  jobsCmd
+    .command('watch')
+    .description('follow a job: progress bar and live log until it ends (exit 1 unless it succeeded)')
+    .argument('<id>', 'job id')
+    .action(async (id: string) => (await commands()).jobsWatch(id));
+
+  program
     .command('config')
     .description('check the configuration and print the effective settings (secrets hidden)')
     .action(() => {

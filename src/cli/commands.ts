@@ -14,6 +14,12 @@ import { serve } from './serve';
 import { InventoryImportService } from '../modules/inventory/inventory-import.service';
 import { loadInventory, writeInventory } from '../modules/inventory/inventory-files';
 import { formatReport } from './inventory';
+import { InstallService } from '../modules/servers/install.service';
+import { installInput } from '../modules/servers/install.schemas';
+import { JobRepository } from '../jobs/job.repository';
+import { jobEvents } from '../jobs/job-events';
+import { lastValueFrom, tap } from 'rxjs';
+import { ValidationError } from '../common/errors';
 import { UsageError } from './usage';
 
 /**
@@ -135,5 +141,59 @@ export function inventoryExport(dir: string): Promise<void> {
   return withApp(async (get) => {
     const written = writeInventory(dir, await get(InventoryImportService).export());
     process.stdout.write(`${written.map((f) => `wrote ${f}`).join('\n')}\n`);
+  });
+}
+
+export function install(server: string, opts: { os: string; hostname: string; sshKey?: string[]; rootPasswordHash?: string; raid1?: boolean; queue?: boolean; json?: boolean }): Promise<void> {
+  const parsed = installInput.safeParse({
+    os: opts.os,
+    hostname: opts.hostname,
+    sshKeys: opts.sshKey ?? [],
+    rootPasswordHash: opts.rootPasswordHash,
+    diskLayout: opts.raid1 ? 'raid1' : 'single',
+    queue: !!opts.queue,
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UsageError(`${issue.path.join('.') || 'input'}: ${issue.message}`);
+  }
+  return withApp(async (get) => {
+    const job = await get(InstallService).request(server, parsed.data);
+    print(!!opts.json, job, () => `install job ${job.id} ${job.waitsFor ? `queued behind ${job.waitsFor}` : 'queued'}; follow it with: racksmith jobs watch ${job.id}\n`);
+  });
+}
+
+/** Follow a job: a progress bar of its tasks and its log, until it ends (exit 0 only if it succeeded). */
+export function jobsWatch(id: string): Promise<void> {
+  if (!/^[0-9a-f-]{36}$/i.test(id)) throw new UsageError('the job id is a UUID');
+  return withApp(async (get) => {
+    const repo = get(JobRepository);
+    const total = (await repo.tasks(id)).length;
+    if (!total) throw new ValidationError(`job ${id} does not exist`, 'id');
+    const done = new Set<number>();
+    const tty = process.stdout.isTTY;
+    const bar = (name: string) => {
+      const width = 20;
+      const filled = Math.round((done.size / total) * width);
+      return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done.size}/${total} ${name}`;
+    };
+    let final = '';
+    await lastValueFrom(
+      jobEvents(repo, id, { everyMs: 500 }).pipe(
+        tap((e) => {
+          if (e.type === 'task') {
+            if (e.data.state === 'succeeded') done.add(e.data.seq as number);
+            if (e.data.state === 'running' || e.data.state === 'succeeded') process.stdout.write(`${tty ? '\r\x1b[K' : ''}${bar(`${String(e.data.name)} ${String(e.data.state)}`)}${tty ? '' : '\n'}`);
+          } else if (e.type === 'log') {
+            process.stdout.write(`${tty ? '\r\x1b[K' : ''}${String(e.data.at).slice(11, 19)} ${e.data.level === 'info' ? '' : `${String(e.data.level).toUpperCase()} `}${String(e.data.message)}\n`);
+          } else if (e.type === 'job') {
+            final = String(e.data.state);
+          }
+        }),
+      ),
+      { defaultValue: undefined },
+    );
+    process.stdout.write(`${tty ? '\r\x1b[K' : ''}${bar(final)}\n`);
+    if (final !== 'succeeded') process.exitCode = 1;
   });
 }

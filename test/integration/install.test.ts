@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { startTestApp, type TestApp, SECRET_KEY } from '../support/app';
-import { startServe, type Served } from '../support/cli';
+import { runCli, startServe, type Served } from '../support/cli';
 import { query } from '../support/db';
 import { InstallService } from '../../src/modules/servers/install.service';
 import { JobService } from '../../src/jobs/job.service';
@@ -117,6 +117,26 @@ describe('install jobs in a worker', () => {
     expect(server).toMatchObject({ state: 'failed', lastError: expect.stringContaining('no disk found') });
     expect((await jobs.logs(job.id)).map((l) => l.message)).toContain('server left booting from disk, marked failed');
   });
+
+  it('is a CLI too: racksmith install, then jobs watch to the end', async () => {
+    const id = await availableServer();
+    const env = { DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: SECRET_KEY };
+    const bad = await runCli(['install', id, '--os', 'debian-12', '--hostname', 'x.example'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('sshKeys: give sshKeys, rootPasswordHash, or both');
+    const queued = await runCli(['install', id, '--os', 'debian-12', '--hostname', 'cli1.example.com', '--ssh-key', KEY, '--json'], env);
+    expect(queued.code).toBe(0);
+    const job = JSON.parse(queued.stdout);
+    const watch = runCli(['jobs', 'watch', job.id], env, 60_000);
+    await until(() => jobs.get(job.id), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'running');
+    await install.callback(job.id, await install.callbackToken(job.id), 'done');
+    const watched = await watch;
+    expect(watched.code).toBe(0);
+    expect(watched.stdout).toContain('[####################] 7/7 succeeded');
+    expect(watched.stdout).toContain('waiting for the installer to call back');
+    expect(watched.stdout).toMatch(/\] 5\/7 wait-for-installer succeeded/);
+    expect(watched.stdout).toContain('job succeeded');
+  }, 90_000);
 
   it('cancels an install into a known state', async () => {
     const id = await availableServer();
