@@ -4,7 +4,8 @@ import type { JobRepository } from './job.repository';
 export interface JobEvent {
   /** "log" (a log line), "task" (a task changed state), "job" (the job changed state). */
   type: 'job' | 'task' | 'log';
-  id?: string;
+  /** The last log line's id: as Last-Event-ID it resumes the stream after that line. */
+  id: string;
   data: Record<string, unknown>;
 }
 
@@ -32,7 +33,7 @@ export function jobEvents(jobs: JobRepository, jobId: string, opts: { everyMs?: 
       for (const t of await jobs.tasks(jobId)) {
         if (taskStates.get(t.seq) !== t.state) {
           taskStates.set(t.seq, t.state);
-          sub.next({ type: 'task', data: { seq: t.seq, name: t.name, state: t.state, attempts: t.attempts, error: t.error } });
+          sub.next({ type: 'task', id: lastLog, data: { seq: t.seq, name: t.name, state: t.state, attempts: t.attempts, error: t.error } });
         }
       }
       for (const l of await jobs.logs(jobId, lastLog)) {
@@ -41,7 +42,7 @@ export function jobEvents(jobs: JobRepository, jobId: string, opts: { everyMs?: 
       }
       if (job.state !== jobState) {
         jobState = job.state;
-        sub.next({ type: 'job', data: { state: job.state, error: job.error } });
+        sub.next({ type: 'job', id: lastLog, data: { state: job.state, error: job.error } });
       }
       if (FINAL.has(job.state) || Date.now() > deadline) {
         stopped = true;

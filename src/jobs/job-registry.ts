@@ -18,6 +18,11 @@ export interface TaskDefinition {
   timeoutMs?: number;
   /** First retry after this long, doubling each time (default 1 s). */
   backoffMs?: number;
+  /**
+   * When the job is retried with this task unfinished, start again from this earlier task (an
+   * installer that never called back needs the server booted into it again, not just more waiting).
+   */
+  retryFrom?: string;
 }
 
 export interface JobEnd {
@@ -36,6 +41,8 @@ export interface JobDefinition {
   hardware: boolean;
   /** After a failure or a cancel: leave the hardware in a known state (best effort, logged). */
   onEnd?(end: JobEnd): Promise<void>;
+  /** Before a retry, in its transaction: undo what onEnd did to the server's state. */
+  onRetry?(job: { jobId: string; serverId: string | null; params: Record<string, unknown> }): Promise<void>;
 }
 
 /** The kinds of job racksmith knows; capabilities register theirs (install, wipe, power, ...). */

@@ -167,10 +167,10 @@ export class JobRepository {
     await this.q('UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = $1', [jobId]);
   }
 
-  /** A failed or cancelled job, again from its first unfinished task. */
-  async reopen(jobId: string): Promise<void> {
+  /** A failed or cancelled job, again from task `fromSeq` (every task from there runs again). */
+  async reopen(jobId: string, fromSeq: number): Promise<void> {
     await this.q("UPDATE jobs SET state = 'queued', error = NULL, finished_at = NULL, cancel_requested_at = NULL WHERE id = $1", [jobId]);
-    await this.q("UPDATE job_tasks SET state = 'pending', attempts = 0, error = NULL, finished_at = NULL, next_attempt_at = NULL, worker = NULL WHERE job_id = $1 AND state <> 'succeeded'", [jobId]);
+    await this.q("UPDATE job_tasks SET state = 'pending', attempts = 0, error = NULL, finished_at = NULL, next_attempt_at = NULL, worker = NULL WHERE job_id = $1 AND seq >= $2", [jobId, fromSeq]);
   }
 
   /** Running tasks whose worker stopped sending heartbeats: back to pending. Returns their jobs. */

@@ -130,8 +130,15 @@ export class JobService {
         const holder = await this.jobs.holderOfServer(job.server_id);
         if (holder) throw new ConflictError('server_busy', `the server is busy with job ${holder.id}`, { jobId: holder.id });
       }
-      await this.jobs.reopen(id);
-      await this.audit.record({ action: 'job.retry', targetType: 'job', targetId: id });
+      // From the first unfinished task, or from the earlier one it names (retryFrom).
+      const def = this.registry.get(job.kind);
+      const tasks = await this.jobs.tasks(id);
+      const first = tasks.find((t) => t.state !== 'succeeded') ?? tasks[tasks.length - 1];
+      const back = def?.tasks[first.seq]?.retryFrom;
+      const from = back ? (tasks.find((t) => t.name === back)?.seq ?? first.seq) : first.seq;
+      await def?.onRetry?.({ jobId: id, serverId: job.server_id, params: job.params });
+      await this.jobs.reopen(id, from);
+      await this.audit.record({ action: 'job.retry', targetType: 'job', targetId: id, changes: { fromTask: tasks[from].name } });
     });
     await this.queue.wake(id, job.site_code);
     return this.get(id);

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { startTestApp, type TestApp, SECRET_KEY } from '../support/app';
+import { BOOTSTRAP, startTestApp, type TestApp, SECRET_KEY } from '../support/app';
 import { runCli, startServe, type Served } from '../support/cli';
 import { query } from '../support/db';
 import { InstallService } from '../../src/modules/servers/install.service';
@@ -179,6 +179,48 @@ describe('a worker killed mid-install', () => {
     expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('active');
     expect((await jobs.logs(job.id)).map((l) => l.message)).toContain('task 4 was running on a worker that stopped answering; resuming it');
     expect(await b.stop('SIGTERM')).toBe(0);
+  }, 120_000);
+});
+
+describe('separate worker processes', () => {
+  it('share the work, and a job is cancelled, retried and streamed while another process runs it', async () => {
+    const env = { DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: SECRET_KEY, RACKSMITH_INVENTORY_SEED: '' };
+    const one = await startServe(env, ['--role', 'agent', '--site', 'lab']);
+    const two = await startServe(env, ['--role', 'agent', '--site', 'lab']);
+    try {
+      const ids = await Promise.all(Array.from({ length: 8 }, () => availableServer()));
+      const started = await Promise.all(ids.map(async (id) => (await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody })).json.id as string));
+      await until(() => Promise.all(started.map((j) => jobs.get(j))), (all) => all.every((j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'running'));
+      const workers = await query<{ worker: string }>(t.db.url, "SELECT DISTINCT worker FROM job_tasks WHERE name = 'wait-for-installer' AND state = 'running' AND job_id = ANY($1)", [started]);
+      const pids = new Set(workers.map((w) => w.worker.split(':')[1]));
+      expect(pids).toEqual(new Set([String(one.proc.pid), String(two.proc.pid)]));
+
+      // Cancel one through the API: the worker that runs it stops it and leaves the server failed.
+      const [victim, ...rest] = started;
+      expect((await t.request({ method: 'POST', url: `/api/v1/jobs/${victim}/cancel` })).status).toBe(201);
+      const cancelled = await until(() => jobs.get(victim), (j) => j.state === 'cancelled');
+      expect((await t.request({ url: `/api/v1/servers/${cancelled.serverId}` })).json).toMatchObject({ state: 'failed', lastError: 'install cancelled' });
+
+      // Retry it from the task that did not finish; follow it as SSE from this process while a worker runs it.
+      expect((await t.request({ method: 'POST', url: `/api/v1/jobs/${victim}/retry` })).json.state).toBe('queued');
+      await until(() => jobs.get(victim), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'running');
+      // The installer never called: the retry boots the server into it again (from power-off).
+      const retried = await jobs.get(victim);
+      expect(retried.tasks!.map((x) => x.attempts)).toEqual([1, 1, 1, 1, 1, 0, 0]);
+      expect((await jobs.logs(victim)).filter((l) => l.message.startsWith('power-off: attempt')).length).toBe(2);
+      expect((await t.request({ url: `/api/v1/servers/${cancelled.serverId}` })).json.state).toBe('deploying');
+      await t.app.listen({ host: '127.0.0.1', port: 0 }).catch(() => undefined);
+      const base = `http://127.0.0.1:${(t.app.getHttpServer().address() as { port: number }).port}`;
+      const stream = fetch(`${base}/api/v1/jobs/${victim}/events`, { headers: { authorization: `Bearer ${BOOTSTRAP}` } }).then((r) => r.text());
+      for (const j of [victim, ...rest]) await install.callback(j, await install.callbackToken(j), 'done');
+      const sse = await stream;
+      for (const name of ['wait-for-installer', 'boot-from-disk', 'mark-active']) expect(sse).toContain(`"name":"${name}","state":"succeeded"`);
+      expect(sse.trim().split('\n').slice(-1)[0]).toBe('data: {"state":"succeeded","error":null}');
+      await until(() => Promise.all(started.map((j) => jobs.get(j))), (all) => all.every((j) => j.state === 'succeeded'));
+    } finally {
+      expect(await one.stop()).toBe(0);
+      expect(await two.stop()).toBe(0);
+    }
   }, 120_000);
 });
 

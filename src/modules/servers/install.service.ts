@@ -56,6 +56,8 @@ export class InstallService implements OnModuleInit {
         {
           name: 'wait-for-installer',
           maxAttempts: 1,
+          // A retry boots the server into the installer again.
+          retryFrom: 'power-off',
           timeoutMs: 240 * 60_000,
           run: (ctx) => this.waitForInstaller(ctx),
         },
@@ -68,6 +70,10 @@ export class InstallService implements OnModuleInit {
           },
         },
       ],
+      onRetry: async (job) => {
+        const server = await this.lifecycle.get(job.serverId!);
+        if (server.state === 'failed') await this.lifecycle.transition(job.serverId!, 'deploying', { type: 'job', id: job.jobId, note: 'install retried' });
+      },
       onEnd: async (end) => {
         // A known state: the disk boots next, and the server shows the install did not finish.
         await this.bmc.setBootDevice(await this.target({ serverId: end.serverId }), 'disk', { once: false });
