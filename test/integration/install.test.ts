@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import pino from 'pino';
 import { BOOTSTRAP, startTestApp, type TestApp, SECRET_KEY } from '../support/app';
 import { runCli, startServe, type Served } from '../support/cli';
@@ -72,6 +73,25 @@ describe('install requests', () => {
     expect(row.params.callbackToken).not.toBe(await install.callbackToken(first.json.id));
   });
 
+  it('stores a root password only as its SHA-512 crypt hash', async () => {
+    const id = await availableServer();
+    const res = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: { os: 'rocky-9', hostname: 'db1.example.com', rootPassword: 'correct horse battery' } });
+    expect(res.status).toBe(202);
+    const [row] = await query<{ params: { rootPasswordHash: string } }>(t.db.url, 'SELECT params FROM jobs WHERE id = $1', [res.json.id]);
+    expect(JSON.stringify(row.params)).not.toContain('correct horse');
+    const hash = row.params.rootPasswordHash;
+    expect(hash).toMatch(/^\$6\$/);
+    const salt = hash.split('$')[2];
+    const again = execFileSync('openssl', ['passwd', '-6', '-salt', salt, '-stdin'], { input: 'correct horse battery\n' }).toString().trim();
+    expect(again).toBe(hash);
+    const audit = await query(t.db.url, 'SELECT changes::text AS c FROM audit_events');
+    expect(JSON.stringify(audit)).not.toContain('correct horse');
+    const both = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: { os: 'rocky-9', hostname: 'db1.example.com', rootPassword: 'correct horse battery', rootPasswordHash: hash } });
+    expect(both.json.error).toMatchObject({ code: 'validation_failed', field: 'sshKeys' });
+    const short = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: { os: 'rocky-9', hostname: 'db1.example.com', rootPassword: 'short' } });
+    expect(short.json.error).toMatchObject({ code: 'validation_failed', field: 'rootPassword' });
+  });
+
   it('takes installer callbacks only with the job\'s token', async () => {
     const id = await availableServer();
     const job = (await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody })).json;
@@ -123,7 +143,7 @@ describe('install jobs in a worker', () => {
     const env = { DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: SECRET_KEY };
     const bad = await runCli(['install', id, '--os', 'debian-12', '--hostname', 'x.example'], env);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('sshKeys: give sshKeys, rootPasswordHash, or both');
+    expect(bad.stderr).toContain('sshKeys: give sshKeys and/or one of rootPassword, rootPasswordHash');
     const queued = await runCli(['install', id, '--os', 'debian-12', '--hostname', 'cli1.example.com', '--ssh-key', KEY, '--json'], env);
     expect(queued.code).toBe(0);
     const job = JSON.parse(queued.stdout);

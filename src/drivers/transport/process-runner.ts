@@ -12,6 +12,8 @@ export interface RunOptions {
   timeoutMs: number;
   /** Bytes kept of each of stdout and stderr; the rest is dropped. */
   maxOutput?: number;
+  /** Written to the program's stdin (how secrets reach a program: never on its command line). */
+  input?: string;
 }
 
 export interface RunResult {
@@ -40,13 +42,14 @@ export class ProcessRunner {
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', ...opts.env },
         uid: opts.uid,
         gid: opts.gid,
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       });
+      if (opts.input !== undefined) child.stdin!.end(opts.input);
       let stdout = '';
       let stderr = '';
       let timedOut = false;
-      child.stdout.on('data', (d: Buffer) => { if (stdout.length < max) stdout += d.toString('utf8'); });
-      child.stderr.on('data', (d: Buffer) => { if (stderr.length < max) stderr += d.toString('utf8'); });
+      child.stdout!.on('data', (d: Buffer) => { if (stdout.length < max) stdout += d.toString('utf8'); });
+      child.stderr!.on('data', (d: Buffer) => { if (stderr.length < max) stderr += d.toString('utf8'); });
       const timer = setTimeout(() => {
         timedOut = true;
         child.kill('SIGKILL');

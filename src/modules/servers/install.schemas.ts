@@ -14,6 +14,7 @@ const installFields = {
     os: z.enum(OS_TEMPLATES),
     hostname,
     sshKeys: z.array(sshKey).max(20).default([]),
+    rootPassword: z.string().min(8).max(128).optional().describe('Hashed (SHA-512 crypt) at once; the password itself is never stored'),
     rootPasswordHash: z
       .string()
       .regex(/^\$6\$[^$]{1,16}\$[./0-9A-Za-z]{86}$/, 'expected a SHA-512 crypt hash ($6$salt$...), e.g. from `openssl passwd -6`')
@@ -29,8 +30,9 @@ const installFields = {
     queue: z.boolean().default(false).describe('When the server is busy: queue behind its job instead of a 409'),
     installerTimeoutMinutes: z.number().int().min(1).max(240).default(60),
 };
-const hasCredentials = (v: { sshKeys: string[]; rootPasswordHash?: string }) => v.sshKeys.length > 0 || !!v.rootPasswordHash;
-const needsCredentials = [hasCredentials, { message: 'give sshKeys, rootPasswordHash, or both', path: ['sshKeys'] as PropertyKey[] }] as const;
+const hasCredentials = (v: { sshKeys: string[]; rootPassword?: string; rootPasswordHash?: string }) =>
+  (v.sshKeys.length > 0 || !!v.rootPassword || !!v.rootPasswordHash) && !(v.rootPassword && v.rootPasswordHash);
+const needsCredentials = [hasCredentials, { message: 'give sshKeys and/or one of rootPassword, rootPasswordHash', path: ['sshKeys'] as PropertyKey[] }] as const;
 
 export const installInput = z.object(installFields).strict().refine(...needsCredentials);
 

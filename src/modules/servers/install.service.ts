@@ -10,6 +10,7 @@ import type { BmcDriver, BmcTarget } from '../../drivers/bmc/bmc-driver';
 import { DevicesService } from '../inventory/devices.service';
 import { SitesService } from '../inventory/sites.service';
 import { InstallCallbackRepository } from './install.repository';
+import { sha512Crypt } from './password-hash';
 import { ServerLifecycleService } from './server-lifecycle.service';
 import type { BulkInstallInput, InstallInput } from './install.schemas';
 
@@ -113,8 +114,9 @@ export class InstallService implements OnModuleInit {
       throw new ConflictError('illegal_transition', `server ${server.name} is ${server.state}; an install starts from ${INSTALLABLE.join(', ')}`, { state: server.state });
     }
     const site = await this.sites.resolve(server.siteId);
-    const { queue, ...rest } = input;
-    const params = { ...rest, callbackToken: this.secrets.seal(randomToken(24)) };
+    const { queue, rootPassword, ...rest } = input;
+    const rootPasswordHash = rootPassword ? await sha512Crypt(rootPassword) : rest.rootPasswordHash;
+    const params = { ...rest, rootPasswordHash, callbackToken: this.secrets.seal(randomToken(24)) };
     return this.jobs.create(INSTALL, { siteId: site.id, siteCode: site.code, serverId }, params, { queue });
   }
 
