@@ -1,9 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { Database } from '../../database/database';
 import { ConflictError, NotFoundError } from '../../common/errors';
-import { encodeCursor, decodeCursor, type Page } from '../../common/pagination';
+import type { Page } from '../../common/pagination';
 import { requestContext } from '../../common/request-context';
-import { ValidationError } from '../../common/errors';
 import { AuditService } from '../audit/audit.service';
 import { SitesService } from '../inventory/sites.service';
 import type { DeviceEntity } from '../inventory/inventory.entities';
@@ -66,17 +65,8 @@ export class ServerLifecycleService {
 
   async list(filter: { site?: string; state?: LifecycleState; maintenance?: boolean }, limit: number, cursor?: string): Promise<Page<ServerView>> {
     const siteId = filter.site ? (await this.sites.resolve(filter.site, 'site')).id : undefined;
-    const after = decodeCursor(cursor);
-    let afterName: { name: string; id: string } | undefined;
-    if (after !== undefined) {
-      const sep = after.lastIndexOf('\u0000');
-      if (sep < 0) throw new ValidationError('cursor is not one this API handed out', 'cursor');
-      afterName = { name: after.slice(0, sep), id: after.slice(sep + 1) };
-    }
-    const rows = await this.servers.list({ siteId, lifecycle: filter.state, maintenance: filter.maintenance }, limit + 1, afterName);
-    const items = rows.slice(0, limit);
-    const last = items[items.length - 1];
-    return { items: items.map(serverView), nextCursor: rows.length > limit ? encodeCursor(`${last.name}\u0000${last.id}`) : null };
+    const page = await this.servers.list({ siteId, lifecycle: filter.state, maintenance: filter.maintenance }, limit, cursor);
+    return { items: page.items.map(serverView), nextCursor: page.nextCursor };
   }
 
   /**

@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Database } from '../../database/database';
+import { TableRepository } from '../../database/table.repository';
+import type { Page } from '../../common/pagination';
 import { DeviceEntity } from '../inventory/inventory.entities';
 import type { LifecycleState } from './lifecycle';
 
@@ -16,8 +18,11 @@ export interface TransitionRow {
 
 /** Lifecycle columns and history of rented servers (devices with role rented-server). */
 @Injectable()
-export class ServerRepository {
-  constructor(private readonly db: Database) {}
+export class ServerRepository extends TableRepository<DeviceEntity> {
+  protected readonly entity = DeviceEntity;
+  constructor(db: Database) {
+    super(db);
+  }
 
   /** The server row, locked for the rest of the transaction. */
   lockServer(id: string): Promise<DeviceEntity | null> {
@@ -34,13 +39,13 @@ export class ServerRepository {
     return this.db.manager().getRepository(DeviceEntity).findOneBy({ id, role: 'rented-server' });
   }
 
-  list(filter: { siteId?: string; lifecycle?: string; maintenance?: boolean }, limit: number, afterName?: { name: string; id: string }): Promise<DeviceEntity[]> {
-    const qb = this.db.manager().getRepository(DeviceEntity).createQueryBuilder('d').where("d.role = 'rented-server'");
+  /** A page of rented servers in name order. */
+  list(filter: { siteId?: string; lifecycle?: string; maintenance?: boolean }, limit: number, cursor?: string): Promise<Page<DeviceEntity>> {
+    const qb = this.query('d').where("d.role = 'rented-server'");
     if (filter.siteId) qb.andWhere('d.site_id = :siteId', { siteId: filter.siteId });
     if (filter.lifecycle) qb.andWhere('d.lifecycle = :lifecycle', { lifecycle: filter.lifecycle });
     if (filter.maintenance !== undefined) qb.andWhere('d.maintenance = :m', { m: filter.maintenance });
-    if (afterName) qb.andWhere('(d.name, d.id) > (:n, :i)', { n: afterName.name, i: afterName.id });
-    return qb.orderBy('d.name').addOrderBy('d.id').limit(limit).getMany();
+    return this.page(qb, 'name', limit, cursor);
   }
 
   async setState(id: string, to: LifecycleState, lastError: string | null | undefined): Promise<void> {
