@@ -14,8 +14,6 @@ import type { Runtime } from './runtime';
 import { DATABASE_URL, LOGGER } from './app.tokens';
 import { JobsModule } from './jobs/jobs.module';
 
-export { LOGGER } from './app.tokens';
-
 @Global()
 @Module({})
 class CoreModule {
