@@ -57,6 +57,8 @@ export class JobRunner {
       concurrency: this.opts.concurrency ?? 4,
       noHandleSignals: true,
       pollInterval: 1000,
+      // No cron: graphile-worker would otherwise read a file named "crontab" in the working directory.
+      crontab: '',
       logger: quietLogger(this.log),
       // An agent serves its own sites: every other site's flag is forbidden.
       forbiddenFlags: mine ? async () => (await this.opts.allSiteCodes()).filter((c) => !mine.includes(c)).map((c) => `site:${c}`) : null,
