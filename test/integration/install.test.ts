@@ -244,6 +244,15 @@ describe('separate worker processes', () => {
   }, 120_000);
 });
 
+describe('metrics', () => {
+  it('exports jobs, servers and open work by state', async () => {
+    const text = (await t.request({ url: '/metrics', token: '' })).text;
+    expect(text).toMatch(/racksmith_jobs\{[^}]*kind="install"[^}]*state="succeeded"[^}]*\} [1-9]/);
+    expect(text).toMatch(/racksmith_servers\{[^}]*state="active"[^}]*maintenance="false"[^}]*\} [1-9]/);
+    expect(text).toContain('# TYPE racksmith_work_tasks_open gauge');
+  });
+});
+
 describe('many installs', () => {
   it('lets exactly one of 20 concurrent install requests for a server in', async () => {
     const id = await availableServer();
