@@ -3,10 +3,9 @@
 // measured in the same run (the ratio is the figure; the machine is noisy).
 //   node bench/http.js [seconds] [connections]
 // Needs PostgreSQL on 127.0.0.1:5432 (TEST_PG_ADMIN_URL to change).
-const { execFileSync } = require('node:child_process');
 const { join } = require('node:path');
 const { Client } = require('pg');
-const { freePort, start, waitFor } = require('./lib');
+const { cannon, freePort, start, waitFor } = require('./lib');
 
 const ROOT = join(__dirname, '..');
 const SECONDS = Number(process.argv[2] || 10);
@@ -14,14 +13,7 @@ const CONNECTIONS = Number(process.argv[3] || 50);
 const ADMIN = process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const BOOTSTRAP = 'bench-bootstrap-token-0123456789abcdef';
 
-function cannon(url, headers = {}) {
-  const args = [join(ROOT, 'node_modules', 'autocannon', 'autocannon.js'), '-j', '-c', String(CONNECTIONS), '-d', String(SECONDS)];
-  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
-  args.push(url);
-  const r = JSON.parse(execFileSync(process.execPath, args, { maxBuffer: 1 << 24 }).toString());
-  const bad = r.non2xx + r.errors + r.timeouts;
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad };
-}
+const load = (url, headers) => cannon(url, { connections: CONNECTIONS, seconds: SECONDS, headers });
 
 async function withDatabase(fn) {
   const name = `racksmith_bench_${process.pid}`;
@@ -59,7 +51,7 @@ async function racksmith(url, level) {
   const helloPort = await freePort();
   const hello = start(process.execPath, [join(__dirname, 'hello.js')], { PORT: String(helloPort) });
   await waitFor(`http://127.0.0.1:${helloPort}/`, 10000);
-  const ref = cannon(`http://127.0.0.1:${helloPort}/`);
+  const ref = load(`http://127.0.0.1:${helloPort}/`);
   await hello.stop();
   line('bare Fastify hello world (reference)', ref);
 
@@ -73,8 +65,8 @@ async function racksmith(url, level) {
         body: JSON.stringify({ name: `bench-${level}`, role: 'readonly' }),
       }).then((r) => r.json());
       const auth = { authorization: `Bearer ${created.token}` };
-      line(`racksmith GET /api/v1/whoami (log ${level})`, cannon(`${base}/api/v1/whoami`, auth), ref);
-      line(`racksmith GET /api/v1/audit?limit=20 (log ${level})`, cannon(`${base}/api/v1/audit?limit=20`, auth), ref);
+      line(`racksmith GET /api/v1/whoami (log ${level})`, load(`${base}/api/v1/whoami`, auth), ref);
+      line(`racksmith GET /api/v1/audit?limit=20 (log ${level})`, load(`${base}/api/v1/audit?limit=20`, auth), ref);
       await proc.stop();
     }
   });

@@ -9,7 +9,7 @@ const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { Client } = require('pg');
-const { freePort, start, waitFor } = require('./lib');
+const { cannon, freePort, start, waitFor } = require('./lib');
 
 const ROOT = join(__dirname, '..');
 const RACKS = Number(process.argv[2] || 200);
@@ -47,10 +47,7 @@ function cli(args, env) {
   return { ms: Number(process.hrtime.bigint() - t0) / 1e6, out };
 }
 
-function cannon(url) {
-  const r = JSON.parse(execFileSync(process.execPath, [join(ROOT, 'node_modules', 'autocannon', 'autocannon.js'), '-j', '-c', '20', '-d', String(SECONDS), '-H', `authorization=Bearer ${BOOTSTRAP}`, url], { maxBuffer: 1 << 24 }).toString());
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts };
-}
+const load = (url) => cannon(url, { connections: 20, seconds: SECONDS, headers: { authorization: `Bearer ${BOOTSTRAP}` } });
 
 (async () => {
   const dir = mkdtempSync(join(tmpdir(), 'racksmith-bench-inv-'));
@@ -80,10 +77,10 @@ function cannon(url) {
     const racks = await fetch(`${base}/racks?site=bench-a&limit=1`, { headers: { authorization: `Bearer ${BOOTSTRAP}` } }).then((r) => r.json());
     const rack = racks.items[0].id;
     const line = (label, r) => console.log(`${label.padEnd(48)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms${r.bad ? `  (${r.bad} failed!)` : ''}`);
-    line(`GET /racks/{id}/elevation (${PER_RACK} devices)`, cannon(`${base}/racks/${rack}/elevation`));
-    line('GET /racks/{id}/elevation.svg', cannon(`${base}/racks/${rack}/elevation.svg`));
-    line('GET /racks/{id}/utilisation', cannon(`${base}/racks/${rack}/utilisation`));
-    line(`GET /sites/{code}/utilisation (${RACKS} racks)`, cannon(`${base}/sites/bench-a/utilisation`));
+    line(`GET /racks/{id}/elevation (${PER_RACK} devices)`, load(`${base}/racks/${rack}/elevation`));
+    line('GET /racks/{id}/elevation.svg', load(`${base}/racks/${rack}/elevation.svg`));
+    line('GET /racks/{id}/utilisation', load(`${base}/racks/${rack}/utilisation`));
+    line(`GET /sites/{code}/utilisation (${RACKS} racks)`, load(`${base}/sites/bench-a/utilisation`));
     await proc.stop();
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

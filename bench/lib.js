@@ -1,7 +1,8 @@
 'use strict';
 // Small helpers shared by the benchmarks: start a command in its own process group, wait for
 // an HTTP answer, stop the whole group.
-const { spawn } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
+const { join } = require('node:path');
 const { createServer } = require('node:net');
 
 function freePort() {
@@ -61,4 +62,13 @@ function median(xs) {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-module.exports = { freePort, start, waitFor, median };
+/** autocannon in its own process; requests/s, latency p50/p99 and how many failed. */
+function cannon(url, { connections, seconds, headers = {} }) {
+  const args = [join(__dirname, '..', 'node_modules', 'autocannon', 'autocannon.js'), '-j', '-c', String(connections), '-d', String(seconds)];
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
+  args.push(url);
+  const r = JSON.parse(execFileSync(process.execPath, args, { maxBuffer: 1 << 24 }).toString());
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts };
+}
+
+module.exports = { freePort, start, waitFor, median, cannon };

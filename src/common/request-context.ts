@@ -29,4 +29,8 @@ export const requestContext = {
   requestId(): string | undefined {
     return storage.getStore()?.requestId;
   },
+  /** The acting token, bootstrap or CLI user by name; "system" outside a request or command. */
+  actorName(): string {
+    return storage.getStore()?.actor?.name ?? 'system';
+  },
 };

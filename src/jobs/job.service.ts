@@ -78,7 +78,7 @@ export class JobService {
         waitsFor = busy?.id ?? null;
       }
       const created = await this.jobs.insertJob(
-        { kind, siteId: target.siteId, siteCode: target.siteCode, serverId: target.serverId ?? null, waitsFor, params, createdBy: requestContext.get()?.actor?.name ?? 'system' },
+        { kind, siteId: target.siteId, siteCode: target.siteCode, serverId: target.serverId ?? null, waitsFor, params, createdBy: requestContext.actorName() },
         def.tasks.map((t) => ({ name: t.name, maxAttempts: t.maxAttempts ?? TASK_DEFAULTS.maxAttempts, timeoutMs: t.timeoutMs ?? TASK_DEFAULTS.timeoutMs })),
       );
       await this.audit.record({ action: 'job.create', targetType: 'job', targetId: created.job.id, changes: { kind, serverId: target.serverId, waitsFor } });

@@ -3,6 +3,9 @@ import pino from 'pino';
 import { BOOTSTRAP, startTestApp, type TestApp, SECRET_KEY } from '../support/app';
 import { runCli, startServe, type Served } from '../support/cli';
 import { query } from '../support/db';
+import { until as waitUntil } from '../support/wait';
+
+const until = <T>(fn: () => Promise<T>, ok: (v: T) => boolean) => waitUntil(fn, ok, 60_000, 100);
 import { InstallService } from '../../src/modules/servers/install.service';
 import { JobService } from '../../src/jobs/job.service';
 import { JobRunner } from '../../src/jobs/job-runner';
@@ -34,15 +37,6 @@ async function availableServer(): Promise<string> {
 }
 const installBody = { os: 'debian-12' as const, hostname: 'web1.example.com', sshKeys: [KEY] };
 
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`condition not met in ${ms} ms: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('install requests', () => {
   it('refuses bad input with the field, a server in maintenance, and a busy server naming its job', async () => {

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { BOOTSTRAP, startTestApp, type TestApp } from '../support/app';
 import { query } from '../support/db';
+import { until } from '../support/wait';
 import { JobRegistry } from '../../src/jobs/job-registry';
 import { JobRepository } from '../../src/jobs/job.repository';
 import { JobQueue } from '../../src/jobs/job-queue';
@@ -70,15 +71,6 @@ afterAll(async () => {
 let n = 0;
 const server = async () => (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: `srv-${++n}`, role: 'rented-server', modelId } })).json.id as string;
 
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`condition not met in ${ms} ms: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 const settled = (id: string) => until(() => jobs.get(id), (j) => ['succeeded', 'failed', 'cancelled'].includes(j.state));
 
 describe('job engine', () => {

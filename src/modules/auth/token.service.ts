@@ -46,7 +46,7 @@ export class TokenService {
     if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw new ValidationError('expiresAt must be in the future', 'expiresAt');
     const secret = randomToken();
     const token = `${TOKEN_PREFIX}${secret}`;
-    const createdBy = requestContext.get()?.actor?.name ?? 'system';
+    const createdBy = requestContext.actorName();
     return this.db.transaction(async () => {
       const row = await this.tokens.insert({
         name: input.name,
@@ -83,7 +83,7 @@ export class TokenService {
 
   /** Revoke at once; revoking a revoked token changes nothing and is not audited again. */
   async revoke(id: string): Promise<TokenView> {
-    const by = requestContext.get()?.actor?.name ?? 'system';
+    const by = requestContext.actorName();
     return this.db.transaction(async () => {
       const row = await this.tokens.findById(id);
       if (!row) throw new NotFoundError('token', id);

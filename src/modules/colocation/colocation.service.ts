@@ -43,7 +43,7 @@ function itemView(i: ColocationItemEntity, events?: ColocationEventEntity[]): Co
   };
 }
 
-const me = () => requestContext.get()?.actor?.name ?? 'system';
+const me = () => requestContext.actorName();
 
 /**
  * A customer's equipment: announced → received (at the data center or the delivery point) →

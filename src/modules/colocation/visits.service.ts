@@ -51,7 +51,7 @@ export function localTime(at: Date, timeZone: string): { day: string; time: stri
   return { day: `${parts.year}-${parts.month}-${parts.day}`, time: `${parts.hour}:${parts.minute}:${parts.second}` };
 }
 
-const me = () => requestContext.get()?.actor?.name ?? 'system';
+const me = () => requestContext.actorName();
 
 /**
  * Visit bookings: a customer's people at a site in a time window the site allows (its visiting

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BMC_DRIVERS, DEVICE_ROLES, FACES, hardwareModelFields, macAddress, siteCode, timeZone } from './inventory.schemas';
+import { BMC_DRIVERS, DEVICE_ROLES, FACES, hardwareModelFields, macAddress, siteCode, timeOfDay, timeZone } from './inventory.schemas';
 
 /**
  * The inventory as files (inventory/*.yaml): hardware models and sites, each site with its racks,
@@ -9,7 +9,6 @@ import { BMC_DRIVERS, DEVICE_ROLES, FACES, hardwareModelFields, macAddress, site
  */
 
 const name = (max = 100) => z.string().min(1).max(max);
-const time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM');
 
 export const rackFile = z
   .object({
@@ -75,7 +74,7 @@ export const siteFile = z
     name: name(200),
     address: z.string().max(500).optional(),
     timezone: timeZone.optional(),
-    visitHours: z.object({ opens: time, closes: time }).strict().optional(),
+    visitHours: z.object({ opens: timeOfDay, closes: timeOfDay }).strict().optional(),
     racks: z.array(rackFile).optional(),
     powerPanels: z.array(panelFile).optional(),
     devices: z.array(deviceFile).optional(),

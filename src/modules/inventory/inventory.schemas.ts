@@ -11,7 +11,7 @@ export const BMC_DRIVERS = ['ipmitool', 'redfish', 'fake'] as const;
 export const FACES = ['front', 'rear'] as const;
 
 const name = (max = 100) => z.string().trim().min(1).max(max);
-const time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM');
+export const timeOfDay = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM');
 /** An IANA time zone this Node knows ("Europe/Moscow"). */
 export const timeZone = z.string().min(1).max(64).refine((tz) => {
   try {
@@ -30,7 +30,7 @@ export const siteInput = z
     name: name(200),
     address: z.string().max(500).nullish(),
     timezone: timeZone.optional(),
-    visitHours: z.object({ opens: time, closes: time }).strict().refine((v) => v.opens < v.closes, 'opens must be before closes').optional(),
+    visitHours: z.object({ opens: timeOfDay, closes: timeOfDay }).strict().refine((v) => v.opens < v.closes, 'opens must be before closes').optional(),
   })
   .strict();
 

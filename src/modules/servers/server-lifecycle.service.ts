@@ -41,7 +41,7 @@ export function serverView(d: DeviceEntity): ServerView {
   };
 }
 
-const actor = () => requestContext.get()?.actor?.name ?? 'system';
+const actor = () => requestContext.actorName();
 
 /**
  * The only way a server's lifecycle state changes. A move the machine does not allow is a 409

@@ -41,7 +41,7 @@ export function workTaskView(w: WorkTaskEntity): WorkTaskView {
   };
 }
 
-const actorName = () => requestContext.get()?.actor?.name ?? 'system';
+const actorName = () => requestContext.actorName();
 
 /**
  * The work queue of each site: tasks that need a person (receive equipment, install it, remove
