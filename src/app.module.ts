@@ -13,6 +13,8 @@ import { ServersModule } from './modules/servers/servers.module';
 import type { Runtime } from './runtime';
 import { DATABASE_URL, LOGGER } from './app.tokens';
 import { JobsModule } from './jobs/jobs.module';
+import { ScheduleModule } from '@nestjs/schedule';
+import { ServerPowerModule } from './modules/power/power.module';
 
 @Global()
 @Module({})
@@ -37,7 +39,7 @@ export class AppModule {
   static register(rt: Runtime): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule],
+      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule],
     };
   }
 }

@@ -47,6 +47,16 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_SECRET_KEY', key: 'secrets.key', schema: z.string().regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/), expected: '32 bytes as 64 hex digits or 44 base64 characters', description: 'AES-256-GCM key for secrets at rest (BMC credentials). Unset: a key is generated once in `<dataDir>/secret.key`. Every process on one database needs the same key.', secret: true },
   { env: 'RACKSMITH_INVENTORY_SEED', key: 'inventory.seed', schema: z.string(), default: 'inventory', expected: 'a directory of inventory YAML, or "" for none', description: 'On a start against a database with no sites, `serve` imports this inventory (relative paths from the racksmith folder). The shipped `inventory/` holds both data centers. `""` turns it off.', allowEmpty: true },
   { env: 'RACKSMITH_JOB_HEARTBEAT_TIMEOUT', key: 'jobs.heartbeatTimeout', schema: int(3, 600), default: 15, expected: 'seconds, an integer from 3 to 600', description: 'A running job task whose worker sent no heartbeat for this long is taken over by another worker (after a crash or kill -9).' },
+  { env: 'RACKSMITH_IPMITOOL', key: 'bmc.ipmitool', schema: z.string().min(1), default: 'ipmitool', expected: 'a program name or path', description: 'The ipmitool program used by the `ipmitool` BMC driver.' },
+  { env: 'RACKSMITH_IPMI_CIPHER_SUITE', key: 'bmc.cipherSuite', schema: int(1, 17), default: 3, expected: 'an RMCP+ cipher suite number from 1 to 17', description: 'Cipher suite for IPMI over LAN (`-C`). 3 = HMAC-SHA1 + AES-128; suite 0 (no authentication) is refused.' },
+  { env: 'RACKSMITH_BMC_TIMEOUT', key: 'bmc.timeout', schema: int(1, 30), default: 1, expected: 'seconds, an integer from 1 to 30', description: 'Seconds per attempt to reach a BMC; with the retries this bounds how long a dead BMC holds a call (about 2 s with the defaults).' },
+  { env: 'RACKSMITH_BMC_RETRIES', key: 'bmc.retries', schema: int(0, 10), default: 1, expected: 'an integer from 0 to 10', description: 'Attempts after the first for each BMC call.' },
+  { env: 'RACKSMITH_POWER_SYNC_INTERVAL', key: 'power.syncInterval', schema: int(0, 86400), default: 300, expected: 'seconds, an integer from 0 to 86400', description: 'How often the power state of every server with a BMC is read and recorded (roles all and agent). 0 turns the sync off.' },
+  { env: 'RACKSMITH_POWER_SYNC_CONCURRENCY', key: 'power.syncConcurrency', schema: int(1, 512), default: 32, expected: 'an integer from 1 to 512', description: 'BMCs asked at once by the power-state sync.' },
+  { env: 'RACKSMITH_CONSOLE_SLOTS', key: 'console.slots', schema: z.string().regex(/^\d{1,2}-\d{1,2}$/).refine((v) => { const [a, b] = v.split('-').map(Number); return a! >= 3 && b! <= 63 && a! <= b!; }), default: '10-15', expected: 'a range of BMC user slots like 10-15, inside 3-63', description: 'BMC user slots racksmith may use for IPKVM grants. Keep staff accounts out of this range: racksmith removes accounts in it that it does not know.' },
+  { env: 'RACKSMITH_CONSOLE_MAX_TTL', key: 'console.maxTtl', schema: int(300, 90 * 86400), default: 30 * 86400, expected: 'seconds, an integer from 300 to 7776000', description: 'Longest IPKVM grant (and extension) a request may ask for.' },
+  { env: 'RACKSMITH_CONSOLE_RECONCILE_INTERVAL', key: 'console.reconcileInterval', schema: int(0, 86400), default: 60, expected: 'seconds, an integer from 0 to 86400', description: 'How often ended grants are revoked on their BMCs and unknown racksmith accounts removed (also once at start). 0 turns the schedule off.' },
+  { env: 'RACKSMITH_PUBLIC_URL', key: 'http.publicUrl', schema: z.string().url().refine((u) => /^https?:\/\//.test(u)), expected: 'an http(s):// URL', description: 'How customers reach racksmith, for the web console links in grants. Unset: taken from the request.' },
   { env: 'RACKSMITH_ROLE', key: 'role', schema: z.enum(ROLES), default: 'all', expected: ROLES.join(', '), description: 'Process role; `serve --role` overrides it.' },
   { env: 'RACKSMITH_SITE', key: 'site', schema: siteCode, expected: 'a site code (lowercase letters, digits, dashes)', description: 'Site an agent serves; `serve --site` overrides it.' },
 ];
@@ -57,12 +67,15 @@ export const CONFIG_FILE_ENV = 'RACKSMITH_CONFIG';
 export interface Config {
   database: { url?: string; connectTimeout: number; poolSize: number; embeddedPort: number };
   dataDir: string;
-  http: { host: string; port: number; bodyLimit: number; trustProxy: boolean; shutdownTimeout: number };
+  http: { host: string; port: number; bodyLimit: number; trustProxy: boolean; shutdownTimeout: number; publicUrl?: string };
   log: { level: (typeof LOG_LEVELS)[number]; format: 'json' | 'pretty' };
   auth: { bootstrapToken?: string };
   secrets: { key?: string };
   inventory: { seed: string };
   jobs: { heartbeatTimeout: number };
+  bmc: { ipmitool: string; cipherSuite: number; timeout: number; retries: number };
+  power: { syncInterval: number; syncConcurrency: number };
+  console: { slots: string; maxTtl: number; reconcileInterval: number };
   role: ProcessRole;
   site?: string;
 }

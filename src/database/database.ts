@@ -34,6 +34,26 @@ export class Database {
     });
   }
 
+  /**
+   * A session advisory lock held on its own connection while fn runs; fn's own queries and
+   * transactions commit as they go. For work outside the database that must not run twice at
+   * once (the user slots of one BMC), where a crash half-way must leave committed rows behind.
+   */
+  async withSessionLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.query('SELECT pg_advisory_lock(hashtext($1))', [key]);
+      try {
+        return await this.current.exit(fn);
+      } finally {
+        await runner.query('SELECT pg_advisory_unlock(hashtext($1))', [key]);
+      }
+    } finally {
+      await runner.release();
+    }
+  }
+
   async ping(timeoutMs = 2000): Promise<void> {
     await Promise.race([
       this.dataSource.query('SELECT 1'),

@@ -25,7 +25,7 @@ beforeAll(async () => {
   jobs = t.app.get(JobService);
   install = t.app.get(InstallService);
   await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
-  modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: '1U', heightU: 1, bmcDriver: 'ipmitool' } })).json.id;
+  modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: '1U', heightU: 1, bmcDriver: 'fake' } })).json.id;
 });
 afterAll(() => t?.close());
 

@@ -65,10 +65,58 @@ export class ProcessRunner {
     });
   }
 
+  /** Starts a program that keeps running; see openProcess. */
+  open(file: string, args: string[], opts: Omit<RunOptions, 'timeoutMs' | 'input'>): OpenProcess {
+    return openProcess(file, args, opts);
+  }
+
   /** Like run, but a non-zero exit, a signal or a timeout is an error. */
   async check(file: string, args: string[], opts: RunOptions): Promise<RunResult> {
     const result = await this.run(file, args, opts);
     if (result.code !== 0 || result.timedOut) throw new ProcessError(file.split('/').pop()!, result);
     return result;
   }
+}
+
+/** A long-lived program whose stdin and stdout are a byte stream (a serial console, say). */
+export interface OpenProcess {
+  pid: number;
+  stdin: NodeJS.WritableStream;
+  stdout: NodeJS.ReadableStream;
+  /** Resolves with the exit code (or null after a signal) once the program has ended. */
+  exited: Promise<{ code: number | null; stderr: string }>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when it has ended. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function openProcess(file: string, args: string[], opts: Omit<RunOptions, 'timeoutMs' | 'input'>): OpenProcess {
+  const child = spawn(file, args, {
+    cwd: opts.cwd,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', ...opts.env },
+    uid: opts.uid,
+    gid: opts.gid,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  const max = opts.maxOutput ?? 64 * 1024;
+  child.stderr!.on('data', (d: Buffer) => { if (stderr.length < max) stderr += d.toString('utf8'); });
+  // A program that ends while we write to it is not an error of ours.
+  child.stdin!.on('error', () => undefined);
+  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    child.on('error', (err) => resolve({ code: null, stderr: `${stderr}${err.message}` }));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+  return {
+    pid: child.pid ?? -1,
+    stdin: child.stdin!,
+    stdout: child.stdout!,
+    exited,
+    async stop(graceMs = 2000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
 }

@@ -23,7 +23,7 @@ export interface DeviceView {
   customerId: string | null;
   placement: { rackId: string; position: number; face: 'front' | 'rear'; heightU: number; fullDepth: boolean } | null;
   nics: { name: string; mac: string; pxe: boolean }[];
-  bmc: { address: string; driver: string | null; username: string | null; passwordSet: boolean } | null;
+  bmc: { address: string; driver: string | null; username: string | null; passwordSet: boolean; acceptPrivilegeRisk: boolean } | null;
   notes: string | null;
   createdAt: string;
   updatedAt: string;
@@ -41,7 +41,7 @@ export function deviceView(d: DeviceEntity, nics: NicEntity[], passwordSet: bool
     customerId: d.customerId,
     placement: d.rackId ? { rackId: d.rackId, position: d.position!, face: d.face!, heightU: d.heightU, fullDepth: d.fullDepth } : null,
     nics: nics.map((n) => ({ name: n.name, mac: n.mac, pxe: n.pxe })),
-    bmc: d.bmcAddress ? { address: d.bmcAddress, driver: d.bmcDriver, username: d.bmcUsername, passwordSet } : null,
+    bmc: d.bmcAddress ? { address: d.bmcAddress, driver: d.bmcDriver, username: d.bmcUsername, passwordSet, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk } : null,
     notes: d.notes,
     createdAt: d.createdAt.toISOString(),
     updatedAt: d.updatedAt.toISOString(),
@@ -55,7 +55,7 @@ interface DeviceDescription {
   serial?: string | null;
   customerId?: string | null;
   notes?: string | null;
-  bmc?: { address: string; driver?: string | null; username?: string | null } | null;
+  bmc?: { address: string; driver?: string | null; username?: string | null; acceptPrivilegeRisk?: boolean | null } | null;
 }
 
 /**
@@ -79,6 +79,7 @@ export function deviceColumns(siteId: string, model: HardwareModelEntity, d: Dev
     bmcAddress: d.bmc?.address ?? null,
     bmcDriver: d.bmc ? (d.bmc.driver ?? model.bmcDriver ?? null) : null,
     bmcUsername: d.bmc?.username ?? null,
+    bmcAcceptPrivilegeRisk: d.bmc?.acceptPrivilegeRisk ?? false,
     notes: d.notes ?? null,
   };
 }
@@ -160,11 +161,12 @@ export class DevicesService {
         if ((values.role ?? current.role) === 'colocation' && !(values.customerId !== undefined ? values.customerId : current.customerId)) {
           throw new ValidationError('a colocation device needs its owner (customerId)', 'customerId');
         }
-        if (input.bmc === null) Object.assign(values, { bmcAddress: null, bmcDriver: null, bmcUsername: null, bmcPasswordEnc: null });
+        if (input.bmc === null) Object.assign(values, { bmcAddress: null, bmcDriver: null, bmcUsername: null, bmcPasswordEnc: null, bmcAcceptPrivilegeRisk: false });
         else if (input.bmc) {
           values.bmcAddress = input.bmc.address;
           if (input.bmc.driver !== undefined) values.bmcDriver = input.bmc.driver ?? null;
           if (input.bmc.username !== undefined) values.bmcUsername = input.bmc.username ?? null;
+          if (input.bmc.acceptPrivilegeRisk !== undefined) values.bmcAcceptPrivilegeRisk = input.bmc.acceptPrivilegeRisk ?? false;
           if (input.bmc.password !== undefined) values.bmcPasswordEnc = input.bmc.password ? this.secrets.seal(input.bmc.password) : null;
         }
         const d = (await this.devices.update(id, values))!;

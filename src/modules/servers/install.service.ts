@@ -5,9 +5,7 @@ import { SecretBox } from '../../common/secret-box';
 import { JobRegistry, type TaskContext } from '../../jobs/job-registry';
 import { JobService, type JobView } from '../../jobs/job.service';
 import { JobRepository } from '../../jobs/job.repository';
-import { FakeBmcDriver } from '../../drivers/bmc/fake-bmc.driver';
-import type { BmcDriver, BmcTarget } from '../../drivers/bmc/bmc-driver';
-import { DevicesService } from '../inventory/devices.service';
+import { BmcAccess } from '../bmc/bmc-access.service';
 import { SitesService } from '../inventory/sites.service';
 import { InstallCallbackRepository } from './install.repository';
 import { sha512Crypt } from './password-hash';
@@ -20,22 +18,20 @@ const INSTALLABLE = ['available', 'failed', 'active'] as const;
 
 /**
  * Install jobs: power off, one-time network boot, power on, wait for the installer's callback,
- * boot from disk, mark active. The hardware steps go through the server's BMC driver; until the
- * IPMI driver lands (BMC issue), every server uses the fake one.
+ * boot from disk, mark active. The hardware steps go through the driver the server's inventory
+ * row names.
  */
 @Injectable()
 export class InstallService implements OnModuleInit {
-  private readonly bmc: BmcDriver = new FakeBmcDriver();
-
   constructor(
     private readonly registry: JobRegistry,
     private readonly jobs: JobService,
     private readonly jobRows: JobRepository,
     private readonly lifecycle: ServerLifecycleService,
-    private readonly devices: DevicesService,
     private readonly sites: SitesService,
     private readonly callbacks: InstallCallbackRepository,
     private readonly secrets: SecretBox,
+    private readonly bmc: BmcAccess,
   ) {}
 
   onModuleInit(): void {
@@ -51,9 +47,9 @@ export class InstallService implements OnModuleInit {
             if (server.state !== 'deploying') await this.lifecycle.transition(ctx.serverId!, 'deploying', { ...cause(ctx), note: `installing ${String(ctx.params.os)}` }, { from: [...INSTALLABLE] });
           },
         },
-        { name: 'power-off', timeoutMs: 60_000, run: async (ctx) => this.bmc.powerOff(await this.target(ctx)) },
-        { name: 'pxe-once', timeoutMs: 60_000, run: async (ctx) => this.bmc.setBootDevice(await this.target(ctx), 'pxe', { once: true }) },
-        { name: 'power-on', timeoutMs: 60_000, run: async (ctx) => this.bmc.powerOn(await this.target(ctx)) },
+        { name: 'power-off', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'off')) },
+        { name: 'pxe-once', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'pxe', { once: true })) },
+        { name: 'power-on', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'on')) },
         {
           name: 'wait-for-installer',
           maxAttempts: 1,
@@ -62,7 +58,7 @@ export class InstallService implements OnModuleInit {
           timeoutMs: 240 * 60_000,
           run: (ctx) => this.waitForInstaller(ctx),
         },
-        { name: 'boot-from-disk', timeoutMs: 60_000, run: async (ctx) => this.bmc.setBootDevice(await this.target(ctx), 'disk', { once: false }) },
+        { name: 'boot-from-disk', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'disk', { once: false })) },
         {
           name: 'mark-active',
           run: async (ctx) => {
@@ -77,19 +73,18 @@ export class InstallService implements OnModuleInit {
       },
       onEnd: async (end) => {
         // A known state: the disk boots next, and the server shows the install did not finish.
-        await this.bmc.setBootDevice(await this.target({ serverId: end.serverId }), 'disk', { once: false });
+        const disk = await this.bmc.call(end.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'disk', { once: false })).then(
+          () => null,
+          (err: Error) => err.message,
+        );
+        if (disk) await end.log(`could not set the boot device back to disk: ${disk}`, 'error');
         const server = await this.lifecycle.get(end.serverId!);
         if (server.state === 'deploying') {
           await this.lifecycle.transition(end.serverId!, 'failed', { type: 'job', id: end.jobId, note: end.state === 'cancelled' ? 'install cancelled' : (end.error ?? 'install failed') });
         }
-        await end.log(`server left booting from disk${server.state === 'deploying' ? ', marked failed' : ''}`, 'warn');
+        await end.log(`server left ${disk ? 'with its boot device unknown' : 'booting from disk'}${server.state === 'deploying' ? ', marked failed' : ''}`, 'warn');
       },
     });
-  }
-
-  private async target(ctx: { serverId: string | null }): Promise<BmcTarget> {
-    const d = await this.devices.get(ctx.serverId!);
-    return { serverId: d.id, address: d.bmc?.address ?? '', username: d.bmc?.username ?? null, password: await this.devices.bmcPassword(d.id) };
   }
 
   /** Poll the installer's reports; the job's own timeout bounds the wait. */

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { InventoryModule } from '../inventory/inventory.module';
+import { BmcModule } from '../bmc/bmc.module';
 import { ServersController } from './servers.controller';
 import { ServerRepository } from './servers.repository';
 import { ServerLifecycleService } from './server-lifecycle.service';
@@ -8,7 +9,7 @@ import { InstallCallbackRepository } from './install.repository';
 import { InstallService } from './install.service';
 
 @Module({
-  imports: [InventoryModule],
+  imports: [InventoryModule, BmcModule],
   controllers: [ServersController, InstallController],
   providers: [ServerRepository, ServerLifecycleService, InstallCallbackRepository, InstallService],
   exports: [ServerLifecycleService, InstallService],

@@ -1,0 +1,51 @@
+import { Injectable } from '@nestjs/common';
+import { ConflictError, DomainError } from '../../common/errors';
+import { BmcError, type BmcDriver, type BmcTarget } from '../../drivers/bmc/bmc-driver';
+import { BmcDrivers } from '../../drivers/bmc/bmc-drivers';
+import { DevicesService, type DeviceView } from '../inventory/devices.service';
+
+export interface BmcHandle {
+  device: DeviceView;
+  driver: BmcDriver;
+  target: BmcTarget;
+}
+
+/** A driver failure as the API shows it: the BMC is the one at fault, so 502 (or 409 without one). */
+export function bmcDomainError(err: unknown, name: string): unknown {
+  if (!(err instanceof BmcError)) return err;
+  if (err.kind === 'unsupported') return new ConflictError('bmc_unsupported', `server ${name}: ${err.message}`);
+  const code = { unreachable: 'bmc_unreachable', auth: 'bmc_auth_failed', refused: 'bmc_refused', protocol: 'bmc_protocol_error' }[err.kind];
+  return new DomainError(code, `server ${name}: ${err.message}`, 502);
+}
+
+/** Which driver and which credentials reach a server's BMC. */
+@Injectable()
+export class BmcAccess {
+  constructor(
+    private readonly drivers: BmcDrivers,
+    private readonly devices: DevicesService,
+  ) {}
+
+  async forServer(serverId: string): Promise<BmcHandle> {
+    const device = await this.devices.get(serverId);
+    if (!device.bmc) throw new ConflictError('no_bmc', `server ${device.name} has no BMC in the inventory`);
+    let driver: BmcDriver;
+    try {
+      driver = this.drivers.get(device.bmc.driver);
+    } catch (err) {
+      throw bmcDomainError(err, device.name);
+    }
+    const target: BmcTarget = { serverId: device.id, address: device.bmc.address, username: device.bmc.username, password: await this.devices.bmcPassword(device.id) };
+    return { device, driver, target };
+  }
+
+  /** Runs fn against the server's BMC; driver failures become domain errors naming the server. */
+  async call<T>(serverId: string, fn: (h: BmcHandle) => Promise<T>): Promise<T> {
+    const h = await this.forServer(serverId);
+    try {
+      return await fn(h);
+    } catch (err) {
+      throw bmcDomainError(err, h.device.name);
+    }
+  }
+}

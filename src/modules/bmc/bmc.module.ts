@@ -1,0 +1,28 @@
+import { Module } from '@nestjs/common';
+import { AppConfig, type Config } from '../../config/config';
+import { BmcDrivers } from '../../drivers/bmc/bmc-drivers';
+import { FakeBmcDriver } from '../../drivers/bmc/fake-bmc.driver';
+import { IpmitoolBmcDriver } from '../../drivers/bmc/ipmitool.driver';
+import { InventoryModule } from '../inventory/inventory.module';
+import { BmcAccess } from './bmc-access.service';
+import { BmcStatusRepository } from './bmc-status.repository';
+
+/** The BMC drivers of this process and the way from a server to its BMC. */
+@Module({
+  imports: [InventoryModule],
+  providers: [
+    {
+      provide: BmcDrivers,
+      inject: [AppConfig],
+      useFactory: (config: Config) =>
+        new BmcDrivers([
+          new IpmitoolBmcDriver({ program: config.bmc.ipmitool, cipherSuite: config.bmc.cipherSuite, timeoutSeconds: config.bmc.timeout, retries: config.bmc.retries, channel: 1 }),
+          new FakeBmcDriver(),
+        ]),
+    },
+    BmcAccess,
+    BmcStatusRepository,
+  ],
+  exports: [BmcDrivers, BmcAccess, BmcStatusRepository],
+})
+export class BmcModule {}

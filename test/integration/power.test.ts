@@ -1,0 +1,111 @@
+import { startTestApp, type TestApp } from '../support/app';
+import { query } from '../support/db';
+import { freeUdpPort, startSimBmc, type SimBmc } from '../support/ipmi-sim';
+
+jest.setTimeout(60_000);
+
+let t: TestApp;
+let sims: SimBmc[] = [];
+let modelId: string;
+let n = 0;
+
+beforeAll(async () => {
+  t = await startTestApp({ RACKSMITH_POWER_SYNC_INTERVAL: '0' });
+  await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
+  modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'IPMI', heightU: 1, bmcDriver: 'ipmitool' } })).json.id;
+});
+afterAll(async () => {
+  await Promise.all(sims.map((s) => s.stop()));
+  await t?.close();
+});
+
+async function server(bmc: { address: string; username: string; password: string }, state = 'active'): Promise<string> {
+  const id = (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: `pw-${++n}`, role: 'rented-server', modelId, bmc: { address: bmc.address, username: bmc.username, password: bmc.password } } })).json.id;
+  for (const to of ['available', 'reserved', 'deploying', 'active', ...(state === 'suspended' ? ['suspended'] : [])]) {
+    await t.request({ method: 'POST', url: `/api/v1/servers/${id}/transition`, body: { to } });
+  }
+  return id;
+}
+
+async function sim(power: 'on' | 'off' = 'off'): Promise<SimBmc> {
+  const s = await startSimBmc({ initialPower: power });
+  sims.push(s);
+  return s;
+}
+
+describe('power through ipmitool and ipmi_sim', () => {
+  it('power on/off changes the simulated chassis, is audited, and on of a running server does not cycle it', async () => {
+    const bmc = await sim('off');
+    const id = await server(bmc);
+    const on = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/power`, body: { action: 'on' } });
+    expect(on.status).toBe(200);
+    expect(on.json).toMatchObject({ powerState: 'on', reachable: true });
+    expect(bmc.power()).toBe('on');
+    const sets = bmc.chassisLog().length;
+    expect((await t.request({ method: 'POST', url: `/api/v1/servers/${id}/power`, body: { action: 'on' } })).json.powerState).toBe('on');
+    expect(bmc.chassisLog().length).toBe(sets);
+    expect((await t.request({ method: 'POST', url: `/api/v1/servers/${id}/power`, body: { action: 'off' } })).json.powerState).toBe('off');
+    expect(bmc.power()).toBe('off');
+
+    const view = await t.request({ method: 'GET', url: `/api/v1/servers/${id}/power` });
+    expect(view.json.events.map((e: { kind: string; action: string }) => `${e.kind}:${e.action}`)).toEqual(['action:off', 'action:on', 'action:on']);
+    const audit = await t.request({ method: 'GET', url: `/api/v1/audit?action=server.power&targetId=${id}` });
+    expect(audit.json.items.length).toBe(3);
+  });
+
+  it('bad input: unknown server 404, bad action 400 naming the field, no BMC 409', async () => {
+    expect((await t.request({ method: 'POST', url: '/api/v1/servers/00000000-0000-4000-8000-000000000000/power', body: { action: 'on' } })).status).toBe(404);
+    const bad = await t.request({ method: 'POST', url: `/api/v1/servers/00000000-0000-4000-8000-000000000000/power`, body: { action: 'explode' } });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.field).toBe('action');
+    const bare = (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: `pw-${++n}`, role: 'rented-server', modelId } })).json.id;
+    const none = await t.request({ method: 'POST', url: `/api/v1/servers/${bare}/power`, body: { action: 'on' } });
+    expect(none.status).toBe(409);
+    expect(none.json.error.code).toBe('no_bmc');
+  });
+
+  it('an unreachable BMC gives a 502 naming it within seconds', async () => {
+    const port = await freeUdpPort();
+    const id = await server({ address: `127.0.0.1:${port}`, username: 'admin', password: 'x' });
+    const started = Date.now();
+    const res = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/power`, body: { action: 'on' } });
+    expect(res.status).toBe(502);
+    expect(res.json.error.code).toBe('bmc_unreachable');
+    expect(res.json.error.message).toContain(`127.0.0.1:${port}`);
+    expect(Date.now() - started).toBeLessThan(8000);
+  });
+
+  it('the sync records states and changes, flags drift and marks unreachable BMCs, then their recovery', async () => {
+    await query(t.db.url, 'DELETE FROM devices');
+    const a = await sim('on');
+    const b = await sim('off');
+    const c = await sim('on');
+    const ia = await server(a);
+    const ib = await server(b);
+    const ic = await server(c, 'suspended');
+    const port = await freeUdpPort();
+    const id = await server({ address: `127.0.0.1:${port}`, username: 'admin', password: 'x' });
+
+    const first = await t.request({ method: 'POST', url: '/api/v1/power/sync' });
+    expect(first.json).toMatchObject({ checked: 4, on: 2, off: 1, unreachable: 1, changed: 0, drift: 1 });
+    expect((await t.request({ method: 'GET', url: `/api/v1/servers/${ic}/power` })).json).toMatchObject({ powerState: 'on', drift: 'on while suspended' });
+    const dead = (await t.request({ method: 'GET', url: `/api/v1/servers/${id}/power` })).json;
+    expect(dead).toMatchObject({ reachable: false, powerState: null });
+    expect(dead.error).toContain(`127.0.0.1:${port}`);
+
+    b.setPower('on');
+    a.setPower('off');
+    const second = await t.request({ method: 'POST', url: '/api/v1/power/sync' });
+    expect(second.json).toMatchObject({ checked: 4, changed: 2, unreachable: 1 });
+    const ev = (await t.request({ method: 'GET', url: `/api/v1/servers/${ib}/power` })).json.events;
+    expect(ev[0]).toMatchObject({ kind: 'changed', from: 'off', to: 'on', actor: 'power-sync' });
+    expect((await t.request({ method: 'GET', url: `/api/v1/servers/${ia}/power` })).json.powerState).toBe('off');
+    // One "unreachable" event, not one per sync.
+    const deadEvents = (await t.request({ method: 'GET', url: `/api/v1/servers/${id}/power` })).json.events;
+    expect(deadEvents.filter((e: { kind: string }) => e.kind === 'unreachable')).toHaveLength(1);
+
+    const metrics = await t.request({ method: 'GET', url: '/metrics' });
+    expect(metrics.text).toMatch(/racksmith_bmcs\{[^}]*state="unreachable"[^}]*\} 1/);
+    expect(metrics.text).toMatch(/racksmith_power_sync_duration_seconds_count\{[^}]*\} 2/);
+  });
+});
