@@ -15,6 +15,7 @@ import { DATABASE_URL, LOGGER } from './app.tokens';
 import { JobsModule } from './jobs/jobs.module';
 import { ScheduleModule } from '@nestjs/schedule';
 import { ServerPowerModule } from './modules/power/power.module';
+import { ConsoleModule } from './modules/console/console.module';
 
 @Global()
 @Module({})
@@ -39,7 +40,7 @@ export class AppModule {
   static register(rt: Runtime): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule],
+      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule, ConsoleModule],
     };
   }
 }

@@ -10,6 +10,7 @@ import { JobRegistry } from '../jobs/job-registry';
 import { JobQueue } from '../jobs/job-queue';
 import { HealthService } from '../modules/health/health.service';
 import { PowerSync } from '../modules/power/power-sync.service';
+import { ConsoleReconciler } from '../modules/console/console-reconciler.service';
 
 /**
  * `racksmith serve`: the HTTP API (roles all and api); later issues add the agent parts
@@ -44,9 +45,11 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
     await runner.start();
     const worker = runner;
     app.get(HealthService).register({ name: 'jobs', critical: false, run: async () => ({ status: 'ok', detail: `worker ${worker.workerId}` }) });
-    // The BMCs of this agent's site (or all of them): power-state sync on a schedule.
+    // The BMCs of this agent's site (or all of them): power-state sync and grant revocation.
     const siteIds = rt.config.role === 'agent' && rt.config.site ? [(await sites.resolve(rt.config.site)).id] : undefined;
     app.get(PowerSync).start(siteIds);
+    // Grants that ended while racksmith was down are revoked now, then on a schedule.
+    await app.get(ConsoleReconciler).start(siteIds);
   }
 
   await app.listen({ host: rt.config.http.host, port: rt.config.http.port });

@@ -16,6 +16,12 @@ export class Database {
     return this.current.getStore() ?? this.dataSource.manager;
   }
 
+  /** Rows of a raw statement, in the transaction in progress (TypeORM answers UPDATE … RETURNING with [rows, count]). */
+  async rows<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const result = await this.manager().query(sql, params);
+    return Array.isArray(result) && result.length === 2 && Array.isArray(result[0]) && typeof result[1] === 'number' ? result[0] : result;
+  }
+
   /**
    * Run fn in one transaction. Inside another one it becomes a savepoint: a failure rolls back
    * only fn's part, and the outer transaction stays usable (say, to explain the failure).

@@ -52,9 +52,8 @@ export class JobRepository {
   constructor(private readonly db: Database) {}
 
   /** Rows of a statement (TypeORM answers UPDATE … RETURNING with [rows, count]). */
-  private async q<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-    const result = await this.db.manager().query(sql, params);
-    return Array.isArray(result) && result.length === 2 && Array.isArray(result[0]) && typeof result[1] === 'number' ? result[0] : result;
+  private q<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.db.rows<T>(sql, params);
   }
 
   /** The job and its tasks, in two statements; returns both rows as stored. */

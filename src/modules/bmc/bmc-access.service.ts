@@ -18,6 +18,15 @@ export function bmcDomainError(err: unknown, name: string): unknown {
   return new DomainError(code, `server ${name}: ${err.message}`, 502);
 }
 
+/** Runs fn against a BMC already resolved; driver failures become domain errors naming the server. */
+export async function onBmc<T>(h: BmcHandle, fn: (h: BmcHandle) => Promise<T>): Promise<T> {
+  try {
+    return await fn(h);
+  } catch (err) {
+    throw bmcDomainError(err, h.device.name);
+  }
+}
+
 /** Which driver and which credentials reach a server's BMC. */
 @Injectable()
 export class BmcAccess {
@@ -41,11 +50,6 @@ export class BmcAccess {
 
   /** Runs fn against the server's BMC; driver failures become domain errors naming the server. */
   async call<T>(serverId: string, fn: (h: BmcHandle) => Promise<T>): Promise<T> {
-    const h = await this.forServer(serverId);
-    try {
-      return await fn(h);
-    } catch (err) {
-      throw bmcDomainError(err, h.device.name);
-    }
+    return onBmc(await this.forServer(serverId), fn);
   }
 }

@@ -1,0 +1,271 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { LOGGER } from '../../app.tokens';
+import { AppConfig, type Config } from '../../config/config';
+import { ConflictError, DomainError, NotFoundError, ValidationError } from '../../common/errors';
+import { randomString, randomToken, sha256Hex } from '../../common/crypto';
+import { requestContext } from '../../common/request-context';
+import { Database } from '../../database/database';
+import { AuditService } from '../audit/audit.service';
+import { BmcAccess, bmcDomainError, onBmc, type BmcHandle } from '../bmc/bmc-access.service';
+import { BmcStatusRepository } from '../bmc/bmc-status.repository';
+import { WorkQueueService } from '../work-queue/work-queue.service';
+import { ConsoleGrantRepository, type GrantRow } from './console-grant.repository';
+
+export interface GrantView {
+  id: string;
+  serverId: string;
+  customer: string;
+  state: GrantRow['state'];
+  bmcHost: string;
+  username: string;
+  slot: number;
+  expiresAt: string;
+  riskAccepted: boolean;
+  createdBy: string;
+  createdAt: string;
+  revokedAt: string | null;
+  revokedBy: string | null;
+  revokeReason: string | null;
+  revokeAttempts: number;
+  lastError: string | null;
+}
+
+/** What the customer receives, once: the password and the console link are not kept. */
+export interface GrantCreated extends GrantView {
+  password: string;
+  consoleUrl: string;
+}
+
+/** Racksmith's accounts on BMCs: "rs-" and eight letters or digits (IPMI names are at most 16 bytes). */
+export const GRANT_USERNAME = /^rs-[a-z0-9]{8}$/;
+const PASSWORD_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+/** 16 characters from 57: about 93 bits, and 16 bytes is what every IPMI BMC stores. */
+const PASSWORD_LENGTH = 16;
+const MIN_TTL = 60;
+/** Failed removals before a person is asked to look (work queue of the site). */
+const ATTEMPTS_BEFORE_ESCALATION = 3;
+/** Lifecycle states in which nobody gets console access. */
+const NOT_GRANTABLE = ['suspended', 'wiping', 'retired'];
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+/**
+ * IPKVM grants: a time-boxed BMC account for a customer, in a slot reserved for racksmith,
+ * checked before it is handed out (a BMC that gives an OPERATOR account an ADMINISTRATOR session
+ * does not enforce privilege limits), and removed when the grant ends.
+ */
+@Injectable()
+export class ConsoleService {
+  constructor(
+    private readonly grants: ConsoleGrantRepository,
+    private readonly bmc: BmcAccess,
+    private readonly status: BmcStatusRepository,
+    private readonly audit: AuditService,
+    private readonly work: WorkQueueService,
+    private readonly db: Database,
+    @Inject(AppConfig) private readonly config: Config,
+    @Inject(LOGGER) private readonly log: Logger,
+  ) {}
+
+  view(g: GrantRow, bmcAddress: string): GrantView {
+    return {
+      id: g.id,
+      serverId: g.device_id,
+      customer: g.customer,
+      state: g.state,
+      bmcHost: bmcAddress,
+      username: g.username,
+      slot: g.slot,
+      expiresAt: g.expires_at.toISOString(),
+      riskAccepted: g.risk_accepted,
+      createdBy: g.created_by,
+      createdAt: g.created_at.toISOString(),
+      revokedAt: iso(g.revoked_at),
+      revokedBy: g.revoked_by,
+      revokeReason: g.revoke_reason,
+      revokeAttempts: g.revoke_attempts,
+      lastError: g.last_error,
+    };
+  }
+
+  private slotRange(): [number, number] {
+    const [lo, hi] = this.config.console.slots.split('-').map(Number);
+    return [lo!, hi!];
+  }
+
+  private checkTtl(ttl: number): void {
+    if (ttl < MIN_TTL || ttl > this.config.console.maxTtl) throw new ValidationError(`ttl must be from ${MIN_TTL} to ${this.config.console.maxTtl} seconds, got ${ttl}`, 'ttl');
+  }
+
+  private lockKey(deviceId: string): string {
+    return `bmc-users:${deviceId}`;
+  }
+
+  async get(id: string): Promise<GrantView> {
+    const g = await this.grants.get(id);
+    if (!g) throw new NotFoundError('console grant', id);
+    return this.view(g, (await this.bmc.forServer(g.device_id)).target.address);
+  }
+
+  async list(filter: { serverId?: string; customer?: string; live?: boolean }, limit: number): Promise<GrantView[]> {
+    const rows = await this.grants.list({ deviceId: filter.serverId, customer: filter.customer, live: filter.live }, limit);
+    const address = new Map<string, string>();
+    const out: GrantView[] = [];
+    for (const g of rows) {
+      if (!address.has(g.device_id)) address.set(g.device_id, (await this.bmc.forServer(g.device_id)).target.address);
+      out.push(this.view(g, address.get(g.device_id)!));
+    }
+    return out;
+  }
+
+  async create(serverId: string, input: { customer: string; ttl: number }, baseUrl: string): Promise<GrantCreated> {
+    this.checkTtl(input.ttl);
+    const actor = requestContext.actorName();
+    const h = await this.bmc.forServer(serverId);
+    const lifecycle = (await this.status.syncTargets({ ids: [serverId] }))[0]?.lifecycle ?? null;
+    if (lifecycle && NOT_GRANTABLE.includes(lifecycle)) throw new ConflictError('server_not_grantable', `server ${h.device.name} is ${lifecycle}: no console access`, { state: lifecycle });
+
+    return this.db.withSessionLock(this.lockKey(serverId), async () => {
+      const [lo, hi] = this.slotRange();
+      const users = await onBmc(h, ({ driver, target }) => driver.listUsers(target));
+      const held = await this.grants.liveSlots(serverId);
+      const taken = new Map(users.map((u) => [u.slot, u]));
+      const slot = Array.from({ length: hi - lo + 1 }, (_, i) => lo + i).find((s) => !held.has(s) && taken.has(s) && !taken.get(s)!.name);
+      if (slot === undefined) {
+        throw new ConflictError('no_free_bmc_slot', `BMC ${h.target.address} of server ${h.device.name} has no free user slot in ${lo}-${hi} (every one holds an account)`, { bmc: h.target.address, slots: `${lo}-${hi}` });
+      }
+      const username = `rs-${randomString(8, 'abcdefghijkmnopqrstuvwxyz23456789')}`;
+      const password = randomString(PASSWORD_LENGTH, PASSWORD_ALPHABET);
+      const consoleToken = randomToken(24);
+      // Committed before the BMC is touched: a crash from here on leaves a row the reconciler cleans up.
+      const row = await this.grants.insert({ deviceId: serverId, siteId: h.device.siteId, customer: input.customer, slot, username, tokenHash: sha256Hex(consoleToken), ttlSeconds: input.ttl, createdBy: actor });
+
+      const fail = async (err: unknown, state: 'failed' | 'refused', reason: string) => {
+        const removed = await this.removeAccount(h, row, actor, reason, state);
+        await this.audit.record({ action: `console-grant.${state === 'refused' ? 'refuse' : 'fail'}`, targetType: 'device', targetId: serverId, changes: { grantId: row.id, customer: input.customer, reason, accountRemoved: removed.state !== 'revoke-pending' } });
+        return err;
+      };
+      try {
+        await h.driver.createUser(h.target, { slot, name: username, password, privilege: 'operator' });
+        if (!(await h.driver.canLogin(h.target, username, password, 'operator'))) {
+          throw new DomainError('bmc_grant_unverified', `BMC ${h.target.address} of server ${h.device.name} created the account but refused its login`, 502);
+        }
+      } catch (err) {
+        throw await fail(bmcDomainError(err, h.device.name), 'failed', `could not create the account: ${(err as Error).message}`);
+      }
+
+      // Verify before handing out: an OPERATOR account must not get an ADMINISTRATOR session.
+      let unsafe: boolean;
+      try {
+        unsafe = await h.driver.canLogin(h.target, username, password, 'administrator');
+      } catch (err) {
+        throw await fail(bmcDomainError(err, h.device.name), 'failed', `could not check the BMC's privilege limits: ${(err as Error).message}`);
+      }
+      await this.status.setPrivilegeCheck(serverId, unsafe ? 'privilege-unsafe' : 'enforced');
+      const accepted = unsafe && h.device.bmc!.acceptPrivilegeRisk;
+      if (unsafe && !accepted) {
+        this.log.warn({ serverId, bmc: h.target.address }, 'BMC does not enforce privilege limits: grant refused, account removed');
+        throw await fail(
+          new ConflictError(
+            'bmc_privilege_unsafe',
+            `BMC ${h.target.address} of server ${h.device.name} gave the new OPERATOR account an ADMINISTRATOR session: it does not enforce privilege limits, ` +
+              `so the customer could take over the BMC. The account was removed and the BMC is marked privilege-unsafe. ` +
+              `To grant anyway, set bmc.acceptPrivilegeRisk on the server; the web serial console through racksmith works either way.`,
+            { bmc: h.target.address, privilegeCheck: 'privilege-unsafe' },
+          ),
+          'refused',
+          'privilege-unsafe BMC',
+        );
+      }
+      const active = await this.grants.activate(row.id, accepted);
+      await this.audit.record({
+        action: 'console-grant.create',
+        targetType: 'device',
+        targetId: serverId,
+        changes: { grantId: row.id, customer: input.customer, slot, username, expiresAt: active.expires_at.toISOString(), privilegeCheck: unsafe ? 'privilege-unsafe' : 'enforced', ...(accepted ? { riskAccepted: 'BMC does not enforce privilege limits; granted because the server accepts the risk' } : {}) },
+      });
+      return { ...this.view(active, h.target.address), password, consoleUrl: `${baseUrl.replace(/\/$/, '')}/console/${row.id}#${consoleToken}` };
+    });
+  }
+
+  async extend(id: string, ttl: number): Promise<GrantView> {
+    this.checkTtl(ttl);
+    const g = await this.grants.get(id);
+    if (!g) throw new NotFoundError('console grant', id);
+    const extended = await this.grants.extend(id, ttl);
+    if (!extended) throw new ConflictError('grant_not_active', `console grant ${id} is ${g.state}; only an active grant can be extended`, { state: g.state });
+    await this.audit.record({ action: 'console-grant.extend', targetType: 'device', targetId: g.device_id, changes: { grantId: id, expiresAt: extended.expires_at.toISOString() } });
+    return this.get(id);
+  }
+
+  /** Ends the grant: the account is disabled, its sessions closed and the slot cleared. */
+  async revoke(id: string, reason: string, actor = requestContext.actorName()): Promise<GrantView> {
+    const g = await this.grants.get(id);
+    if (!g) throw new NotFoundError('console grant', id);
+    const h = await this.bmc.forServer(g.device_id);
+    return this.db.withSessionLock(this.lockKey(g.device_id), async () => {
+      const current = (await this.grants.get(id))!;
+      if (!['creating', 'active', 'revoke-pending'].includes(current.state)) return this.view(current, h.target.address);
+      const done = await this.removeAccount(h, current, actor, reason, 'revoked');
+      await this.audit.record({ action: 'console-grant.revoke', targetType: 'device', targetId: g.device_id, changes: { grantId: id, reason, state: done.state, ...(done.last_error && done.state === 'revoke-pending' ? { error: done.last_error } : {}) } });
+      return this.view(done, h.target.address);
+    });
+  }
+
+  /** Revokes every live grant of a server (suspension, termination). */
+  async revokeAllForServer(serverId: string, reason: string): Promise<GrantView[]> {
+    const out: GrantView[] = [];
+    for (const g of await this.grants.liveByDevice(serverId)) out.push(await this.revoke(g.id, reason));
+    return out;
+  }
+
+  /**
+   * Takes the grant's account off the BMC, under the device's lock. The slot is cleared only
+   * while it still holds this grant's account, never a staff account that took the slot since.
+   * A BMC failure leaves the grant `revoke-pending` (the reconciler retries; after a few
+   * attempts the site's work queue gets a task).
+   */
+  private async removeAccount(h: BmcHandle, g: GrantRow, actor: string, reason: string, finalState: 'revoked' | 'refused' | 'failed'): Promise<GrantRow> {
+    try {
+      const user = (await h.driver.listUsers(h.target)).find((u) => u.slot === g.slot);
+      if (user && user.name === g.username) {
+        await h.driver.setUserEnabled(h.target, g.slot, false);
+        await h.driver.closeUserSessions(h.target, g.slot);
+        await h.driver.deleteUser(h.target, g.slot);
+      }
+      return await this.grants.finish(g.id, finalState, actor, reason, user && user.name && user.name !== g.username ? `slot ${g.slot} holds ${user.name} now; left alone` : null);
+    } catch (err) {
+      const message = (err as Error).message;
+      const row = await this.grants.revokeFailed(g.id, actor, reason, message);
+      this.log.warn({ grantId: g.id, serverId: g.device_id, attempts: row.revoke_attempts, err: message }, 'could not remove the console account; will retry');
+      if (row.revoke_attempts === ATTEMPTS_BEFORE_ESCALATION) {
+        await this.work.open(g.site_id, 'automation-failure', `Remove IPKVM account ${g.username} (slot ${g.slot}) from the BMC of ${h.device.name}`, { type: 'console-grant', id: g.id }, {
+          bmc: h.target.address,
+          error: message,
+          attempts: row.revoke_attempts,
+        });
+      }
+      return row;
+    }
+  }
+
+  /** Under the BMC's lock: remove accounts racksmith made ("rs-…" in its slots) that no live grant owns. */
+  async removeUnknownAccounts(serverId: string): Promise<string[]> {
+    const h = await this.bmc.forServer(serverId);
+    return this.db.withSessionLock(this.lockKey(serverId), async () => {
+      const [lo, hi] = this.slotRange();
+      const known = new Set((await this.grants.liveByDevice(serverId)).map((g) => `${g.slot}:${g.username}`));
+      const removed: string[] = [];
+      for (const u of await h.driver.listUsers(h.target)) {
+        if (u.slot < lo || u.slot > hi || !GRANT_USERNAME.test(u.name) || known.has(`${u.slot}:${u.name}`)) continue;
+        await h.driver.setUserEnabled(h.target, u.slot, false);
+        await h.driver.closeUserSessions(h.target, u.slot);
+        await h.driver.deleteUser(h.target, u.slot);
+        removed.push(u.name);
+        await this.audit.record({ action: 'console-grant.remove-unknown', targetType: 'device', targetId: serverId, changes: { slot: u.slot, username: u.name } });
+      }
+      return removed;
+    });
+  }
+}
