@@ -202,7 +202,9 @@ export class IpmitoolBmcDriver implements BmcDriver {
     // A session left active by a crashed relay blocks a new one; deactivating a free payload is harmless.
     await this.exec(t, 'administrator', ['sol', 'deactivate']).catch(() => undefined);
     const args = this.args(t, t.username, 'administrator').filter((a) => a !== '-v');
-    const proc = this.runner.open(this.opts.program, [...args, '-e', SOL_ESCAPE, 'sol', 'activate'], { env: { IPMI_PASSWORD: t.password ?? '' } });
+    // ipmitool's stdout to a pipe is block-buffered: its "operational" line would wait for the
+    // first console bytes. stdbuf (coreutils) makes it unbuffered, so the session's start is seen.
+    const proc = this.runner.open('stdbuf', ['-o0', this.opts.program, ...args, '-e', SOL_ESCAPE, 'sol', 'activate'], { env: { IPMI_PASSWORD: t.password ?? '' } });
     // The console as one byte stream: reads are what the machine printed, writes go to it.
     const stream = new Duplex({
       read() {},
@@ -213,13 +215,16 @@ export class IpmitoolBmcDriver implements BmcDriver {
     });
     let banner = true;
     let pending = '';
+    let operational!: () => void;
+    const ready = new Promise<void>((r) => (operational = r));
     proc.stdout.on('data', (chunk: Buffer) => {
       if (!banner) return void stream.push(chunk);
-      // Drop ipmitool's own "[SOL Session operational. Use ~? for help]" line.
+      // ipmitool's own "[SOL Session operational. Use ~? for help]" line says the payload is live; it is dropped.
       pending += chunk.toString('latin1');
       const end = pending.indexOf('\n');
       if (end < 0 && pending.length < 256) return;
       banner = false;
+      operational();
       const rest = /^\[SOL Session operational/.test(pending) && end >= 0 ? pending.slice(end + 1) : pending;
       if (rest) stream.push(Buffer.from(rest, 'latin1'));
     });
@@ -234,12 +239,23 @@ export class IpmitoolBmcDriver implements BmcDriver {
           await this.exec(t, 'administrator', ['sol', 'deactivate']).catch(() => undefined);
         }
       })());
-    void proc.exited.then(({ code, stderr }) => {
-      if (code !== 0 && !closing) {
-        const why = stderr.split('\n').filter((l) => l && !NOISE.some((n) => n.test(l))).slice(-1)[0] ?? `exit ${code}`;
-        stream.destroy(new BmcError(`SOL session with ${t.address} ended: ${why}`, 'refused'));
-      } else stream.push(null);
+    const exited = proc.exited.then(({ code, stderr }) => {
+      const why = stderr.split('\n').filter((l) => l && !NOISE.some((n) => n.test(l))).slice(-1)[0] ?? `exit ${code}`;
+      if (code !== 0 && !closing) stream.destroy(new BmcError(`SOL session with ${t.address} ended: ${why}`, 'refused'));
+      else stream.push(null);
+      return why;
     });
+    // Bytes the machine prints before the payload is live are lost: answer only once it is.
+    const outcome = await Promise.race([
+      ready.then(() => 'ready' as const),
+      exited.then((why) => new BmcError(`BMC ${t.address} refused the serial console: ${why}`, 'refused')),
+      new Promise<BmcError>((r) => setTimeout(() => r(new BmcError(`BMC ${t.address}: the serial console did not start within 5 s`, 'unreachable')), 5000)),
+    ]);
+    if (outcome !== 'ready') {
+      closing = Promise.resolve();
+      await proc.stop(500);
+      throw outcome;
+    }
     return { stream, close };
   }
 }

@@ -1,15 +1,17 @@
 import { Module } from '@nestjs/common';
 import { BmcModule } from '../bmc/bmc.module';
+import { AuthModule } from '../auth/auth.module';
 import { WorkQueueModule } from '../work-queue/work-queue.module';
 import { ConsoleController } from './console.controller';
 import { ConsoleGrantRepository } from './console-grant.repository';
 import { ConsoleReconciler } from './console-reconciler.service';
 import { ConsoleService } from './console.service';
+import { SolRelay } from './sol-relay.service';
 
 @Module({
-  imports: [BmcModule, WorkQueueModule],
+  imports: [BmcModule, WorkQueueModule, AuthModule],
   controllers: [ConsoleController],
-  providers: [ConsoleGrantRepository, ConsoleService, ConsoleReconciler],
-  exports: [ConsoleService, ConsoleReconciler],
+  providers: [ConsoleGrantRepository, ConsoleService, ConsoleReconciler, SolRelay],
+  exports: [ConsoleService, ConsoleReconciler, SolRelay],
 })
 export class ConsoleModule {}

@@ -11,6 +11,7 @@ import { BmcAccess, bmcDomainError, onBmc, type BmcHandle } from '../bmc/bmc-acc
 import { BmcStatusRepository } from '../bmc/bmc-status.repository';
 import { WorkQueueService } from '../work-queue/work-queue.service';
 import { ConsoleGrantRepository, type GrantRow } from './console-grant.repository';
+import { SolRelay } from './sol-relay.service';
 
 export interface GrantView {
   id: string;
@@ -66,6 +67,7 @@ export class ConsoleService {
     private readonly db: Database,
     @Inject(AppConfig) private readonly config: Config,
     @Inject(LOGGER) private readonly log: Logger,
+    private readonly relay: SolRelay,
   ) {}
 
   view(g: GrantRow, bmcAddress: string): GrantView {
@@ -208,6 +210,7 @@ export class ConsoleService {
       const current = (await this.grants.get(id))!;
       if (!['creating', 'active', 'revoke-pending'].includes(current.state)) return this.view(current, h.target.address);
       const done = await this.removeAccount(h, current, actor, reason, 'revoked');
+      this.relay.disconnectGrant(id);
       await this.audit.record({ action: 'console-grant.revoke', targetType: 'device', targetId: g.device_id, changes: { grantId: id, reason, state: done.state, ...(done.last_error && done.state === 'revoke-pending' ? { error: done.last_error } : {}) } });
       return this.view(done, h.target.address);
     });
