@@ -1,4 +1,5 @@
 import { Client } from 'pg';
+import { withDeadline } from '../common/concurrency';
 import { DataSource } from 'typeorm';
 import type { Logger } from 'pino';
 import { ApiTokenEntity } from '../modules/auth/api-token.entity';
@@ -60,11 +61,8 @@ export class DatabaseUnavailableError extends Error {
 
 /** Connect (bounded by the connect timeout) and bring the schema up to date. */
 export async function connectAndMigrate(ds: DataSource, url: string, connectTimeoutSec: number, log: Logger): Promise<void> {
-  const deadline = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`no answer within ${connectTimeoutSec} s`)), connectTimeoutSec * 1000).unref(),
-  );
   try {
-    await Promise.race([ds.initialize(), deadline]);
+    await withDeadline(ds.initialize(), connectTimeoutSec * 1000, () => new Error(`no answer within ${connectTimeoutSec} s`));
   } catch (err) {
     if (ds.isInitialized) await ds.destroy().catch(() => undefined);
     throw new DatabaseUnavailableError(url, err as Error);

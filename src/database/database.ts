@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DataSource, type EntityManager } from 'typeorm';
+import { withDeadline } from '../common/concurrency';
 
 /**
  * The connection and the unit of work. Services open a transaction with
@@ -61,10 +62,7 @@ export class Database {
   }
 
   async ping(timeoutMs = 2000): Promise<void> {
-    await Promise.race([
-      this.dataSource.query('SELECT 1'),
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref()),
-    ]);
+    await withDeadline(this.dataSource.query('SELECT 1'), timeoutMs, () => new Error(`no answer within ${timeoutMs} ms`));
   }
 
   async close(): Promise<void> {

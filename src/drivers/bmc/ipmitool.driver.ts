@@ -172,9 +172,8 @@ export class IpmitoolBmcDriver implements BmcDriver {
   }
 
   async closeUserSessions(t: BmcTarget, slot: number): Promise<number> {
-    const out = await this.exec(t, 'administrator', ['session', 'info', 'active']).catch(() => '');
-    // `session info active` shows the asking session; `all` lists every slot's handle and user.
-    const all = await this.exec(t, 'administrator', ['session', 'info', 'all']).catch(() => out);
+    // `session info all` lists every session slot with its handle and user id.
+    const all = await this.exec(t, 'administrator', ['session', 'info', 'all']).catch(() => '');
     let closed = 0;
     for (const block of all.split(/\n\s*\n/)) {
       const handle = /session handle\s*:\s*(\d+)/.exec(block)?.[1];

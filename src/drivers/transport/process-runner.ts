@@ -33,17 +33,16 @@ export class ProcessError extends Error {
   }
 }
 
+/** How every program starts: argument list (no shell), a minimal environment plus the caller's, deadline-free. */
+function spawnOptions(opts: Pick<RunOptions, 'env' | 'cwd' | 'uid' | 'gid'>) {
+  return { cwd: opts.cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', ...opts.env }, uid: opts.uid, gid: opts.gid };
+}
+
 export class ProcessRunner {
   run(file: string, args: string[], opts: RunOptions): Promise<RunResult> {
     const max = opts.maxOutput ?? 1 << 20;
     return new Promise((resolve, reject) => {
-      const child = spawn(file, args, {
-        cwd: opts.cwd,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', ...opts.env },
-        uid: opts.uid,
-        gid: opts.gid,
-        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      });
+      const child = spawn(file, args, { ...spawnOptions(opts), stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
       if (opts.input !== undefined) child.stdin!.end(opts.input);
       let stdout = '';
       let stderr = '';
@@ -90,13 +89,7 @@ export interface OpenProcess {
 }
 
 export function openProcess(file: string, args: string[], opts: Omit<RunOptions, 'timeoutMs' | 'input'>): OpenProcess {
-  const child = spawn(file, args, {
-    cwd: opts.cwd,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', ...opts.env },
-    uid: opts.uid,
-    gid: opts.gid,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawn(file, args, { ...spawnOptions(opts), stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   const max = opts.maxOutput ?? 64 * 1024;
   child.stderr!.on('data', (d: Buffer) => { if (stderr.length < max) stderr += d.toString('utf8'); });

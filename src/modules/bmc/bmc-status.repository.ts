@@ -98,6 +98,12 @@ export class BmcStatusRepository {
     return this.db.manager().query('SELECT * FROM power_events WHERE device_id = $1 ORDER BY id DESC LIMIT $2', [deviceId, limit]);
   }
 
+  /** The server's lifecycle state (null for other devices or none). */
+  async lifecycle(deviceId: string): Promise<string | null> {
+    const rows = await this.db.manager().query('SELECT lifecycle FROM devices WHERE id = $1', [deviceId]);
+    return rows[0]?.lifecycle ?? null;
+  }
+
   /** Every device with a BMC and a driver, optionally of some sites or some devices only. */
   syncTargets(filter: { siteIds?: string[]; ids?: string[] } = {}): Promise<SyncTarget[]> {
     return this.db.manager().query(

@@ -12,6 +12,7 @@ import { BmcStatusRepository } from '../bmc/bmc-status.repository';
 import { WorkQueueService } from '../work-queue/work-queue.service';
 import { ConsoleGrantRepository, type GrantRow } from './console-grant.repository';
 import { SolRelay } from './sol-relay.service';
+import { DevicesService } from '../inventory/devices.service';
 
 export interface GrantView {
   id: string;
@@ -68,6 +69,7 @@ export class ConsoleService {
     @Inject(AppConfig) private readonly config: Config,
     @Inject(LOGGER) private readonly log: Logger,
     private readonly relay: SolRelay,
+    private readonly devices: DevicesService,
   ) {}
 
   view(g: GrantRow, bmcAddress: string): GrantView {
@@ -107,7 +109,12 @@ export class ConsoleService {
   async get(id: string): Promise<GrantView> {
     const g = await this.grants.get(id);
     if (!g) throw new NotFoundError('console grant', id);
-    return this.view(g, (await this.bmc.forServer(g.device_id)).target.address);
+    return this.view(g, await this.bmcAddress(g.device_id));
+  }
+
+  /** Where the grant's BMC is, for its view (no driver or credentials needed to show a grant). */
+  private async bmcAddress(serverId: string): Promise<string> {
+    return (await this.devices.get(serverId)).bmc?.address ?? '';
   }
 
   async list(filter: { serverId?: string; customer?: string; live?: boolean }, limit: number): Promise<GrantView[]> {
@@ -115,7 +122,7 @@ export class ConsoleService {
     const address = new Map<string, string>();
     const out: GrantView[] = [];
     for (const g of rows) {
-      if (!address.has(g.device_id)) address.set(g.device_id, (await this.bmc.forServer(g.device_id)).target.address);
+      if (!address.has(g.device_id)) address.set(g.device_id, await this.bmcAddress(g.device_id));
       out.push(this.view(g, address.get(g.device_id)!));
     }
     return out;
@@ -125,7 +132,7 @@ export class ConsoleService {
     this.checkTtl(input.ttl);
     const actor = requestContext.actorName();
     const h = await this.bmc.forServer(serverId);
-    const lifecycle = (await this.status.syncTargets({ ids: [serverId] }))[0]?.lifecycle ?? null;
+    const lifecycle = await this.status.lifecycle(serverId);
     if (lifecycle && NOT_GRANTABLE.includes(lifecycle)) throw new ConflictError('server_not_grantable', `server ${h.device.name} is ${lifecycle}: no console access`, { state: lifecycle });
 
     return this.db.withSessionLock(this.lockKey(serverId), async () => {

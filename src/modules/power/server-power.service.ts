@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { requestContext } from '../../common/request-context';
 import type { PowerAction, PowerState } from '../../drivers/bmc/bmc-driver';
 import { AuditService } from '../audit/audit.service';
-import { BmcAccess } from '../bmc/bmc-access.service';
+import { BmcAccess, onBmc } from '../bmc/bmc-access.service';
 import { BmcStatusRepository, type BmcStatusRow, type PowerEventRow } from '../bmc/bmc-status.repository';
 
 export interface PowerView {
@@ -68,11 +68,11 @@ export class ServerPowerService {
   /** Applies the action, reads the state back and records both. A BMC failure is a 502 and audited too. */
   async act(serverId: string, action: PowerAction): Promise<PowerView> {
     const actor = requestContext.actorName();
-    const { device } = await this.bmc.forServer(serverId);
+    const h = await this.bmc.forServer(serverId);
     const before = (await this.status.get(serverId))?.power_state ?? null;
     let after: PowerState;
     try {
-      after = await this.bmc.call(serverId, async ({ driver, target }) => {
+      after = await onBmc(h, async ({ driver, target }) => {
         await driver.power(target, action);
         return driver.powerStatus(target);
       });
@@ -80,14 +80,9 @@ export class ServerPowerService {
       await this.audit.record({ action: 'server.power', targetType: 'device', targetId: serverId, changes: { action, outcome: 'failed', error: (err as Error).message } });
       throw err;
     }
-    await this.status.recordPower(serverId, after, driftOf((await this.serverLifecycle(serverId)) ?? null, after));
+    await this.status.recordPower(serverId, after, driftOf(await this.status.lifecycle(serverId), after));
     await this.status.addEvent(serverId, { kind: 'action', action, from: before, to: after, actor });
-    await this.audit.record({ action: 'server.power', targetType: 'device', targetId: serverId, changes: { action, from: before, to: after, server: device.name } });
+    await this.audit.record({ action: 'server.power', targetType: 'device', targetId: serverId, changes: { action, from: before, to: after, server: h.device.name } });
     return powerView(serverId, await this.status.get(serverId));
-  }
-
-  private async serverLifecycle(serverId: string): Promise<string | null> {
-    const [t] = await this.status.syncTargets({ ids: [serverId] });
-    return t?.lifecycle ?? null;
   }
 }
