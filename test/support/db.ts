@@ -35,7 +35,17 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return {
     url: u.toString(),
     name,
-    drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+    // Pools that are still ending get a moment to close their connections: a FORCE drop kills
+    // them, and a pool client killed while it ends emits an error nobody listens to any more.
+    drop: () =>
+      admin(async (c) => {
+        for (let i = 0; i < 40; i++) {
+          const { rows } = await c.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+          if (!rows[0].n) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      }),
   };
 }
 
