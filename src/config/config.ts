@@ -48,6 +48,8 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_INVENTORY_SEED', key: 'inventory.seed', schema: z.string(), default: 'inventory', expected: 'a directory of inventory YAML, or "" for none', description: 'On a start against a database with no sites, `serve` imports this inventory (relative paths from the racksmith folder). The shipped `inventory/` holds both data centers. `""` turns it off.', allowEmpty: true },
   { env: 'RACKSMITH_JOB_HEARTBEAT_TIMEOUT', key: 'jobs.heartbeatTimeout', schema: int(3, 600), default: 15, expected: 'seconds, an integer from 3 to 600', description: 'A running job task whose worker sent no heartbeat for this long is taken over by another worker (after a crash or kill -9).' },
   { env: 'RACKSMITH_IPMITOOL', key: 'bmc.ipmitool', schema: z.string().min(1), default: 'ipmitool', expected: 'a program name or path', description: 'The ipmitool program used by the `ipmitool` BMC driver.' },
+  { env: 'RACKSMITH_IPMIPOWER', key: 'bmc.ipmipower', schema: z.string(), default: 'ipmipower', expected: 'a program name or path, or "" for none', description: 'FreeIPMI\'s ipmipower, used by the power-state sync to read the power of many IPMI BMCs from one process. `""` (or the program missing): one ipmitool run per BMC.', allowEmpty: true },
+  { env: 'RACKSMITH_IPMIPOWER_WORKAROUNDS', key: 'bmc.ipmipowerWorkarounds', schema: z.string().regex(/^[a-z0-9,]*$/), default: '', expected: 'FreeIPMI workaround flags, comma-separated', description: 'FreeIPMI `-W` flags for ipmipower, for BMCs that bend IPMI 2.0 (`opensesspriv` for OpenIPMI\'s ipmi_sim).', allowEmpty: true },
   { env: 'RACKSMITH_IPMI_CIPHER_SUITE', key: 'bmc.cipherSuite', schema: int(1, 17), default: 3, expected: 'an RMCP+ cipher suite number from 1 to 17', description: 'Cipher suite for IPMI over LAN (`-C`). 3 = HMAC-SHA1 + AES-128; suite 0 (no authentication) is refused.' },
   { env: 'RACKSMITH_BMC_TIMEOUT', key: 'bmc.timeout', schema: int(1, 30), default: 1, expected: 'seconds, an integer from 1 to 30', description: 'Seconds per attempt to reach a BMC; with the retries this bounds how long a dead BMC holds a call (about 2 s with the defaults).' },
   { env: 'RACKSMITH_BMC_RETRIES', key: 'bmc.retries', schema: int(0, 10), default: 1, expected: 'an integer from 0 to 10', description: 'Attempts after the first for each BMC call.' },
@@ -73,7 +75,7 @@ export interface Config {
   secrets: { key?: string };
   inventory: { seed: string };
   jobs: { heartbeatTimeout: number };
-  bmc: { ipmitool: string; cipherSuite: number; timeout: number; retries: number };
+  bmc: { ipmitool: string; ipmipower: string; ipmipowerWorkarounds: string; cipherSuite: number; timeout: number; retries: number };
   power: { syncInterval: number; syncConcurrency: number };
   console: { slots: string; maxTtl: number; reconcileInterval: number };
   role: ProcessRole;

@@ -10,7 +10,8 @@ let modelId: string;
 let n = 0;
 
 beforeAll(async () => {
-  t = await startTestApp({ RACKSMITH_POWER_SYNC_INTERVAL: '0' });
+  // ipmi_sim answers an RMCP+ Open Session with a privilege FreeIPMI rejects unless told (LAB.md).
+  t = await startTestApp({ RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_IPMIPOWER_WORKAROUNDS: 'opensesspriv' });
   await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
   modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'IPMI', heightU: 1, bmcDriver: 'ipmitool' } })).json.id;
 });
@@ -27,8 +28,8 @@ async function server(bmc: { address: string; username: string; password: string
   return id;
 }
 
-async function sim(power: 'on' | 'off' = 'off'): Promise<SimBmc> {
-  const s = await startSimBmc({ initialPower: power });
+async function sim(power: 'on' | 'off' = 'off', host?: string): Promise<SimBmc> {
+  const s = await startSimBmc({ initialPower: power, host });
   sims.push(s);
   return s;
 }
@@ -77,9 +78,10 @@ describe('power through ipmitool and ipmi_sim', () => {
 
   it('the sync records states and changes, flags drift and marks unreachable BMCs, then their recovery', async () => {
     await query(t.db.url, 'DELETE FROM devices');
-    const a = await sim('on');
-    const b = await sim('off');
-    const c = await sim('on');
+    // Hosts of their own, as real BMCs have: ipmipower names its answers by host only.
+    const a = await sim('on', '127.0.0.21');
+    const b = await sim('off', '127.0.0.22');
+    const c = await sim('on', '127.0.0.23');
     const ia = await server(a);
     const ib = await server(b);
     const ic = await server(c, 'suspended');
@@ -107,5 +109,32 @@ describe('power through ipmitool and ipmi_sim', () => {
     const metrics = await t.request({ method: 'GET', url: '/metrics' });
     expect(metrics.text).toMatch(/racksmith_bmcs\{[^}]*state="unreachable"[^}]*\} 1/);
     expect(metrics.text).toMatch(/racksmith_power_sync_duration_seconds_count\{[^}]*\} 2/);
+  });
+
+  it('the sync reads the BMCs through ipmipower: without the workaround ipmi_sim refuses it, and that is what the sync records', async () => {
+    await query(t.db.url, 'DELETE FROM devices');
+    const a = await sim('on', '127.0.0.31');
+    const b = await sim('off', '127.0.0.32');
+    const strict = await startTestApp({ RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_IPMIPOWER_WORKAROUNDS: '', RACKSMITH_INVENTORY_SEED: '' });
+    const plain = await startTestApp({ RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_IPMIPOWER: '', RACKSMITH_INVENTORY_SEED: '' });
+    try {
+      for (const app of [strict, plain]) {
+        await app.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
+        const model = (await app.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'IPMI', heightU: 1, bmcDriver: 'ipmitool' } })).json.id;
+        for (const [i, s] of [a, b].entries()) {
+          await app.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: `bulk-${i}`, role: 'rented-server', modelId: model, bmc: { address: s.address, username: s.username, password: s.password } } });
+        }
+      }
+      const refused = await strict.request({ method: 'POST', url: '/api/v1/power/sync' });
+      expect(refused.json).toMatchObject({ checked: 2, unreachable: 2 });
+      const list = await query<{ error: string }>(strict.db.url, 'SELECT error FROM bmc_status');
+      expect(list.map((r) => r.error)).toEqual([expect.stringContaining('privilege level cannot be obtained'), expect.stringContaining('privilege level cannot be obtained')]);
+
+      // RACKSMITH_IPMIPOWER="": one ipmitool run per BMC, which ipmi_sim answers.
+      expect((await plain.request({ method: 'POST', url: '/api/v1/power/sync' })).json).toMatchObject({ checked: 2, on: 1, off: 1, unreachable: 0 });
+    } finally {
+      await strict.close();
+      await plain.close();
+    }
   });
 });

@@ -68,7 +68,9 @@ else
 fi
 `;
 
-export async function startSimBmc(opts: { password?: string; withSol?: boolean; initialPower?: 'on' | 'off' } = {}): Promise<SimBmc> {
+/** `host`: a loopback address of its own (127.0.0.x), for tools that tell BMCs apart by host only. */
+export async function startSimBmc(opts: { password?: string; withSol?: boolean; initialPower?: 'on' | 'off'; host?: string } = {}): Promise<SimBmc> {
+  const host = opts.host ?? '127.0.0.1';
   requireIpmiPeers();
   const dir = mkdtempSync(join(tmpdir(), 'racksmith-bmc-'));
   mkdirSync(join(dir, 'state'));
@@ -99,7 +101,7 @@ export async function startSimBmc(opts: { password?: string; withSol?: boolean; 
     `name "sim${port}"
 set_working_mc 0x20
   startlan 1
-    addr 127.0.0.1 ${port}
+    addr ${host} ${port}
     priv_limit admin
     allowed_auths_callback none md2 md5 straight
     allowed_auths_user none md2 md5 straight
@@ -116,7 +118,7 @@ ${solLine}  user 2 true "admin" "${password}" admin 10 md5 md2 straight none
     'mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n',
   );
   const child: ChildProcess = spawn(IPMI_SIM, ['-c', join(dir, 'lan.conf'), '-f', join(dir, 'sim.emu'), '-s', join(dir, 'state'), '-n'], { stdio: 'ignore' });
-  const address = `127.0.0.1:${port}`;
+  const address = `${host}:${port}`;
   const sim: SimBmc = {
     address,
     username: 'admin',
@@ -146,7 +148,7 @@ ${solLine}  user 2 true "admin" "${password}" admin 10 md5 md2 straight none
   };
   // Ready when it answers a session (ipmi_sim needs a moment to bind).
   await until(
-    async () => spawnSync(IPMITOOL, ['-I', 'lanplus', '-C', '3', '-H', '127.0.0.1', '-p', String(port), '-U', 'admin', '-E', '-L', 'USER', '-N', '1', '-R', '1', 'power', 'status'], { env: { ...process.env, IPMI_PASSWORD: password }, encoding: 'utf8' }).stdout,
+    async () => spawnSync(IPMITOOL, ['-I', 'lanplus', '-C', '3', '-H', host, '-p', String(port), '-U', 'admin', '-E', '-L', 'USER', '-N', '1', '-R', '1', 'power', 'status'], { env: { ...process.env, IPMI_PASSWORD: password }, encoding: 'utf8' }).stdout,
     (out) => /Chassis Power is/.test(out),
     10_000,
     100,

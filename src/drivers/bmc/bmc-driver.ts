@@ -42,6 +42,11 @@ export interface SolSession {
 export interface BmcDriver {
   readonly name: string;
   powerStatus(t: BmcTarget): Promise<PowerState>;
+  /**
+   * Optional: the power state of many BMCs at once, by serverId (a reading or the BmcError of that
+   * BMC). Targets left out of the answer are asked one by one with powerStatus.
+   */
+  powerStatusMany?(targets: BmcTarget[]): Promise<Map<string, PowerState | BmcError>>;
   /** Applies the action. `on` of a running server and `off` of a stopped one change nothing. */
   power(t: BmcTarget, action: PowerAction): Promise<void>;
   /** `once`: for the next boot only (then the BIOS order again). */

@@ -2,6 +2,7 @@ import { Duplex } from 'node:stream';
 import { ProcessRunner, type RunResult } from '../transport/process-runner';
 import { BmcError, type BmcDriver, type BmcTarget, type BmcUser, type BootDevice, type NewBmcUser, type PowerAction, type PowerState, type Privilege, type SolSession } from './bmc-driver';
 import { randomBytes } from 'node:crypto';
+import type { IpmipowerStatusReader } from './ipmipower';
 
 export interface IpmitoolOptions {
   /** The ipmitool program. */
@@ -55,7 +56,15 @@ export class IpmitoolBmcDriver implements BmcDriver {
   constructor(
     private readonly opts: IpmitoolOptions = IPMITOOL_DEFAULTS,
     private readonly runner = new ProcessRunner(),
-  ) {}
+    /** Reads many power states from one process (FreeIPMI); without it each BMC costs an ipmitool run. */
+    private readonly bulk?: IpmipowerStatusReader,
+  ) {
+    if (!bulk) this.powerStatusMany = undefined;
+  }
+
+  powerStatusMany?(targets: BmcTarget[]): Promise<Map<string, PowerState | BmcError>> {
+    return this.bulk!.read(targets);
+  }
 
   private args(t: BmcTarget, username: string, privilege: Privilege): string[] {
     const { host, port } = splitAddress(t.address);

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { AppConfig, type Config } from '../../config/config';
 import { BmcDrivers } from '../../drivers/bmc/bmc-drivers';
 import { FakeBmcDriver } from '../../drivers/bmc/fake-bmc.driver';
+import { IpmipowerStatusReader } from '../../drivers/bmc/ipmipower';
 import { IpmitoolBmcDriver } from '../../drivers/bmc/ipmitool.driver';
 import { InventoryModule } from '../inventory/inventory.module';
 import { BmcAccess } from './bmc-access.service';
@@ -16,7 +17,13 @@ import { BmcStatusRepository } from './bmc-status.repository';
       inject: [AppConfig],
       useFactory: (config: Config) =>
         new BmcDrivers([
-          new IpmitoolBmcDriver({ program: config.bmc.ipmitool, cipherSuite: config.bmc.cipherSuite, timeoutSeconds: config.bmc.timeout, retries: config.bmc.retries, channel: 1 }),
+          new IpmitoolBmcDriver(
+            { program: config.bmc.ipmitool, cipherSuite: config.bmc.cipherSuite, timeoutSeconds: config.bmc.timeout, retries: config.bmc.retries, channel: 1 },
+            undefined,
+            config.bmc.ipmipower
+              ? new IpmipowerStatusReader({ program: config.bmc.ipmipower, cipherSuite: config.bmc.cipherSuite, timeoutSeconds: config.bmc.timeout, retries: config.bmc.retries, workarounds: config.bmc.ipmipowerWorkarounds, fanout: config.power.syncConcurrency })
+              : undefined,
+          ),
           new FakeBmcDriver(),
         ]),
     },

@@ -5,7 +5,8 @@ import { Histogram } from 'prom-client';
 import { LOGGER } from '../../app.tokens';
 import { AppConfig, type Config } from '../../config/config';
 import { mapLimit, withDeadline } from '../../common/concurrency';
-import { BmcAccess } from '../bmc/bmc-access.service';
+import type { BmcDriver, BmcError, PowerState } from '../../drivers/bmc/bmc-driver';
+import { BmcAccess, bmcDomainError, onBmc, type BmcHandle } from '../bmc/bmc-access.service';
 import { BmcStatusRepository, type SyncTarget } from '../bmc/bmc-status.repository';
 import { MetricsService } from '../metrics/metrics.service';
 import { driftOf } from './server-power.service';
@@ -62,21 +63,51 @@ export class PowerSync {
     const started = Date.now();
     const targets = await this.status.syncTargets(filter);
     const summary: PowerSyncSummary = { checked: targets.length, on: 0, off: 0, unreachable: 0, changed: 0, drift: 0, ms: 0 };
-    await mapLimit(targets, this.config.power.syncConcurrency, (t) => this.one(t, summary));
+    const handles = new Map<string, BmcHandle | Error>();
+    await mapLimit(targets, this.config.power.syncConcurrency, async (t) => {
+      handles.set(t.id, await this.bmc.forServer(t.id).catch((err: Error) => err));
+    });
+    const readings = await this.readMany([...handles.values()].filter((h): h is BmcHandle => !(h instanceof Error)));
+    await mapLimit(targets, this.config.power.syncConcurrency, (t) => this.one(t, handles.get(t.id)!, readings.get(t.id), summary));
     summary.ms = Date.now() - started;
     this.duration.observe(summary.ms / 1000);
     this.log[summary.changed || summary.unreachable || summary.drift ? 'info' : 'debug']({ ...summary }, 'power-state sync done');
     return summary;
   }
 
-  private async one(t: SyncTarget, summary: PowerSyncSummary): Promise<void> {
+  /** Asks every driver that can read many BMCs at once (ipmipower for IPMI); the rest stay unread. */
+  private async readMany(handles: BmcHandle[]): Promise<Map<string, PowerState | BmcError>> {
+    const readings = new Map<string, PowerState | BmcError>();
+    const byDriver = new Map<BmcDriver, BmcHandle[]>();
+    for (const h of handles) {
+      if (!h.driver.powerStatusMany) continue;
+      const list = byDriver.get(h.driver) ?? [];
+      byDriver.set(h.driver, list);
+      list.push(h);
+    }
+    for (const [driver, list] of byDriver) {
+      try {
+        for (const [id, r] of await driver.powerStatusMany!(list.map((h) => h.target))) readings.set(id, r);
+      } catch (err) {
+        // The bulk reader itself failed (ipmipower missing, say): each BMC is asked on its own.
+        this.log.warn({ driver: driver.name, err: (err as Error).message }, 'bulk power read failed; asking each BMC on its own');
+      }
+    }
+    return readings;
+  }
+
+  private async one(t: SyncTarget, handle: BmcHandle | Error, reading: PowerState | BmcError | undefined, summary: PowerSyncSummary): Promise<void> {
     let state: 'on' | 'off';
     try {
-      state = await withDeadline(
-        this.bmc.call(t.id, ({ driver, target }) => driver.powerStatus(target)),
-        this.deadlineMs(),
-        () => new Error(`no answer within ${this.deadlineMs() / 1000} s`),
-      );
+      if (handle instanceof Error) throw handle;
+      if (reading instanceof Error) throw bmcDomainError(reading, t.name);
+      state =
+        reading ??
+        (await withDeadline(
+          onBmc(handle, ({ driver, target }) => driver.powerStatus(target)),
+          this.deadlineMs(),
+          () => new Error(`no answer within ${this.deadlineMs() / 1000} s`),
+        ));
     } catch (err) {
       summary.unreachable++;
       const error = (err as Error).message;
