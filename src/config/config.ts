@@ -51,6 +51,8 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_IPMIPOWER', key: 'bmc.ipmipower', schema: z.string(), default: 'ipmipower', expected: 'a program name or path, or "" for none', description: 'FreeIPMI\'s ipmipower, used by the power-state sync to read the power of many IPMI BMCs from one process. `""` (or the program missing): one ipmitool run per BMC.', allowEmpty: true },
   { env: 'RACKSMITH_IPMIPOWER_WORKAROUNDS', key: 'bmc.ipmipowerWorkarounds', schema: z.string().regex(/^[a-z0-9,]*$/), default: '', expected: 'FreeIPMI workaround flags, comma-separated', description: 'FreeIPMI `-W` flags for ipmipower, for BMCs that bend IPMI 2.0 (`opensesspriv` for OpenIPMI\'s ipmi_sim).', allowEmpty: true },
   { env: 'RACKSMITH_IPMI_CIPHER_SUITE', key: 'bmc.cipherSuite', schema: int(1, 17), default: 3, expected: 'an RMCP+ cipher suite number from 1 to 17', description: 'Cipher suite for IPMI over LAN (`-C`). 3 = HMAC-SHA1 + AES-128; suite 0 (no authentication) is refused.' },
+  { env: 'RACKSMITH_REDFISH_CA', key: 'bmc.redfishCa', schema: z.string().min(1), expected: 'a path to a PEM file', description: 'CA certificates (PEM) the `redfish` driver checks BMC certificates against, on top of the system\'s. BMCs mostly carry self-signed certificates: put those (or the CA that signed them) here.' },
+  { env: 'RACKSMITH_REDFISH_VERIFY_TLS', key: 'bmc.redfishVerifyTls', schema: bool, default: true, expected: 'true or false', description: 'false: the `redfish` driver accepts any BMC certificate (a lab only: the BMC password then goes to whoever answers).' },
   { env: 'RACKSMITH_BMC_TIMEOUT', key: 'bmc.timeout', schema: int(1, 30), default: 1, expected: 'seconds, an integer from 1 to 30', description: 'Seconds per attempt to reach a BMC; with the retries this bounds how long a dead BMC holds a call (about 2 s with the defaults).' },
   { env: 'RACKSMITH_BMC_RETRIES', key: 'bmc.retries', schema: int(0, 10), default: 1, expected: 'an integer from 0 to 10', description: 'Attempts after the first for each BMC call.' },
   { env: 'RACKSMITH_POWER_SYNC_INTERVAL', key: 'power.syncInterval', schema: int(0, 86400), default: 300, expected: 'seconds, an integer from 0 to 86400', description: 'How often the power state of every server with a BMC is read and recorded (roles all and agent). 0 turns the sync off.' },
@@ -75,7 +77,7 @@ export interface Config {
   secrets: { key?: string };
   inventory: { seed: string };
   jobs: { heartbeatTimeout: number };
-  bmc: { ipmitool: string; ipmipower: string; ipmipowerWorkarounds: string; cipherSuite: number; timeout: number; retries: number };
+  bmc: { ipmitool: string; ipmipower: string; ipmipowerWorkarounds: string; cipherSuite: number; timeout: number; retries: number; redfishCa?: string; redfishVerifyTls: boolean };
   power: { syncInterval: number; syncConcurrency: number };
   console: { slots: string; maxTtl: number; reconcileInterval: number };
   role: ProcessRole;
