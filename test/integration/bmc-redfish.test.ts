@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BmcError, type BmcTarget } from '../../src/drivers/bmc/bmc-driver';
 import { RedfishBmcDriver } from '../../src/drivers/bmc/redfish.driver';
-import { startTestApp, type TestApp } from '../support/app';
+import WebSocket from 'ws';
+import { BOOTSTRAP, startTestApp, type TestApp } from '../support/app';
+import { freeUdpPort, startSimBmc, type SimBmc } from '../support/ipmi-sim';
+import { until } from '../support/wait';
 import { freePort } from '../support/cli';
 import { startRedfishSim, type RedfishSim } from '../support/redfish-sim';
 
@@ -16,7 +19,7 @@ afterAll(async () => {
   await Promise.all(sims.map((s) => s.stop()));
 });
 
-async function sim(opts: { enforce?: boolean; power?: 'On' | 'Off' } = {}): Promise<RedfishSim> {
+async function sim(opts: Parameters<typeof startRedfishSim>[0] = {}): Promise<RedfishSim> {
   const s = await startRedfishSim(opts);
   sims.push(s);
   return s;
@@ -103,24 +106,31 @@ describe('redfish servers through the API', () => {
   let dir: string;
   let enforcing: RedfishSim;
   let lax: RedfishSim;
+  let both: { redfish: RedfishSim; ipmi: SimBmc };
   let modelId: string;
 
   beforeAll(async () => {
     enforcing = await sim({ power: 'On' });
     lax = await sim({ enforce: false });
+    // One BMC that speaks both: Redfish on TCP and IPMI (with SOL) on UDP, same address and port.
+    const port = await freeUdpPort();
+    const ipmi = await startSimBmc({ withSol: true, port });
+    both = { ipmi, redfish: await sim({ port, username: ipmi.username, password: ipmi.password }) };
     dir = mkdtempSync(join(tmpdir(), 'racksmith-redfish-ca-'));
-    writeFileSync(join(dir, 'ca.pem'), enforcing.ca + lax.ca);
+    writeFileSync(join(dir, 'ca.pem'), enforcing.ca + lax.ca + both.redfish.ca);
     t = await startTestApp({ RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0', RACKSMITH_REDFISH_CA: join(dir, 'ca.pem') });
+    await t.app.listen(0, '127.0.0.1');
     await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
     modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'Redfish', heightU: 1, bmcDriver: 'redfish' } })).json.id;
   });
   afterAll(async () => {
     await t?.close();
+    await both?.ipmi.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function server(s: RedfishSim, name: string): Promise<string> {
-    const res = await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name, role: 'rented-server', modelId, bmc: { address: s.address, username: s.username, password: s.password } } });
+  async function server(s: RedfishSim, name: string, extra: Record<string, unknown> = {}): Promise<string> {
+    const res = await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name, role: 'rented-server', modelId, bmc: { address: s.address, username: s.username, password: s.password, ...extra } } });
     expect(res.status).toBe(201);
     for (const to of ['available', 'reserved', 'deploying', 'active']) await t.request({ method: 'POST', url: `/api/v1/servers/${res.json.id}/transition`, body: { to } });
     return res.json.id;
@@ -152,5 +162,29 @@ describe('redfish servers through the API', () => {
     expect(res.status).toBe(409);
     expect(res.json.error.code).toBe('bmc_privilege_unsafe');
     expect([...lax.accounts.values()].filter((a) => a.UserName.startsWith('rs-'))).toEqual([]);
+  });
+
+  it('per capability: power through Redfish, the serial console through IPMI SOL on the same BMC', async () => {
+    const id = await server(both.redfish, 'rf-3', { consoleDriver: 'ipmitool' });
+    expect((await t.request({ url: `/api/v1/devices/${id}` })).json.bmc).toMatchObject({ driver: 'redfish', consoleDriver: 'ipmitool' });
+    await t.request({ method: 'POST', url: `/api/v1/servers/${id}/power`, body: { action: 'on' } });
+    expect(both.redfish.state.resets).toEqual(['On']);
+    expect(both.ipmi.chassisLog()).toEqual([]);
+
+    const port = (t.app.getHttpServer().address() as { port: number }).port;
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/api/v1/console/ws`);
+    let text = '';
+    ws.on('message', (data: Buffer, binary: boolean) => { if (binary) text += data.toString('utf8'); });
+    await new Promise<void>((resolve, reject) => { ws.on('open', () => resolve()); ws.on('error', reject); });
+    ws.send(JSON.stringify({ server: id, apiToken: BOOTSTRAP }));
+    await until(async () => both.ipmi.serial.connected(), (c) => c);
+    await new Promise((r) => setTimeout(r, 500));
+    both.ipmi.serial.write('rf-3 login: ');
+    await until(async () => text, (s) => s.includes('rf-3 login: '));
+    ws.send(Buffer.from('root\r'));
+    await until(async () => both.ipmi.serial.received(), (r) => r.includes('root\r'));
+    const closed = new Promise((r) => ws.on('close', r));
+    ws.close();
+    await closed;
   });
 });

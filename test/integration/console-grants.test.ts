@@ -142,6 +142,22 @@ describe('IPKVM grants on ipmi_sim', () => {
     expect(tasks.json.items.some((w: { kind: string; title: string }) => w.kind === 'automation-failure' && w.title.includes(g.username))).toBe(true);
   });
 
+  it('a device with a live grant keeps its BMC and cannot be deleted until the grant is revoked', async () => {
+    const { id, bmc } = await serverWithSim({ acceptRisk: true });
+    const g = (await grant(id)).json;
+    const del = await t.request({ method: 'DELETE', url: `/api/v1/devices/${id}` });
+    expect(del.status).toBe(409);
+    expect(del.json.error).toMatchObject({ code: 'console_grants_live', message: expect.stringContaining('revoke them') });
+    const moved = await t.request({ method: 'PATCH', url: `/api/v1/devices/${id}`, body: { bmc: { address: '127.0.0.9:623' } } });
+    expect(moved.status).toBe(409);
+    expect((await t.request({ method: 'PATCH', url: `/api/v1/devices/${id}`, body: { bmc: null } })).status).toBe(409);
+    // The same BMC with a new password is fine.
+    expect((await t.request({ method: 'PATCH', url: `/api/v1/devices/${id}`, body: { bmc: { address: bmc.address, password: bmc.password } } })).status).toBe(200);
+
+    await t.request({ method: 'DELETE', url: `/api/v1/console-grants/${g.id}` });
+    expect((await t.request({ method: 'DELETE', url: `/api/v1/devices/${id}` })).status).toBe(204);
+  });
+
   it('bad input: unknown server 404, ttl out of bounds 400 naming ttl, missing customer 400', async () => {
     const { id } = await serverWithSim({ acceptRisk: true });
     expect((await grant('00000000-0000-4000-8000-000000000000')).status).toBe(404);

@@ -69,12 +69,12 @@ fi
 `;
 
 /** `host`: a loopback address of its own (127.0.0.x), for tools that tell BMCs apart by host only. */
-export async function startSimBmc(opts: { password?: string; withSol?: boolean; initialPower?: 'on' | 'off'; host?: string } = {}): Promise<SimBmc> {
+export async function startSimBmc(opts: { password?: string; withSol?: boolean; initialPower?: 'on' | 'off'; host?: string; port?: number } = {}): Promise<SimBmc> {
   const host = opts.host ?? '127.0.0.1';
   requireIpmiPeers();
   const dir = mkdtempSync(join(tmpdir(), 'racksmith-bmc-'));
   mkdirSync(join(dir, 'state'));
-  const port = await freeUdpPort();
+  const port = opts.port ?? (await freeUdpPort());
   const password = opts.password ?? 'sim-admin-pw';
   writeFileSync(join(dir, 'power'), opts.initialPower === 'on' ? '1\n' : '0\n');
   writeFileSync(join(dir, 'chassis.sh'), CHASSIS);

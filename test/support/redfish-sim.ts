@@ -34,7 +34,8 @@ export interface RedfishSim {
 const SYSTEM = '/redfish/v1/Systems/System.Embedded.1';
 const RESET_TYPES = ['On', 'ForceOff', 'GracefulShutdown', 'ForceRestart', 'PowerCycle'];
 
-export async function startRedfishSim(opts: { enforce?: boolean; power?: 'On' | 'Off' } = {}): Promise<RedfishSim> {
+/** `port`: a TCP port to listen on (a BMC's IPMI and Redfish share one address: give ipmi_sim the same number on UDP). */
+export async function startRedfishSim(opts: { enforce?: boolean; power?: 'On' | 'Off'; port?: number; username?: string; password?: string } = {}): Promise<RedfishSim> {
   requirePeer('/usr/bin/openssl', 'openssl');
   const dir = mkdtempSync(join(tmpdir(), 'racksmith-redfish-'));
   const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { encoding: 'utf8' });
@@ -45,12 +46,13 @@ export async function startRedfishSim(opts: { enforce?: boolean; power?: 'On' | 
 
   const accounts = new Map<number, { UserName: string; Password: string; RoleId: string; Enabled: boolean }>();
   for (let i = 1; i <= 16; i++) accounts.set(i, { UserName: '', Password: '', RoleId: 'None', Enabled: false });
-  accounts.set(2, { UserName: 'root', Password: 'calvin-sim-pw', RoleId: 'Administrator', Enabled: true });
+  const admin = { UserName: opts.username ?? 'root', Password: opts.password ?? 'calvin-sim-pw', RoleId: 'Administrator', Enabled: true };
+  accounts.set(2, admin);
   let version = 1;
   const sim = {
     ca,
-    username: 'root',
-    password: 'calvin-sim-pw',
+    username: admin.UserName,
+    password: admin.Password,
     state: { power: opts.power ?? 'Off', boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled', BootSourceOverrideMode: 'UEFI' }, resets: [] as string[] },
     accounts,
     sessions: new Map<string, { user: string; token: string }>(),
@@ -175,7 +177,7 @@ export async function startRedfishSim(opts: { enforce?: boolean; power?: 'On' | 
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', () => r()));
   sim.address = `127.0.0.1:${(server.address() as { port: number }).port}`;
   const agent = new Agent({ connect: { ca } });
   sim.login = async (user, password) => {

@@ -5,6 +5,7 @@ import { ServerLifecycle1732490000000 } from './1732490000000-server-lifecycle';
 import { Jobs1732500000000 } from './1732500000000-jobs';
 import { Install1732510000000 } from './1732510000000-install';
 import { Bmc1732520000000 } from './1732520000000-bmc';
+import { BmcConsoleDriver1732530000000 } from './1732530000000-bmc-console-driver';
 
 /** Every migration, in order. Schema changes only ever happen here. */
-export const MIGRATIONS = [Foundation1732460000000, Inventory1732470000000, Colocation1732480000000, ServerLifecycle1732490000000, Jobs1732500000000, Install1732510000000, Bmc1732520000000];
+export const MIGRATIONS = [Foundation1732460000000, Inventory1732470000000, Colocation1732480000000, ServerLifecycle1732490000000, Jobs1732500000000, Install1732510000000, Bmc1732520000000, BmcConsoleDriver1732530000000];

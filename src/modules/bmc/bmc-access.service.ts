@@ -35,12 +35,16 @@ export class BmcAccess {
     private readonly devices: DevicesService,
   ) {}
 
-  async forServer(serverId: string): Promise<BmcHandle> {
+  /**
+   * `console`: the driver of the serial console, where the inventory names one of its own
+   * (`bmc.consoleDriver`: a Redfish BMC's SOL goes through IPMI); everything else uses `bmc.driver`.
+   */
+  async forServer(serverId: string, capability: 'bmc' | 'console' = 'bmc'): Promise<BmcHandle> {
     const device = await this.devices.get(serverId);
     if (!device.bmc) throw new ConflictError('no_bmc', `server ${device.name} has no BMC in the inventory`);
     let driver: BmcDriver;
     try {
-      driver = this.drivers.get(device.bmc.driver);
+      driver = this.drivers.get(capability === 'console' ? (device.bmc.consoleDriver ?? device.bmc.driver) : device.bmc.driver);
     } catch (err) {
       throw bmcDomainError(err, device.name);
     }

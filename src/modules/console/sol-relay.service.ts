@@ -94,7 +94,7 @@ export class SolRelay implements OnApplicationShutdown {
   }
 
   private async open(serverId: string): Promise<ServerConsole> {
-    const { driver, target } = await this.bmc.forServer(serverId);
+    const { driver, target } = await this.bmc.forServer(serverId, 'console');
     const sol = await driver.openSol(target);
     const c: ServerConsole = { serverId, sol, clients: [], writer: null };
     sol.stream.on('data', (chunk: Buffer) => {

@@ -23,7 +23,7 @@ export interface DeviceView {
   customerId: string | null;
   placement: { rackId: string; position: number; face: 'front' | 'rear'; heightU: number; fullDepth: boolean } | null;
   nics: { name: string; mac: string; pxe: boolean }[];
-  bmc: { address: string; driver: string | null; username: string | null; passwordSet: boolean; acceptPrivilegeRisk: boolean } | null;
+  bmc: { address: string; driver: string | null; consoleDriver: string | null; username: string | null; passwordSet: boolean; acceptPrivilegeRisk: boolean } | null;
   notes: string | null;
   createdAt: string;
   updatedAt: string;
@@ -41,7 +41,7 @@ export function deviceView(d: DeviceEntity, nics: NicEntity[], passwordSet: bool
     customerId: d.customerId,
     placement: d.rackId ? { rackId: d.rackId, position: d.position!, face: d.face!, heightU: d.heightU, fullDepth: d.fullDepth } : null,
     nics: nics.map((n) => ({ name: n.name, mac: n.mac, pxe: n.pxe })),
-    bmc: d.bmcAddress ? { address: d.bmcAddress, driver: d.bmcDriver, username: d.bmcUsername, passwordSet, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk } : null,
+    bmc: d.bmcAddress ? { address: d.bmcAddress, driver: d.bmcDriver, consoleDriver: d.bmcConsoleDriver, username: d.bmcUsername, passwordSet, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk } : null,
     notes: d.notes,
     createdAt: d.createdAt.toISOString(),
     updatedAt: d.updatedAt.toISOString(),
@@ -55,7 +55,7 @@ interface DeviceDescription {
   serial?: string | null;
   customerId?: string | null;
   notes?: string | null;
-  bmc?: { address: string; driver?: string | null; username?: string | null; acceptPrivilegeRisk?: boolean | null } | null;
+  bmc?: { address: string; driver?: string | null; consoleDriver?: string | null; username?: string | null; acceptPrivilegeRisk?: boolean | null } | null;
 }
 
 /**
@@ -80,6 +80,7 @@ export function deviceColumns(siteId: string, model: HardwareModelEntity, d: Dev
     bmcDriver: d.bmc ? (d.bmc.driver ?? model.bmcDriver ?? null) : null,
     bmcUsername: d.bmc?.username ?? null,
     bmcAcceptPrivilegeRisk: d.bmc?.acceptPrivilegeRisk ?? false,
+    bmcConsoleDriver: d.bmc?.consoleDriver ?? null,
     notes: d.notes ?? null,
   };
 }
@@ -161,11 +162,13 @@ export class DevicesService {
         if ((values.role ?? current.role) === 'colocation' && !(values.customerId !== undefined ? values.customerId : current.customerId)) {
           throw new ValidationError('a colocation device needs its owner (customerId)', 'customerId');
         }
-        if (input.bmc === null) Object.assign(values, { bmcAddress: null, bmcDriver: null, bmcUsername: null, bmcPasswordEnc: null, bmcAcceptPrivilegeRisk: false });
+        if (input.bmc === null || (input.bmc && input.bmc.address !== current.bmcAddress)) await this.refuseWithLiveGrants(current, 'its BMC changes');
+        if (input.bmc === null) Object.assign(values, { bmcAddress: null, bmcDriver: null, bmcUsername: null, bmcPasswordEnc: null, bmcAcceptPrivilegeRisk: false, bmcConsoleDriver: null });
         else if (input.bmc) {
           values.bmcAddress = input.bmc.address;
           if (input.bmc.driver !== undefined) values.bmcDriver = input.bmc.driver ?? null;
           if (input.bmc.username !== undefined) values.bmcUsername = input.bmc.username ?? null;
+          if (input.bmc.consoleDriver !== undefined) values.bmcConsoleDriver = input.bmc.consoleDriver ?? null;
           if (input.bmc.acceptPrivilegeRisk !== undefined) values.bmcAcceptPrivilegeRisk = input.bmc.acceptPrivilegeRisk ?? false;
           if (input.bmc.password !== undefined) values.bmcPasswordEnc = input.bmc.password ? this.secrets.seal(input.bmc.password) : null;
         }
@@ -180,9 +183,19 @@ export class DevicesService {
   delete(id: string): Promise<void> {
     return this.db.transaction(async () => {
       const d = await this.find(id);
+      await this.refuseWithLiveGrants(d, 'it is deleted');
       await this.devices.delete(id);
       await this.audit.record({ action: 'device.delete', targetType: 'device', targetId: id, changes: { name: d.name, serial: d.serial } });
     });
+  }
+
+  /**
+   * A live IPKVM grant is an account on the BMC: racksmith must still reach that BMC to remove
+   * it, so the BMC cannot be changed or the device deleted until the grants are revoked.
+   */
+  private async refuseWithLiveGrants(d: DeviceEntity, change: string): Promise<void> {
+    const n = await this.devices.liveConsoleGrants(d.id);
+    if (n) throw new ConflictError('console_grants_live', `device ${d.name} has ${n} live IPKVM grant(s) on its BMC: revoke them before ${change}`);
   }
 
   /** The BMC password in clear, for the drivers (never for the API). */

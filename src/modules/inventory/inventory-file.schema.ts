@@ -54,7 +54,7 @@ export const deviceFile = z
     face: z.enum(FACES).optional(),
     nics: z.array(z.object({ name: name(50), mac: macAddress, pxe: z.boolean().optional() }).strict()).optional(),
     bmc: z
-      .object({ address: name(255), driver: z.enum(BMC_DRIVERS).optional(), username: name(64).optional(), acceptPrivilegeRisk: z.boolean().optional() })
+      .object({ address: name(255), driver: z.enum(BMC_DRIVERS).optional(), consoleDriver: z.enum(BMC_DRIVERS).optional(), username: name(64).optional(), acceptPrivilegeRisk: z.boolean().optional() })
       .strict()
       .optional()
       .describe('BMC passwords are never kept in files: set them through the API'),

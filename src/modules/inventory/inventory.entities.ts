@@ -71,6 +71,7 @@ export class DeviceEntity {
   @Column('text', { name: 'bmc_username', nullable: true }) bmcUsername!: string | null;
   @Column('text', { name: 'bmc_password_enc', nullable: true, select: false }) bmcPasswordEnc!: string | null;
   @Column('boolean', { name: 'bmc_accept_privilege_risk', default: false }) bmcAcceptPrivilegeRisk!: boolean;
+  @Column('text', { name: 'bmc_console_driver', nullable: true }) bmcConsoleDriver!: string | null;
   @Column('text', { nullable: true }) notes!: string | null;
   /** Rented servers only (set by the database on insert); changed only by the lifecycle service. */
   @Column({ type: 'text', nullable: true, insert: false, update: false }) lifecycle!: string | null;

@@ -112,6 +112,12 @@ export class DeviceRepository extends TableRepository<DeviceEntity> {
     return qb;
   }
 
+  /** IPKVM grants that may still have an account on the device's BMC. */
+  async liveConsoleGrants(id: string): Promise<number> {
+    const [row] = await this.db.manager().query(`SELECT count(*)::int AS n FROM console_grants WHERE device_id = $1 AND state IN ('creating', 'active', 'revoke-pending')`, [id]);
+    return row.n;
+  }
+
   inRack(rackId: string): Promise<DeviceEntity[]> {
     return this.repo.find({ where: { rackId }, order: { position: 'DESC' } });
   }

@@ -88,6 +88,7 @@ export const bmcInput = z
     driver: z.enum(BMC_DRIVERS).nullish(),
     username: z.string().min(1).max(64).nullish(),
     password: z.string().min(1).max(128).nullish().describe('Stored encrypted; never returned'),
+    consoleDriver: z.enum(BMC_DRIVERS).nullish().describe('Driver for the serial console when it differs from `driver` (a Redfish BMC: `ipmitool`, for SOL)'),
     acceptPrivilegeRisk: z.boolean().nullish().describe('Hand out IPKVM grants even if this BMC is found not to enforce privilege limits (a customer could gain ADMINISTRATOR); audited on every grant'),
   })
   .strict();
