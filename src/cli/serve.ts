@@ -11,6 +11,7 @@ import { JobQueue } from '../jobs/job-queue';
 import { HealthService } from '../modules/health/health.service';
 import { PowerSync } from '../modules/power/power-sync.service';
 import { ConsoleReconciler } from '../modules/console/console-reconciler.service';
+import { TftpService } from '../modules/boot/tftp.service';
 
 /**
  * `racksmith serve`: the HTTP API (roles all and api); later issues add the agent parts
@@ -50,6 +51,8 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
     app.get(PowerSync).start(siteIds);
     // Grants that ended while racksmith was down are revoked now, then on a schedule.
     await app.get(ConsoleReconciler).start(siteIds);
+    // Network boot (off unless a boot address is configured).
+    await app.get(TftpService).start();
   }
 
   await app.listen({ host: rt.config.http.host, port: rt.config.http.port });

@@ -61,6 +61,10 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_CONSOLE_MAX_TTL', key: 'console.maxTtl', schema: int(300, 90 * 86400), default: 30 * 86400, expected: 'seconds, an integer from 300 to 7776000', description: 'Longest IPKVM grant (and extension) a request may ask for.' },
   { env: 'RACKSMITH_CONSOLE_RECONCILE_INTERVAL', key: 'console.reconcileInterval', schema: int(0, 86400), default: 60, expected: 'seconds, an integer from 0 to 86400', description: 'How often ended grants are revoked on their BMCs and unknown racksmith accounts removed (also once at start). 0 turns the schedule off.' },
   { env: 'RACKSMITH_PUBLIC_URL', key: 'http.publicUrl', schema: z.string().url().refine((u) => /^https?:\/\//.test(u)), expected: 'an http(s):// URL', description: 'How customers reach racksmith, for the web console links in grants. Unset: taken from the request.' },
+  { env: 'RACKSMITH_BOOT_ADDRESS', key: 'boot.address', schema: z.ipv4(), expected: 'an IPv4 address of this host', description: 'Address of the provisioning network the boot services (TFTP; DHCP and HTTP boot as they land) bind to, in roles all and agent. Unset: the boot services stay off, and `/health` says so.' },
+  { env: 'RACKSMITH_TFTP_PORT', key: 'boot.tftpPort', schema: int(0, 65535), default: 69, expected: 'a UDP port', description: 'TFTP port (69 needs root or CAP_NET_BIND_SERVICE).' },
+  { env: 'RACKSMITH_TFTP_ROOT', key: 'boot.tftpRoot', schema: z.string().min(1), default: '/usr/lib/ipxe', expected: 'a directory', description: 'Files TFTP serves (the Debian `ipxe` package: undionly.kpxe, ipxe.efi, snponly.efi). Names outside it are refused.' },
+  { env: 'RACKSMITH_TFTP_MAX_TRANSFERS', key: 'boot.tftpMaxTransfers', schema: int(1, 10000), default: 1000, expected: 'an integer from 1 to 10000', description: 'TFTP transfers at once; more are told "server busy" (at most 16 per client address).' },
   { env: 'RACKSMITH_ROLE', key: 'role', schema: z.enum(ROLES), default: 'all', expected: ROLES.join(', '), description: 'Process role; `serve --role` overrides it.' },
   { env: 'RACKSMITH_SITE', key: 'site', schema: siteCode, expected: 'a site code (lowercase letters, digits, dashes)', description: 'Site an agent serves; `serve --site` overrides it.' },
 ];
@@ -80,6 +84,7 @@ export interface Config {
   bmc: { ipmitool: string; ipmipower: string; ipmipowerWorkarounds: string; cipherSuite: number; timeout: number; retries: number; redfishCa?: string; redfishVerifyTls: boolean };
   power: { syncInterval: number; syncConcurrency: number };
   console: { slots: string; maxTtl: number; reconcileInterval: number };
+  boot: { address?: string; tftpPort: number; tftpRoot: string; tftpMaxTransfers: number };
   role: ProcessRole;
   site?: string;
 }

@@ -1,7 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { dataPacket, errorPacket, oackPacket, OP, parsePacket, TFTP_ERROR, toNetascii } from './tftp-packet';
+import { errorPacket, oackPacket, OP, parsePacket, TFTP_ERROR, toNetascii } from './tftp-packet';
 
 /** What a transfer reads: a size and ranges of bytes. */
 export interface TftpFile {
@@ -64,7 +64,8 @@ const READ_CHUNK = 256 * 1024;
  * A read-only TFTP server: RFC 1350 with options (2347), blksize (2348), tsize and timeout (2349)
  * and windowsize (7440). Each transfer has its own socket (its TID). Only the sender's own timer
  * retransmits: a duplicate or stale ACK changes nothing, so there is no Sorcerer's Apprentice
- * storm. Malformed packets get no answer. Emits `transfer` (TransferEnd) when a transfer ends.
+ * storm. Malformed packets get no answer; a stray sender's packets never reach a transfer (its
+ * socket is connected to the client). Emits `transfer` (TransferEnd) when a transfer ends.
  */
 export class TftpServer extends EventEmitter {
   private socket?: Socket;
@@ -142,7 +143,11 @@ export class TftpServer extends EventEmitter {
   }
 }
 
-/** One read transfer, on its own socket. */
+/**
+ * One read transfer, on its own socket connected to the client (its TID): the kernel hands it
+ * only that client's packets. The hot path (ACK in, DATA out) is synchronous while the blocks are
+ * in memory; the file is read in chunks ahead of the window.
+ */
 class Transfer {
   private socket?: Socket;
   private file?: TftpFile;
@@ -154,19 +159,20 @@ class Transfer {
   private blocks = 0;
   /** Next block the client has not acknowledged (1-based, absolute: no 16-bit wrap here). */
   private base = 1;
-  /** Highest block sent so far. */
+  /** Next block to send, and the highest sent so far. */
+  private next = 1;
   private sent = 0;
   private retries = 0;
   private retransmits = 0;
   private timer?: NodeJS.Timeout;
+  /** When the window last moved (or was last sent): the timer fires timeoutMs after it. */
+  private lastSend = 0;
   private waitingForOack = false;
   private oack?: Buffer;
-  private cache?: { offset: number; data: Buffer };
+  private chunk?: { offset: number; data: Buffer };
+  private reading = false;
   private readonly started = Date.now();
   private finished = false;
-  private sending = false;
-  /** An ACK moved the window while a window was being read: send again when that is done. */
-  private again = false;
 
   constructor(
     private readonly server: TftpServer,
@@ -187,7 +193,8 @@ class Transfer {
     this.socket = socket;
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'tftp transfer socket error'));
     await new Promise<void>((resolve) => socket.bind(0, this.server.options.address, () => resolve()));
-    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    await new Promise<void>((resolve) => socket.connect(this.client.port, this.client.address, () => resolve()));
+    socket.on('message', (msg) => this.onMessage(msg));
 
     try {
       this.file = await this.server.options.open(this.filename, this.client);
@@ -206,13 +213,14 @@ class Transfer {
     }
     const accepted = this.negotiate();
     this.blocks = Math.floor(this.file.size / this.blksize) + 1;
+    this.lastSend = Date.now();
+    this.timer = setTimeout(() => this.onTimer(), this.timeoutMs);
     if (Object.keys(accepted).length) {
       this.oack = oackPacket(accepted);
       this.waitingForOack = true;
       this.send(this.oack);
-      this.arm();
     } else {
-      await this.sendWindow();
+      this.pump();
     }
   }
 
@@ -234,35 +242,34 @@ class Transfer {
     return out;
   }
 
-  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
-    if (this.finished) return;
-    if (rinfo.address !== this.client.address || rinfo.port !== this.client.port) {
-      // RFC 1350: a packet from another TID is answered with error 5 and changes nothing.
-      if (parsePacket(msg)) this.socket?.send(errorPacket(TFTP_ERROR.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
-      return;
-    }
+  private onMessage(msg: Buffer): void {
+    if (this.finished || msg.length < 4) return;
+    const op = msg.readUInt16BE(0);
+    if (op === OP.ACK && msg.length === 4) return this.onAck(msg.readUInt16BE(2));
     const p = parsePacket(msg);
-    if (!p) return;
-    if (p.op === OP.ERROR) {
+    if (p?.op === OP.ERROR) {
       this.log.debug({ client: this.client.address, code: p.code, message: p.message }, 'tftp client ended the transfer');
-      return this.end('client-error');
+      this.end('client-error');
     }
-    if (p.op !== OP.ACK) return;
+  }
+
+  private onAck(block16: number): void {
     if (this.waitingForOack) {
-      if (p.block !== 0) return;
+      if (block16 !== 0) return;
       this.waitingForOack = false;
       this.progress();
-      void this.sendWindow();
-      return;
+      return this.pump();
     }
     // Only an ACK that moves the window forward counts; a duplicate or stale one is ignored.
-    const acked = this.absolute(p.block);
+    const acked = this.absolute(block16);
     if (acked === null) return;
     this.progress();
     if (acked === this.blocks) return this.end('done');
     this.base = acked + 1;
-    // An ACK inside the window means the client lost the block after it: the window restarts there.
-    if (acked < this.sent || this.sent < this.base + this.windowsize - 1) void this.sendWindow();
+    // An ACK inside the window means the client lost the block after it: restart there (RFC 7440).
+    if (acked < this.sent) this.next = this.base;
+    else if (this.next < this.base) this.next = this.base;
+    this.pump();
   }
 
   /** The absolute block in [base, sent] whose 16-bit number the ACK carries, or null. */
@@ -273,55 +280,74 @@ class Transfer {
 
   private progress(): void {
     this.retries = 0;
+    if (this.timeoutMs === this.baseTimeoutMs) return;
+    // Backed off before: the next wait is the base timeout again.
     this.timeoutMs = this.baseTimeoutMs;
   }
 
-  private async block(n: number): Promise<Buffer> {
+  /** Block n's bytes if they are in memory, else undefined. */
+  private inMemory(n: number): Buffer | undefined {
     const offset = (n - 1) * this.blksize;
     const length = Math.max(0, Math.min(this.blksize, this.file!.size - offset));
-    if (!length) return Buffer.alloc(0);
-    const c = this.cache;
-    if (!c || offset < c.offset || offset + length > c.offset + c.data.length) {
-      const want = Math.max(READ_CHUNK, this.blksize * this.windowsize);
-      this.cache = { offset, data: await this.file!.read(offset, Math.min(want, this.file!.size - offset)) };
-    }
-    return this.cache!.data.subarray(offset - this.cache!.offset, offset - this.cache!.offset + length);
+    if (!length) return EMPTY;
+    const c = this.chunk;
+    if (!c || offset < c.offset || offset + length > c.offset + c.data.length) return undefined;
+    return c.data.subarray(offset - c.offset, offset - c.offset + length);
   }
 
-  /** Sends blocks base … base+window-1 (those not past the end) and arms the timer. */
-  private async sendWindow(): Promise<void> {
+  /** Reads the chunk of the file that starts at block n (a window's worth at least). */
+  private async fill(n: number): Promise<void> {
+    const offset = (n - 1) * this.blksize;
+    const want = Math.max(READ_CHUNK, this.blksize * this.windowsize);
+    this.chunk = { offset, data: await this.file!.read(offset, Math.min(want, this.file!.size - offset)) };
+  }
+
+  /** Sends the window's blocks from `next` on, reading ahead when they are not in memory. */
+  private pump(): void {
+    if (this.finished || this.reading) return;
+    const last = Math.min(this.base + this.windowsize - 1, this.blocks);
+    while (this.next <= last) {
+      const data = this.inMemory(this.next);
+      if (!data) {
+        this.reading = true;
+        this.fill(this.next).then(
+          () => {
+            this.reading = false;
+            this.pump();
+          },
+          (err: Error) => {
+            this.log.error({ err: err.message, filename: this.filename }, 'tftp read failed');
+            this.send(errorPacket(TFTP_ERROR.UNDEFINED, 'read error'));
+            this.end('read-error');
+          },
+        );
+        return;
+      }
+      const packet = Buffer.allocUnsafe(4 + data.length);
+      packet[0] = 0;
+      packet[1] = OP.DATA;
+      packet.writeUInt16BE(this.next & 0xffff, 2);
+      data.copy(packet, 4);
+      this.socket!.send(packet);
+      if (this.next > this.sent) this.sent = this.next;
+      this.next++;
+    }
+    // Not a timer re-arm per packet (that costs more than the send): the timer looks at this.
+    this.lastSend = Date.now();
+  }
+
+  /** The retransmission timer: fires, and retransmits only if nothing moved for timeoutMs. */
+  private onTimer(): void {
     if (this.finished) return;
-    if (this.sending) {
-      this.again = true;
+    const due = this.lastSend + this.timeoutMs - Date.now();
+    if (due > 0) {
+      this.timer = setTimeout(() => this.onTimer(), due);
       return;
     }
-    this.sending = true;
-    try {
-      do {
-        this.again = false;
-        const last = Math.min(this.base + this.windowsize - 1, this.blocks);
-        for (let b = this.base; b <= last && !this.finished && !this.again; b++) {
-          this.send(dataPacket(b, await this.block(b)));
-          if (b > this.sent) this.sent = b;
-        }
-      } while (this.again && !this.finished);
-      this.arm();
-    } catch (err) {
-      this.log.error({ err: (err as Error).message, filename: this.filename }, 'tftp read failed');
-      this.send(errorPacket(TFTP_ERROR.UNDEFINED, 'read error'));
-      this.end('read-error');
-    } finally {
-      this.sending = false;
-    }
-  }
-
-  private arm(): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.onTimeout(), this.timeoutMs);
+    this.onTimeout();
   }
 
   private onTimeout(): void {
-    if (this.finished) return;
     if (++this.retries > this.server.options.retries) {
       this.log.info({ client: this.client.address, filename: this.filename, block: this.base }, 'tftp transfer timed out');
       this.send(errorPacket(TFTP_ERROR.UNDEFINED, 'timeout'));
@@ -329,16 +355,15 @@ class Transfer {
     }
     this.retransmits++;
     this.timeoutMs = Math.min(this.timeoutMs * 2, MAX_BACKOFF_MS);
-    if (this.waitingForOack) {
-      this.send(this.oack!);
-      this.arm();
-    } else {
-      void this.sendWindow();
-    }
+    this.lastSend = Date.now();
+    this.timer = setTimeout(() => this.onTimer(), this.timeoutMs);
+    if (this.waitingForOack) return this.send(this.oack!);
+    this.next = this.base;
+    this.pump();
   }
 
   private send(packet: Buffer): void {
-    this.socket?.send(packet, this.client.port, this.client.address);
+    this.socket?.send(packet);
   }
 
   abort(): void {
@@ -356,6 +381,8 @@ class Transfer {
     this.server.ended(this, { client: this.client, filename: this.filename, outcome, bytes, ms: Date.now() - this.started, blksize: this.blksize, windowsize: this.windowsize, retransmits: this.retransmits });
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** A file as netascii: read whole (netascii is for small text files), converted. */
 async function netascii(file: TftpFile): Promise<TftpFile> {
