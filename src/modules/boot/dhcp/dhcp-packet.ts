@@ -135,7 +135,8 @@ export const read = {
 };
 
 export interface Reply {
-  op?: 2;
+  /** 2 (a server's reply) unless given: tests build client messages with 1. */
+  op?: 1 | 2;
   type: MessageType;
   xid: number;
   flags: number;
