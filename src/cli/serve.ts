@@ -12,6 +12,7 @@ import { HealthService } from '../modules/health/health.service';
 import { PowerSync } from '../modules/power/power-sync.service';
 import { ConsoleReconciler } from '../modules/console/console-reconciler.service';
 import { TftpService } from '../modules/boot/tftp.service';
+import { DhcpService } from '../modules/boot/dhcp.service';
 
 /**
  * `racksmith serve`: the HTTP API (roles all and api); later issues add the agent parts
@@ -53,6 +54,7 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
     await app.get(ConsoleReconciler).start(siteIds);
     // Network boot (off unless a boot address is configured).
     await app.get(TftpService).start();
+    await app.get(DhcpService).start();
   }
 
   await app.listen({ host: rt.config.http.host, port: rt.config.http.port });

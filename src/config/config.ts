@@ -65,6 +65,13 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_TFTP_PORT', key: 'boot.tftpPort', schema: int(0, 65535), default: 69, expected: 'a UDP port', description: 'TFTP port (69 needs root or CAP_NET_BIND_SERVICE).' },
   { env: 'RACKSMITH_TFTP_ROOT', key: 'boot.tftpRoot', schema: z.string().min(1), default: '/usr/lib/ipxe', expected: 'a directory', description: 'Files TFTP serves (the Debian `ipxe` package: undionly.kpxe, ipxe.efi, snponly.efi). Names outside it are refused.' },
   { env: 'RACKSMITH_TFTP_MAX_TRANSFERS', key: 'boot.tftpMaxTransfers', schema: int(1, 10000), default: 1000, expected: 'an integer from 1 to 10000', description: 'TFTP transfers at once; more are told "server busy" (at most 16 per client address).' },
+  { env: 'RACKSMITH_DHCP_MODE', key: 'boot.dhcpMode', schema: z.enum(['proxy', 'authoritative', 'off']), default: 'proxy', expected: 'proxy, authoritative or off', description: 'proxy: boot information only, next to the data center\'s DHCP server (ports 67 and 4011). authoritative: racksmith hands out the reserved addresses of known servers on its provisioning networks. off: no DHCP.' },
+  { env: 'RACKSMITH_DHCP_BIND', key: 'boot.dhcpBindAddress', schema: z.ipv4(), default: '0.0.0.0', expected: 'an IPv4 address', description: 'Address the DHCP sockets bind to; 0.0.0.0 is needed to receive broadcasts (Node.js cannot bind a socket to one interface).' },
+  { env: 'RACKSMITH_DHCP_PORT', key: 'boot.dhcpPort', schema: int(0, 65535), default: 67, expected: 'a UDP port', description: 'DHCP server port.' },
+  { env: 'RACKSMITH_DHCP_PROXY_PORT', key: 'boot.dhcpProxyPort', schema: int(0, 65535), default: 4011, expected: 'a UDP port', description: 'proxyDHCP port PXE clients ask for their boot file.' },
+  { env: 'RACKSMITH_DHCP_BROADCAST', key: 'boot.dhcpBroadcast', schema: z.ipv4(), default: '255.255.255.255', expected: 'an IPv4 address', description: 'Where replies to clients without an address go (tests on loopback set 127.0.0.1).' },
+  { env: 'RACKSMITH_DHCP_CLIENT_PORT', key: 'boot.dhcpClientPort', schema: int(1, 65535), default: 68, expected: 'a UDP port', description: 'DHCP client port replies go to.' },
+  { env: 'RACKSMITH_BOOT_HTTP_URL', key: 'boot.httpUrl', schema: z.string().url().refine((u) => /^https?:\/\//.test(u)), expected: 'an http(s):// URL', description: 'How machines on the provisioning network reach racksmith\'s HTTP server (iPXE scripts, kernels). Unset: http://<boot address>:<port>.' },
   { env: 'RACKSMITH_ROLE', key: 'role', schema: z.enum(ROLES), default: 'all', expected: ROLES.join(', '), description: 'Process role; `serve --role` overrides it.' },
   { env: 'RACKSMITH_SITE', key: 'site', schema: siteCode, expected: 'a site code (lowercase letters, digits, dashes)', description: 'Site an agent serves; `serve --site` overrides it.' },
 ];
@@ -84,7 +91,7 @@ export interface Config {
   bmc: { ipmitool: string; ipmipower: string; ipmipowerWorkarounds: string; cipherSuite: number; timeout: number; retries: number; redfishCa?: string; redfishVerifyTls: boolean };
   power: { syncInterval: number; syncConcurrency: number };
   console: { slots: string; maxTtl: number; reconcileInterval: number };
-  boot: { address?: string; tftpPort: number; tftpRoot: string; tftpMaxTransfers: number };
+  boot: { address?: string; tftpPort: number; tftpRoot: string; tftpMaxTransfers: number; dhcpMode: 'proxy' | 'authoritative' | 'off'; dhcpBindAddress: string; dhcpPort: number; dhcpProxyPort: number; dhcpBroadcast: string; dhcpClientPort: number; httpUrl?: string };
   role: ProcessRole;
   site?: string;
 }

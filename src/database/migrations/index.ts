@@ -6,6 +6,7 @@ import { Jobs1732500000000 } from './1732500000000-jobs';
 import { Install1732510000000 } from './1732510000000-install';
 import { Bmc1732520000000 } from './1732520000000-bmc';
 import { BmcConsoleDriver1732530000000 } from './1732530000000-bmc-console-driver';
+import { Boot1732540000000 } from './1732540000000-boot';
 
 /** Every migration, in order. Schema changes only ever happen here. */
-export const MIGRATIONS = [Foundation1732460000000, Inventory1732470000000, Colocation1732480000000, ServerLifecycle1732490000000, Jobs1732500000000, Install1732510000000, Bmc1732520000000, BmcConsoleDriver1732530000000];
+export const MIGRATIONS = [Foundation1732460000000, Inventory1732470000000, Colocation1732480000000, ServerLifecycle1732490000000, Jobs1732500000000, Install1732510000000, Bmc1732520000000, BmcConsoleDriver1732530000000, Boot1732540000000];

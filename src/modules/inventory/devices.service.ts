@@ -22,7 +22,7 @@ export interface DeviceView {
   serial: string | null;
   customerId: string | null;
   placement: { rackId: string; position: number; face: 'front' | 'rear'; heightU: number; fullDepth: boolean } | null;
-  nics: { name: string; mac: string; pxe: boolean }[];
+  nics: { name: string; mac: string; pxe: boolean; ip: string | null }[];
   bmc: { address: string; driver: string | null; consoleDriver: string | null; username: string | null; passwordSet: boolean; acceptPrivilegeRisk: boolean } | null;
   notes: string | null;
   createdAt: string;
@@ -40,7 +40,7 @@ export function deviceView(d: DeviceEntity, nics: NicEntity[], passwordSet: bool
     serial: d.serial,
     customerId: d.customerId,
     placement: d.rackId ? { rackId: d.rackId, position: d.position!, face: d.face!, heightU: d.heightU, fullDepth: d.fullDepth } : null,
-    nics: nics.map((n) => ({ name: n.name, mac: n.mac, pxe: n.pxe })),
+    nics: nics.map((n) => ({ name: n.name, mac: n.mac, pxe: n.pxe, ip: n.ip ?? null })),
     bmc: d.bmcAddress ? { address: d.bmcAddress, driver: d.bmcDriver, consoleDriver: d.bmcConsoleDriver, username: d.bmcUsername, passwordSet, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk } : null,
     notes: d.notes,
     createdAt: d.createdAt.toISOString(),

@@ -52,7 +52,7 @@ export const deviceFile = z
     rack: name().optional(),
     position: z.number().int().min(1).max(60).optional(),
     face: z.enum(FACES).optional(),
-    nics: z.array(z.object({ name: name(50), mac: macAddress, pxe: z.boolean().optional() }).strict()).optional(),
+    nics: z.array(z.object({ name: name(50), mac: macAddress, pxe: z.boolean().optional(), ip: z.ipv4().optional() }).strict()).optional(),
     bmc: z
       .object({ address: name(255), driver: z.enum(BMC_DRIVERS).optional(), consoleDriver: z.enum(BMC_DRIVERS).optional(), username: name(64).optional(), acceptPrivilegeRisk: z.boolean().optional() })
       .strict()

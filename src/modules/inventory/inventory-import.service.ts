@@ -223,8 +223,8 @@ export class InventoryImportService {
     const where = (what: string) => `${site.code}/${what}`;
     const existing = new Map((await this.devices.findWhere({ siteId: site.id })).map((d) => [d.name.toLowerCase(), d]));
     const nicRows = await this.nics.ofSite(site.id);
-    const nicsOf = new Map<string, { name: string; mac: string; pxe: boolean }[]>();
-    for (const n of nicRows) nicsOf.set(n.deviceId, [...(nicsOf.get(n.deviceId) ?? []), { name: n.name, mac: n.mac, pxe: n.pxe }]);
+    const nicsOf = new Map<string, { name: string; mac: string; pxe: boolean; ip: string | null }[]>();
+    for (const n of nicRows) nicsOf.set(n.deviceId, [...(nicsOf.get(n.deviceId) ?? []), { name: n.name, mac: n.mac, pxe: n.pxe, ip: n.ip ?? null }]);
     const powerOf = new Map<string, { pduId: string; outlet: number | null; allocatedW: number; maxW: number }[]>();
     for (const c of await this.connections.ofSite(site.id)) {
       powerOf.set(c.deviceId, [...(powerOf.get(c.deviceId) ?? []), { pduId: c.pduId, outlet: c.outlet, allocatedW: c.allocatedW, maxW: c.maxW }]);
@@ -259,13 +259,13 @@ export class InventoryImportService {
     const fresh = new Set(inserts);
 
     // NICs and power connections: those that change are removed first (a MAC may move between devices).
-    const nicChanges: { id: string; nics: { name: string; mac: string; pxe: boolean }[] }[] = [];
+    const nicChanges: { id: string; nics: { name: string; mac: string; pxe: boolean; ip: string | null }[] }[] = [];
     const powerChanges: { id: string; power: { pduId: string; outlet: number | null; allocatedW: number; maxW: number }[] }[] = [];
     for (const p of plans) {
       const id = p.current!.id;
       const label = `device ${where(p.file.name)}`;
       const diff = fresh.has(p) ? [] : differences(p.current as never, p.desired as never);
-      const nics = (p.file.nics ?? []).map((n) => ({ name: n.name, mac: n.mac, pxe: n.pxe ?? false })).sort((a, b) => a.name.localeCompare(b.name));
+      const nics = (p.file.nics ?? []).map((n) => ({ name: n.name, mac: n.mac, pxe: n.pxe ?? false, ip: n.ip ?? null })).sort((a, b) => a.name.localeCompare(b.name));
       const currentNics = (nicsOf.get(id) ?? []).sort((a, b) => a.name.localeCompare(b.name));
       if (JSON.stringify(nics) !== JSON.stringify(currentNics)) {
         nicChanges.push({ id, nics });
@@ -365,7 +365,7 @@ export class InventoryImportService {
               rack: d.rackId ? rackName.get(d.rackId) : null,
               position: d.position,
               face: d.face,
-              nics: nics.filter((n) => n.deviceId === d.id).map((n) => clean({ name: n.name, mac: n.mac, pxe: n.pxe || null })),
+              nics: nics.filter((n) => n.deviceId === d.id).map((n) => clean({ name: n.name, mac: n.mac, pxe: n.pxe || null, ip: n.ip ?? null })),
               bmc: d.bmcAddress ? clean({ address: d.bmcAddress, driver: d.bmcDriver === defaultDriver ? null : d.bmcDriver, consoleDriver: d.bmcConsoleDriver, username: d.bmcUsername, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk || null }) : null,
               power: power
                 .filter((c) => c.deviceId === d.id)

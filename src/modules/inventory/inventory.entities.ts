@@ -89,6 +89,7 @@ export class NicEntity {
   @Column('text') name!: string;
   @Column('macaddr') mac!: string;
   @Column('boolean') pxe!: boolean;
+  @Column('inet', { nullable: true }) ip!: string | null;
 }
 
 @Entity('power_panels')

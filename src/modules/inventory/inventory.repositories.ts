@@ -195,7 +195,7 @@ export class NicRepository extends TableRepository<NicEntity> {
   }
 
   /** Replace a device's NICs with exactly these. */
-  async replace(deviceId: string, nics: { name: string; mac: string; pxe: boolean }[]): Promise<void> {
+  async replace(deviceId: string, nics: { name: string; mac: string; pxe: boolean; ip?: string | null }[]): Promise<void> {
     await this.repo.delete({ deviceId });
     if (nics.length) await this.repo.insert(nics.map((n) => ({ ...n, deviceId })));
   }

@@ -72,7 +72,7 @@ export const macAddress = z
   })
   .pipe(z.string());
 
-export const nicInput = z.object({ name: name(50), mac: macAddress, pxe: z.boolean().default(false) }).strict();
+export const nicInput = z.object({ name: name(50), mac: macAddress, pxe: z.boolean().default(false), ip: z.ipv4().nullish().describe('Address reserved for this NIC on a provisioning network (racksmith DHCP, authoritative mode)') }).strict();
 
 export const placementInput = z
   .object({
@@ -107,7 +107,7 @@ const deviceFields = {
   notes: z.string().max(2000).nullish(),
 };
 
-function nicsDistinct(d: { nics?: { name: string; mac: string; pxe: boolean }[] }, ctx: z.RefinementCtx) {
+function nicsDistinct(d: { nics?: { name: string; mac: string; pxe: boolean; ip?: string | null }[] }, ctx: z.RefinementCtx) {
   const nics = d.nics ?? [];
   const names = new Set<string>();
   const macs = new Set<string>();

@@ -1,0 +1,100 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { Counter } from 'prom-client';
+import { LOGGER } from '../../app.tokens';
+import { AppConfig, type Config } from '../../config/config';
+import { JobRepository } from '../../jobs/job.repository';
+import { HealthService } from '../health/health.service';
+import { MetricsService } from '../metrics/metrics.service';
+import { BootRepository } from './boot.repository';
+import { DhcpServer, type BootMilestone, type BootTarget, type DhcpBackend } from './dhcp/dhcp-server';
+
+/** The HTTP base iPXE fetches from: the configured URL, or the boot address and racksmith's port. */
+export function bootHttpBase(config: Config): string {
+  return (config.boot.httpUrl ?? `http://${config.boot.address}:${config.http.port}`).replace(/\/+$/, '');
+}
+
+/**
+ * racksmith's DHCP server (proxyDHCP by default, or authoritative for provisioning networks),
+ * answering from the inventory: which server a MAC is, whether an install waits for it, and its
+ * reserved address. Milestones (offer, ack) go into the install job's log.
+ */
+@Injectable()
+export class DhcpService implements OnApplicationShutdown {
+  private server?: DhcpServer;
+  private ports?: { port: number; proxyPort?: number };
+  private readonly answers: Counter<'type'>;
+
+  constructor(
+    @Inject(AppConfig) private readonly config: Config,
+    @Inject(LOGGER) private readonly log: Logger,
+    private readonly repo: BootRepository,
+    private readonly jobs: JobRepository,
+    health: HealthService,
+    metrics: MetricsService,
+  ) {
+    this.answers = new Counter({ name: 'racksmith_dhcp_answers_total', help: 'DHCP boot answers (offer, ack) sent', labelNames: ['type'], registers: [metrics.registry] });
+    health.register({
+      name: 'dhcp',
+      critical: false,
+      run: async () =>
+        this.ports
+          ? { status: 'ok', detail: `${this.config.boot.dhcpMode} on ${this.config.boot.address} port ${this.ports.port}${this.ports.proxyPort ? ` and ${this.ports.proxyPort}` : ''}` }
+          : { status: 'off', detail: !this.config.boot.address ? 'no boot address configured (RACKSMITH_BOOT_ADDRESS)' : this.config.boot.dhcpMode === 'off' ? 'RACKSMITH_DHCP_MODE=off' : 'not started' },
+    });
+  }
+
+  /** The inventory as the DHCP server sees it. */
+  readonly backend: DhcpBackend = {
+    target: async (mac) => {
+      const row = await this.repo.target(mac);
+      if (!row) return null;
+      const network = row.network_id ? await this.repo.network(row.network_id) : null;
+      const target: BootTarget & { jobId?: string } = {
+        serverId: row.id,
+        name: row.name,
+        action: row.install_job && row.lifecycle === 'deploying' ? 'install' : 'local',
+        reservation: row.ip && network ? { ip: row.ip, network: { id: network.id, cidr: network.cidr, gateway: network.gateway, dns: network.dns, domain: network.domain, leaseSeconds: network.lease_seconds } } : null,
+        jobId: row.install_job ?? undefined,
+      };
+      return target;
+    },
+    lease: (e) => this.repo.lease({ mac: e.mac, networkId: e.networkId, ip: e.ip, deviceId: e.serverId, state: e.state, seconds: e.seconds }),
+    unknown: async (mac, info) => this.log.info({ component: 'dhcp', mac, ...info }, 'dhcp: a machine racksmith does not know asked to boot'),
+  };
+
+  async start(): Promise<void> {
+    const b = this.config.boot;
+    if (!b.address || b.dhcpMode === 'off') return;
+    const server = new DhcpServer({
+      mode: b.dhcpMode,
+      bindAddress: b.dhcpBindAddress,
+      serverAddress: b.address,
+      port: b.dhcpPort,
+      proxyPort: b.dhcpProxyPort,
+      broadcastAddress: b.dhcpBroadcast,
+      clientPort: b.dhcpClientPort,
+      httpBase: bootHttpBase(this.config),
+      backend: this.backend,
+      log: this.log.child({ component: 'dhcp' }),
+    });
+    server.on('milestone', (m: BootMilestone) => void this.milestone(m));
+    this.ports = await server.start();
+    this.server = server;
+    this.log.info({ mode: b.dhcpMode, address: b.address, ...this.ports }, 'dhcp serving');
+  }
+
+  private async milestone(m: BootMilestone): Promise<void> {
+    this.answers.inc({ type: m.event });
+    const target = await this.repo.target(m.mac).catch(() => null);
+    if (!target?.install_job) return;
+    const what = m.client === 'ipxe' ? `iPXE script ${m.file}` : `loader ${m.file}`;
+    await this.jobs.log(target.install_job, null, 'info', `boot: DHCP ${m.event} to ${m.mac} with ${what}`).catch((err: Error) => this.log.warn({ err: err.message }, 'could not log a boot milestone'));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.server?.stop();
+    this.server = undefined;
+    this.ports = undefined;
+  }
+}

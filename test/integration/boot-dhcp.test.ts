@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { encodeDhcp, MSG, opt, OPT, parseDhcp, type DhcpPacket } from '../../src/modules/boot/dhcp/dhcp-packet';
+import { DhcpService } from '../../src/modules/boot/dhcp.service';
+import { startTestApp, type TestApp } from '../support/app';
+import { query } from '../support/db';
+import { freeUdpPort } from '../support/ipmi-sim';
+import { until } from '../support/wait';
+
+jest.setTimeout(60_000);
+
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl engineer@example';
+const PXE: [number, Buffer][] = [[OPT.VENDOR_CLASS, opt.text('PXEClient:Arch:00000:UNDI:002001')], [OPT.CLIENT_ARCH, Buffer.from([0, 0])]];
+
+let t: TestApp;
+let client: Socket;
+const got: DhcpPacket[] = [];
+let dhcpPort: number;
+let siteModel: string;
+
+beforeAll(async () => {
+  client = createSocket('udp4');
+  client.on('message', (m) => got.push(parseDhcp(m)!));
+  await new Promise<void>((r) => client.bind(0, '0.0.0.0', () => r()));
+  dhcpPort = await freeUdpPort();
+  t = await startTestApp({
+    RACKSMITH_POWER_SYNC_INTERVAL: '0',
+    RACKSMITH_BOOT_ADDRESS: '127.0.0.1',
+    RACKSMITH_DHCP_MODE: 'authoritative',
+    RACKSMITH_DHCP_BIND: '127.0.0.1',
+    RACKSMITH_DHCP_PORT: String(dhcpPort),
+    RACKSMITH_DHCP_BROADCAST: '127.0.0.1',
+    RACKSMITH_DHCP_CLIENT_PORT: String(client.address().port),
+    RACKSMITH_BOOT_HTTP_URL: 'http://127.0.0.1:8080',
+  });
+  await t.app.get(DhcpService).start();
+  await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
+  siteModel = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: '1U', heightU: 1, bmcDriver: 'fake' } })).json.id;
+});
+afterAll(async () => {
+  client?.close();
+  await t?.close();
+});
+
+function send(type: number, mac: string, options: [number, Buffer][] = []): number {
+  const xid = randomBytes(4).readUInt32BE();
+  client.send(encodeDhcp({ op: 1, type: type as never, xid, flags: 0, mac, options }), dhcpPort, '127.0.0.1');
+  return xid;
+}
+const replies = (xid: number) => got.filter((p) => p.xid === xid);
+
+describe('DHCP from the inventory', () => {
+  it('provisioning networks: bad input is a 400 naming the field, an overlap a 409', async () => {
+    const hostBits = await t.request({ method: 'POST', url: '/api/v1/boot-networks', body: { site: 'lab', name: 'bad', cidr: '127.0.0.1/16' } });
+    expect(hostBits.status).toBe(400);
+    expect(hostBits.json.error.field).toBe('cidr');
+    const gw = await t.request({ method: 'POST', url: '/api/v1/boot-networks', body: { site: 'lab', name: 'bad', cidr: '127.0.0.0/16', gateway: '10.0.0.1' } });
+    expect(gw.json.error.field).toBe('gateway');
+    const ok = await t.request({ method: 'POST', url: '/api/v1/boot-networks', body: { site: 'lab', name: 'prov', cidr: '127.0.0.0/16', gateway: '127.0.0.254', dns: ['127.0.0.53'], leaseSeconds: 900 } });
+    expect(ok.status).toBe(201);
+    const overlap = await t.request({ method: 'POST', url: '/api/v1/boot-networks', body: { site: 'lab', name: 'other', cidr: '127.0.5.0/24' } });
+    expect(overlap.status).toBe(409);
+    expect((await t.request({ url: '/api/v1/boot-networks?site=lab' })).json).toHaveLength(1);
+  });
+
+  it('a server with a pending install gets its reserved address and the loader; the lease is kept, the job log says so; a known idle server and an unknown MAC are told apart', async () => {
+    const mac = '52:54:00:aa:00:01';
+    const dev = await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: 'rs-boot-1', role: 'rented-server', modelId: siteModel, bmc: { address: '127.0.0.2' }, nics: [{ name: 'eth0', mac, pxe: true, ip: '127.0.20.1' }] } });
+    expect(dev.status).toBe(201);
+    expect(dev.json.nics).toEqual([{ name: 'eth0', mac, pxe: true, ip: '127.0.20.1' }]);
+    const id = dev.json.id;
+    await t.request({ method: 'POST', url: `/api/v1/servers/${id}/transition`, body: { to: 'available' } });
+    const job = (await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: { os: 'debian-12', hostname: 'boot1.example.com', sshKeys: [KEY] } })).json;
+    for (const to of ['reserved', 'deploying']) await t.request({ method: 'POST', url: `/api/v1/servers/${id}/transition`, body: { to } });
+
+    const d = send(MSG.DISCOVER, mac, PXE);
+    await until(async () => replies(d), (r) => r.length === 1, 3000);
+    expect(replies(d)[0]).toMatchObject({ type: MSG.OFFER, yiaddr: '127.0.20.1', file: 'undionly.kpxe' });
+    const r = send(MSG.REQUEST, mac, [[OPT.SERVER_ID, opt.ip('127.0.0.1')], [OPT.REQUESTED_IP, opt.ip('127.0.20.1')], ...PXE]);
+    await until(async () => replies(r), (x) => x.length === 1, 3000);
+    expect(replies(r)[0]!.type).toBe(MSG.ACK);
+    const [lease] = await query<{ state: string; ip: string }>(t.db.url, `SELECT state, host(ip) AS ip FROM dhcp_leases WHERE mac = $1`, [mac]);
+    expect(lease).toEqual({ state: 'bound', ip: '127.0.20.1' });
+    const logs = await until(async () => (await t.request({ url: `/api/v1/jobs/${job.id}/logs` })).json, (l: { items?: { message: string }[] } | { message: string }[]) => JSON.stringify(l).includes('boot: DHCP ack'), 3000);
+    expect(JSON.stringify(logs)).toContain(`boot: DHCP offer to ${mac} with loader undionly.kpxe`);
+
+    // An idle known server still gets its address (for iPXE to be told "boot from disk").
+    const idle = await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: 'rs-boot-2', role: 'rented-server', modelId: siteModel, nics: [{ name: 'eth0', mac: '52:54:00:aa:00:02', ip: '127.0.20.2' }] } });
+    expect(idle.status).toBe(201);
+    const i = send(MSG.DISCOVER, '52:54:00:aa:00:02', PXE);
+    await until(async () => replies(i), (x) => x.length === 1, 3000);
+    expect(replies(i)[0]!.yiaddr).toBe('127.0.20.2');
+
+    const u = send(MSG.DISCOVER, '52:54:00:ff:ff:ff', PXE);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(replies(u)).toEqual([]);
+    expect((await t.request({ url: '/health', token: '' })).json.checks.dhcp).toMatchObject({ status: 'ok', detail: expect.stringContaining('authoritative') });
+  });
+
+  it('a reserved address is one NIC\'s only: a second NIC with it is a 409', async () => {
+    const res = await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: 'rs-boot-3', role: 'rented-server', modelId: siteModel, nics: [{ name: 'eth0', mac: '52:54:00:aa:00:03', ip: '127.0.20.1' }] } });
+    expect(res.status).toBe(409);
+    expect(await query(t.db.url, `SELECT 1 FROM devices WHERE name = 'rs-boot-3'`)).toEqual([]);
+  });
+});
