@@ -12,6 +12,7 @@ import { NestPinoLogger } from './common/logger';
 import { requestContext, type RequestContext } from './common/request-context';
 import { MetricsService } from './modules/metrics/metrics.service';
 import { registerConsoleWeb } from './modules/console/console-web';
+import { registerBootWeb } from './modules/boot/boot-web';
 import type { Runtime } from './runtime';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -82,6 +83,7 @@ export async function createHttpApp(rt: Runtime): Promise<NestFastifyApplication
   });
 
   await registerConsoleWeb(app);
+  await registerBootWeb(app);
   app.setGlobalPrefix('api/v1', { exclude: ['health', 'metrics'] });
   app.useGlobalFilters(new ErrorFilter(rt.log, rt.config.http.bodyLimit));
   app.useGlobalPipes(new ValidationPipe());

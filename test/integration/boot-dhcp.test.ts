@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createSocket, type Socket } from 'node:dgram';
 import { encodeDhcp, MSG, opt, OPT, parseDhcp, type DhcpPacket } from '../../src/modules/boot/dhcp/dhcp-packet';
 import { DhcpService } from '../../src/modules/boot/dhcp.service';
+import { InstallService } from '../../src/modules/servers/install.service';
 import { startTestApp, type TestApp } from '../support/app';
 import { query } from '../support/db';
 import { freeUdpPort } from '../support/ipmi-sim';
@@ -17,12 +21,19 @@ let client: Socket;
 const got: DhcpPacket[] = [];
 let dhcpPort: number;
 let siteModel: string;
+let dir: string;
+const kernel = randomBytes(300_000);
 
 beforeAll(async () => {
   client = createSocket('udp4');
   client.on('message', (m) => got.push(parseDhcp(m)!));
   await new Promise<void>((r) => client.bind(0, '0.0.0.0', () => r()));
   dhcpPort = await freeUdpPort();
+  // A manifest of our own: debian-12's "installer" is a file of random bytes here.
+  dir = mkdtempSync(join(tmpdir(), 'racksmith-boot-'));
+  writeFileSync(join(dir, 'vmlinuz'), kernel);
+  writeFileSync(join(dir, 'initrd.gz'), 'initrd');
+  writeFileSync(join(dir, 'assets.yaml'), `debian-12:\n  kernel: ${join(dir, 'vmlinuz')}\n  initrd: ${join(dir, 'initrd.gz')}\n  cmdline: auto=true url={{templateUrl}} hostname={{hostname}} domain={{domain}}\nrocky-9:\n  package: none-here\n  kernel: /nonexistent/vmlinuz\n  initrd: /nonexistent/initrd.img\n`);
   t = await startTestApp({
     RACKSMITH_POWER_SYNC_INTERVAL: '0',
     RACKSMITH_BOOT_ADDRESS: '127.0.0.1',
@@ -32,6 +43,7 @@ beforeAll(async () => {
     RACKSMITH_DHCP_BROADCAST: '127.0.0.1',
     RACKSMITH_DHCP_CLIENT_PORT: String(client.address().port),
     RACKSMITH_BOOT_HTTP_URL: 'http://127.0.0.1:8080',
+    RACKSMITH_BOOT_ASSETS: join(dir, 'assets.yaml'),
   });
   await t.app.get(DhcpService).start();
   await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
@@ -40,6 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   client?.close();
   await t?.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 function send(type: number, mac: string, options: [number, Buffer][] = []): number {
@@ -101,5 +114,45 @@ describe('DHCP from the inventory', () => {
     const res = await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: 'rs-boot-3', role: 'rented-server', modelId: siteModel, nics: [{ name: 'eth0', mac: '52:54:00:aa:00:03', ip: '127.0.20.1' }] } });
     expect(res.status).toBe(409);
     expect(await query(t.db.url, `SELECT 1 FROM devices WHERE name = 'rs-boot-3'`)).toEqual([]);
+  });
+
+  it('iPXE scripts by MAC: the installer of a pending install with its callback, disk for an idle server, 404 for an unknown MAC; kernels stream with Range', async () => {
+    const mac = '52:54:00:aa:00:01'; // rs-boot-1, install pending (above)
+    const job = (await query<{ id: string }>(t.db.url, `SELECT j.id FROM jobs j JOIN nics n ON n.device_id = j.server_id WHERE n.mac = $1`, [mac]))[0]!.id;
+    const token = await t.app.get(InstallService).callbackToken(job);
+    const script = await t.request({ url: `/boot/ipxe/${mac.replace(/:/g, '-').toUpperCase()}`, token: '' });
+    expect(script.status).toBe(200);
+    expect(script.text).toContain('#!ipxe');
+    expect(script.text).toContain(`kernel http://127.0.0.1:8080/boot/assets/debian-12/kernel initrd=initrd.gz auto=true url=http://127.0.0.1:8080/boot/templates/${job}?token=${token} hostname=boot1 domain=example.com racksmith.callback=http://127.0.0.1:8080/api/v1/install-callbacks/${job} racksmith.token=${token}`);
+    expect(script.text).toContain('initrd --name initrd.gz http://127.0.0.1:8080/boot/assets/debian-12/initrd');
+    const idle = await t.request({ url: '/boot/ipxe/52:54:00:aa:00:02', token: '' });
+    expect(idle.text).toMatch(/boots from its disk\nexit\n/);
+    const unknown = await t.request({ url: '/boot/ipxe/52:54:00:ff:ff:fe', token: '' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.text).toContain('not in the inventory');
+    expect((await t.request({ url: '/boot/ipxe/not-a-mac', token: '' })).status).toBe(400);
+
+    const whole = await t.request({ url: '/boot/assets/debian-12/kernel', token: '' });
+    expect(whole.status).toBe(200);
+    expect(Number(whole.headers['content-length'])).toBe(kernel.length);
+    const part = await t.app.getHttpAdapter().getInstance().inject({ method: 'GET', url: '/boot/assets/debian-12/kernel', headers: { range: 'bytes=1000-1999' } });
+    expect(part.statusCode).toBe(206);
+    expect(part.rawPayload.equals(kernel.subarray(1000, 2000))).toBe(true);
+    expect(part.headers['content-range']).toBe(`bytes 1000-1999/${kernel.length}`);
+    expect((await t.request({ url: '/boot/assets/debian-12/../../etc/passwd', token: '' })).status).toBe(404);
+    const logs = JSON.stringify((await t.request({ url: `/api/v1/jobs/${job}/logs` })).json);
+    expect(logs).toContain(`boot: iPXE script for debian-12 served to ${mac}`);
+  });
+
+  it('an OS whose installer files are missing gets a script that says so, and its job log the reason', async () => {
+    const mac = '52:54:00:aa:00:09';
+    const dev = (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: 'rs-boot-9', role: 'rented-server', modelId: siteModel, bmc: { address: '127.0.0.2' }, nics: [{ name: 'eth0', mac }] } })).json;
+    await t.request({ method: 'POST', url: `/api/v1/servers/${dev.id}/transition`, body: { to: 'available' } });
+    const job = (await t.request({ method: 'POST', url: `/api/v1/servers/${dev.id}/install`, body: { os: 'rocky-9', hostname: 'r9.example.com', sshKeys: [KEY] } })).json;
+    for (const to of ['reserved', 'deploying']) await t.request({ method: 'POST', url: `/api/v1/servers/${dev.id}/transition`, body: { to } });
+    const script = await t.request({ url: `/boot/ipxe/${mac}`, token: '' });
+    expect(script.text).toContain('/nonexistent/vmlinuz is missing (Debian package none-here)');
+    expect(script.text).toContain('exit 1');
+    expect(JSON.stringify((await t.request({ url: `/api/v1/jobs/${job.id}/logs` })).json)).toContain('boot: /nonexistent/vmlinuz is missing');
   });
 });

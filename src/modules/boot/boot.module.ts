@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import { InventoryModule } from '../inventory/inventory.module';
+import { ServersModule } from '../servers/servers.module';
+import { BootScripts } from './boot-scripts.service';
 import { BootNetworksController } from './boot.controller';
 import { BootNetworksService } from './boot-networks.service';
 import { BootRepository } from './boot.repository';
@@ -8,9 +10,9 @@ import { TftpService } from './tftp.service';
 
 /** Network boot: DHCP/proxyDHCP, TFTP for the first-stage loaders, provisioning networks. */
 @Module({
-  imports: [InventoryModule],
+  imports: [InventoryModule, ServersModule],
   controllers: [BootNetworksController],
-  providers: [TftpService, DhcpService, BootRepository, BootNetworksService],
-  exports: [TftpService, DhcpService],
+  providers: [TftpService, DhcpService, BootRepository, BootNetworksService, BootScripts],
+  exports: [TftpService, DhcpService, BootScripts],
 })
 export class BootModule {}

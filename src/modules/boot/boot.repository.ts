@@ -74,6 +74,11 @@ export class BootRepository {
     );
   }
 
+  async leaseByIp(ip: string): Promise<{ mac: string } | null> {
+    const [row] = await this.db.rows<{ mac: string }>(`SELECT mac::text AS mac FROM dhcp_leases WHERE ip = $1::inet AND state = 'bound' ORDER BY updated_at DESC LIMIT 1`, [ip]).catch(() => []);
+    return row ?? null;
+  }
+
   leases(networkId: string): Promise<{ mac: string; ip: string; device_id: string | null; state: string; expires_at: Date | null; updated_at: Date }[]> {
     return this.db.rows(`SELECT mac::text AS mac, host(ip) AS ip, device_id, state, expires_at, updated_at FROM dhcp_leases WHERE network_id = $1 ORDER BY ip`, [networkId]);
   }

@@ -1,0 +1,31 @@
+import { dirname, basename } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { BootScripts } from './boot-scripts.service';
+
+const MAC = /^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i;
+
+/**
+ * What machines on the provisioning network fetch over HTTP, without an API token (they have
+ * none; the install's own token is in what they are given): `/boot/ipxe/<mac>` (the iPXE script)
+ * and `/boot/assets/<os>/<kernel|initrd>` (streamed with Range, ETag and Last-Modified).
+ */
+export async function registerBootWeb(app: NestFastifyApplication): Promise<void> {
+  const fastify = app.getHttpAdapter().getInstance();
+  await app.register(fastifyStatic as never, { root: '/', serve: false, decorateReply: true });
+  const scripts = app.get(BootScripts);
+
+  fastify.get<{ Params: { mac: string } }>('/boot/ipxe/:mac', async (req, reply) => {
+    const mac = req.params.mac.toLowerCase().replace(/-/g, ':');
+    if (!MAC.test(mac)) return reply.code(400).type('text/plain').send('#!ipxe\necho racksmith: not a MAC address\nexit 1\n');
+    const s = await scripts.script(mac, req.ip);
+    return reply.code(s.status).type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(s.body);
+  });
+
+  fastify.get<{ Params: { os: string; which: string } }>('/boot/assets/:os/:which', async (req, reply) => {
+    const file = scripts.asset(req.params.os, req.params.which);
+    if (!file) return reply.code(404).send({ error: { code: 'not_found', message: `no boot asset ${req.params.os}/${req.params.which}` } });
+    if (!req.headers.range || /^bytes=0-/.test(req.headers.range)) void scripts.fetched(req.params.os, req.params.which, req.ip).catch(() => undefined);
+    return (reply as unknown as { sendFile(name: string, root: string): unknown }).sendFile(basename(file), dirname(file));
+  });
+}
