@@ -1,0 +1,159 @@
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { buildTestInitramfs, createNetns, requireNetbootPeers, type Netns } from '../support/netboot-lab';
+import { ROOT } from '../support/cli';
+import { until } from '../support/wait';
+
+/**
+ * A real network boot (LAB.md): racksmith runs inside a network namespace whose bridge is the
+ * provisioning network, with authoritative DHCP, TFTP and HTTP boot; a qemu VM (BIOS, then UEFI)
+ * whose MAC is in the inventory boots through that chain into a small test installer that takes a
+ * lease and calls `done`; the install job succeeds and the server is active. An unknown MAC gets
+ * no offer.
+ */
+jest.setTimeout(900_000);
+
+const TOKEN = 'e2e-bootstrap-token-0123456789abcdef';
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl engineer@example';
+
+let dir: string;
+let db: TestDatabase;
+let ns: Netns;
+let api: string;
+let serveLog = '';
+let modelId: string;
+
+async function call(method: string, path: string, body?: unknown) {
+  const res = await fetch(`${api}/api/v1${path}`, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+beforeAll(async () => {
+  const { kernel, modulesDir } = requireNetbootPeers();
+  dir = mkdtempSync(join(tmpdir(), 'racksmith-e2e-'));
+  const initrd = buildTestInitramfs(dir, modulesDir);
+  writeFileSync(join(dir, 'assets.yaml'), `debian-12:\n  kernel: ${kernel}\n  initrd: ${initrd}\n  cmdline: console=ttyS0 panic=5 hostname={{hostname}}\n`);
+  db = await createTestDatabase();
+  ns = createNetns('boot');
+  api = `http://${ns.apiAddress}:8080`;
+  // PostgreSQL over its unix socket: the namespace has its own loopback, but the same files.
+  const url = `postgres://postgres@localhost/${db.name}?host=/var/run/postgresql`;
+  ns.spawn(process.execPath, [join(ROOT, 'bin', 'racksmith.js'), 'serve'], {
+    env: {
+      DATABASE_URL: url,
+      RACKSMITH_HOST: '0.0.0.0',
+      RACKSMITH_PORT: '8080',
+      RACKSMITH_BOOTSTRAP_TOKEN: TOKEN,
+      RACKSMITH_INVENTORY_SEED: '',
+      RACKSMITH_POWER_SYNC_INTERVAL: '0',
+      RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0',
+      RACKSMITH_BOOT_ADDRESS: ns.bridgeAddress,
+      RACKSMITH_DHCP_MODE: 'authoritative',
+      RACKSMITH_BOOT_ASSETS: join(dir, 'assets.yaml'),
+      RACKSMITH_LOG_LEVEL: 'debug',
+    },
+    log: (s) => (serveLog += s),
+  });
+  await until(async () => fetch(`${api}/health`).then((r) => r.status, () => 0), (s) => s === 200, 60_000, 200);
+  await call('POST', '/sites', { code: 'lab', name: 'Lab' });
+  modelId = (await call('POST', '/hardware-models', { vendor: 'Lab', model: 'VM', heightU: 1, bmcDriver: 'fake' })).json.id;
+  expect((await call('POST', '/boot-networks', { site: 'lab', name: 'prov', cidr: '10.77.0.0/24', dns: [ns.bridgeAddress], leaseSeconds: 600 })).status).toBe(201);
+});
+
+afterAll(async () => {
+  await ns?.destroy();
+  await db?.drop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function serverFor(name: string, mac: string, address: string): Promise<string> {
+  const dev = await call('POST', '/devices', { site: 'lab', name, role: 'rented-server', modelId, bmc: { address: '127.0.0.2' }, nics: [{ name: 'eth0', mac, pxe: true, ip: address }] });
+  expect(dev.status).toBe(201);
+  await call('POST', `/servers/${dev.json.id}/transition`, { to: 'available' });
+  return dev.json.id;
+}
+
+function qemu(kind: 'bios' | 'uefi', mac: string, serial: string): ChildProcess {
+  const common = ['-accel', 'tcg', '-m', '512', '-nographic', '-no-reboot', '-serial', `file:${serial}`, '-monitor', 'none', '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no'];
+  if (kind === 'bios') {
+    return ns.spawn('qemu-system-x86_64', [...common, '-machine', 'pc,graphics=off', '-vga', 'none', '-device', `virtio-net-pci,netdev=n0,mac=${mac},disable-legacy=on,romfile=/usr/lib/ipxe/qemu/pxe-virtio.rom`, '-boot', 'n']);
+  }
+  const vars = join(dir, `vars-${mac.replace(/:/g, '')}.fd`);
+  copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
+  // The NIC's own ROM off: OVMF's PXE runs (arch 7), fetches snponly.efi over TFTP, then iPXE.
+  return ns.spawn('qemu-system-x86_64', [
+    ...common,
+    '-machine', 'q35',
+    '-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
+    '-drive', `if=pflash,format=raw,file=${vars}`,
+    '-device', `virtio-net-pci,netdev=n0,mac=${mac},disable-legacy=on,romfile=,bootindex=1`,
+  ]);
+}
+
+const exited = (p: ChildProcess, ms: number) =>
+  new Promise<boolean>((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve(true);
+    const t = setTimeout(() => resolve(false), ms);
+    p.once('exit', () => {
+      clearTimeout(t);
+      resolve(true);
+    });
+  });
+
+async function installAndBoot(kind: 'bios' | 'uefi', name: string, mac: string, address: string) {
+  const id = await serverFor(name, mac, address);
+  const job = (await call('POST', `/servers/${id}/install`, { os: 'debian-12', hostname: `${name}.lab.example`, sshKeys: [KEY] })).json;
+  await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === 'wait-for-installer' && x.state === 'running'), 60_000, 500);
+  const serial = join(dir, `${name}.serial.log`);
+  const vm = qemu(kind, mac, serial);
+  const started = Date.now();
+  try {
+    const done = await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { state: string }) => ['succeeded', 'failed', 'cancelled'].includes(j.state), 420_000, 1000).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- serial ---\n${existsSync(serial) ? readFileSync(serial, 'utf8').slice(-4000) : ''}\n--- racksmith ---\n${serveLog.slice(-4000)}`);
+    });
+    const seconds = Math.round((Date.now() - started) / 1000);
+    expect(done.state).toBe('succeeded');
+    expect((await call('GET', `/servers/${id}`)).json.state).toBe('active');
+    const logs = JSON.stringify((await call('GET', `/jobs/${job.id}/logs`)).json);
+    expect(logs).toContain('boot: DHCP offer');
+    expect(logs).toContain('boot: iPXE script for debian-12 served');
+    expect(logs).toContain(`installer finished: test installer on inet ${address}`);
+    if (kind === 'uefi') expect(logs).toContain('with loader snponly.efi');
+    expect(await exited(vm, 60_000)).toBe(true); // the installer powered the VM off
+    return seconds;
+  } finally {
+    if (vm.exitCode === null) vm.kill('SIGKILL');
+    await exited(vm, 10_000);
+  }
+}
+
+describe('network boot in a VM', () => {
+  it('BIOS: DHCP, iPXE script over HTTP, kernel and initrd, the installer calls back; the job succeeds, the server is active', async () => {
+    const s = await installAndBoot('bios', 'vm-bios', '52:54:00:e2:e0:01', '10.77.0.50');
+    console.log(`BIOS boot to callback: ${s} s`);
+  });
+
+  it('UEFI: DHCP (arch 7), snponly.efi over TFTP, then the same chain', async () => {
+    const s = await installAndBoot('uefi', 'vm-uefi', '52:54:00:e2:e0:02', '10.77.0.51');
+    console.log(`UEFI boot to callback: ${s} s`);
+  });
+
+  it('an unknown MAC gets no offer', async () => {
+    const serial = join(dir, 'unknown.serial.log');
+    const vm = qemu('bios', '52:54:00:e2:e0:99', serial);
+    try {
+      await exited(vm, 45_000);
+    } finally {
+      if (vm.exitCode === null) vm.kill('SIGKILL');
+      await exited(vm, 10_000);
+    }
+    const log = existsSync(serial) ? readFileSync(serial, 'utf8') : '';
+    expect(log).toMatch(/iPXE/);
+    expect(log).not.toContain('racksmith');
+    expect(serveLog).toContain('"mac":"52:54:00:e2:e0:99"');
+  });
+});

@@ -1,0 +1,153 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { requirePeer } from './peers';
+
+/**
+ * The network-boot lab (LAB.md): a network namespace with a bridge (the provisioning network), a
+ * tap for the VM, and a veth pair so the test reaches racksmith's HTTP API inside it; a busybox
+ * initramfs that plays the installer; qemu booting from the network.
+ */
+
+const MODULES = ['virtio_ring', 'virtio', 'virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_pci', 'failover', 'net_failover', 'virtio_net'];
+
+export function requireNetbootPeers(): { kernel: string; modulesDir: string } {
+  requirePeer('/usr/bin/qemu-system-x86_64', 'qemu-system-x86');
+  requirePeer('/usr/lib/ipxe/qemu/pxe-virtio.rom', 'ipxe-qemu');
+  requirePeer('/usr/share/OVMF/OVMF_CODE_4M.fd', 'ovmf');
+  requirePeer('/bin/busybox', 'busybox-static');
+  requirePeer('/usr/bin/cpio', 'cpio');
+  const kernels = existsSync('/boot') ? readdirSync('/boot').filter((f) => /^vmlinuz-.*-amd64$/.test(f)).sort() : [];
+  if (!kernels.length) throw new Error('no /boot/vmlinuz-*-amd64: install the Debian package linux-image-amd64 (.ci/run does)');
+  const version = kernels.at(-1)!.replace(/^vmlinuz-/, '');
+  return { kernel: join('/boot', kernels.at(-1)!), modulesDir: join('/lib/modules', version, 'kernel') };
+}
+
+/** The "installer": brings up the NIC, takes a DHCP lease, calls racksmith back with `done`, powers off. */
+const INIT = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in ${MODULES.join(' ')}; do insmod /lib/$m.ko 2>/dev/null; done
+sleep 1
+ip link set lo up; ip link set eth0 up
+udhcpc -i eth0 -s /bin/udhcpc.script -q -t 10 -n || echo "racksmith-test: no DHCP lease"
+for word in $(cat /proc/cmdline); do
+  case "$word" in
+    racksmith.callback=*) cb="\${word#racksmith.callback=}" ;;
+    racksmith.token=*) token="\${word#racksmith.token=}" ;;
+  esac
+done
+echo "racksmith-test: calling back $cb"
+timeout 20 wget -q -O - --header 'Content-Type: application/json' --post-data "{\\"token\\":\\"$token\\",\\"status\\":\\"done\\",\\"message\\":\\"test installer on $(ip -4 addr show eth0 | grep -o 'inet [0-9.]*')\\"}" "$cb" && echo "racksmith-test: callback sent"
+sync
+poweroff -f
+`;
+
+const UDHCPC = `#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/\${mask:-24}" dev "$interface"
+    [ -n "$router" ] && ip route add default via "\${router%% *}"
+    echo "racksmith-test: lease $ip" ;;
+esac
+exit 0
+`;
+
+/** Builds the test installer's initramfs (gzip'd newc cpio) in dir; returns its path. */
+export function buildTestInitramfs(dir: string, modulesDir: string): string {
+  const root = join(dir, 'initramfs');
+  for (const d of ['bin', 'lib', 'proc', 'sys', 'dev']) mkdirSync(join(root, d), { recursive: true });
+  copyFileSync('/bin/busybox', join(root, 'bin', 'busybox'));
+  chmodSync(join(root, 'bin', 'busybox'), 0o755);
+  for (const m of MODULES) {
+    const found = execFileSync('find', [modulesDir, '-name', `${m}.ko`], { encoding: 'utf8' }).trim().split('\n')[0];
+    if (found) copyFileSync(found, join(root, 'lib', `${m}.ko`));
+  }
+  writeFileSync(join(root, 'init'), INIT, { mode: 0o755 });
+  writeFileSync(join(root, 'bin', 'udhcpc.script'), UDHCPC, { mode: 0o755 });
+  const out = join(dir, 'initrd.gz');
+  execFileSync('sh', ['-c', `cd "${root}" && find . | cpio -o -H newc --quiet | gzip -1 > "${out}"`]);
+  return out;
+}
+
+export interface Netns {
+  name: string;
+  /** The bridge address (racksmith's boot address) and the veth address the test reaches it on. */
+  bridgeAddress: string;
+  apiAddress: string;
+  /** Starts a program inside the namespace (its own process, stopped by pid in destroy). */
+  spawn(cmd: string, args: string[], opts?: { env?: Record<string, string>; log?: (s: string) => void }): ChildProcess;
+  destroy(): Promise<void>;
+}
+
+const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+
+export function createNetns(tag: string): Netns {
+  requirePeer('/usr/sbin/ip', 'iproute2');
+  const name = `rs-${tag}-${process.pid}`;
+  const n = (process.pid % 200) + 20;
+  const host = `rsh${process.pid % 100000}`;
+  const bridgeAddress = '10.77.0.1';
+  const apiAddress = `10.78.${n}.2`;
+  ip('netns', 'add', name);
+  const children: ChildProcess[] = [];
+  try {
+    ip('-n', name, 'link', 'set', 'lo', 'up');
+    ip('-n', name, 'link', 'add', 'br0', 'type', 'bridge');
+    ip('-n', name, 'addr', 'add', `${bridgeAddress}/24`, 'dev', 'br0');
+    ip('-n', name, 'link', 'set', 'br0', 'up');
+    ip('-n', name, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap');
+    ip('-n', name, 'link', 'set', 'tap0', 'master', 'br0');
+    ip('-n', name, 'link', 'set', 'tap0', 'up');
+    // Replies to 255.255.255.255 leave on the bridge.
+    ip('-n', name, 'route', 'add', '255.255.255.255/32', 'dev', 'br0');
+    // The test's way in: a veth pair, host side in this namespace, the other end in the lab's.
+    ip('link', 'add', host, 'type', 'veth', 'peer', 'name', 'api0', 'netns', name);
+    ip('addr', 'add', `10.78.${n}.1/30`, 'dev', host);
+    ip('link', 'set', host, 'up');
+    ip('-n', name, 'addr', 'add', `${apiAddress}/30`, 'dev', 'api0');
+    ip('-n', name, 'link', 'set', 'api0', 'up');
+  } catch (err) {
+    try {
+      ip('netns', 'del', name);
+      ip('link', 'del', host);
+    } catch {}
+    throw err;
+  }
+  return {
+    name,
+    bridgeAddress,
+    apiAddress,
+    spawn(cmd, args, opts = {}) {
+      // `ip netns exec NS cmd` execs cmd itself: the pid is the program's (LAB.md).
+      const child = spawn('ip', ['netns', 'exec', name, cmd, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout!.on('data', (d: Buffer) => opts.log?.(d.toString()));
+      child.stderr!.on('data', (d: Buffer) => opts.log?.(d.toString()));
+      children.push(child);
+      return child;
+    },
+    async destroy() {
+      for (const c of children) {
+        if (c.exitCode !== null || c.signalCode !== null) continue;
+        c.kill('SIGTERM');
+        await new Promise<void>((r) => {
+          const t = setTimeout(() => {
+            c.kill('SIGKILL');
+            r();
+          }, 10_000);
+          c.once('exit', () => {
+            clearTimeout(t);
+            r();
+          });
+        });
+      }
+      try {
+        ip('link', 'del', host);
+      } catch {}
+      try {
+        ip('netns', 'del', name);
+      } catch {}
+    },
+  };
+}
