@@ -16,6 +16,11 @@ import { registerBootWeb } from './modules/boot/boot-web';
 import type { Runtime } from './runtime';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** An install's token in a callback (?token=) or template URL (/boot/templates/<job>/<token>/) is not logged. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&]token=)[^&]+/g, '$1[redacted]').replace(/^(\/boot\/templates\/[^/]+\/)[^/]+/, '$1[redacted]');
+}
+
 const QUIET_ROUTES = new Set(['/health', '/metrics']);
 const CTX = Symbol('racksmith.ctx');
 type WithCtx = FastifyRequest & { [CTX]?: RequestContext };
@@ -76,13 +81,20 @@ export async function createHttpApp(rt: Runtime): Promise<NestFastifyApplication
     // Probes (/health, /metrics) every few seconds would drown the log: debug for them.
     const level = QUIET_ROUTES.has(route) ? 'debug' : reply.statusCode >= 500 ? 'error' : 'info';
     req.log[level](
-      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, actor: req[CTX]?.actor?.name },
+      // Installer tokens travel in URLs: they never reach the log.
+      { method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, actor: req[CTX]?.actor?.name },
       'request',
     );
     done();
   });
 
   await registerConsoleWeb(app);
+  // Installers post their callbacks as forms (busybox and d-i wget send one): accepted there only;
+  // everywhere else the API takes JSON and answers a form with 415.
+  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (req, body, done) => {
+    if (!req.url.startsWith('/api/v1/install-callbacks/')) return done(Object.assign(new Error('Unsupported Media Type: application/x-www-form-urlencoded'), { statusCode: 415 }), undefined);
+    done(null, Object.fromEntries(new URLSearchParams(String(body))));
+  });
   await registerBootWeb(app);
   app.setGlobalPrefix('api/v1', { exclude: ['health', 'metrics'] });
   app.useGlobalFilters(new ErrorFilter(rt.log, rt.config.http.bodyLimit));

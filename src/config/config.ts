@@ -73,6 +73,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_DHCP_CLIENT_PORT', key: 'boot.dhcpClientPort', schema: int(1, 65535), default: 68, expected: 'a UDP port', description: 'DHCP client port replies go to.' },
   { env: 'RACKSMITH_BOOT_HTTP_URL', key: 'boot.httpUrl', schema: z.string().url().refine((u) => /^https?:\/\//.test(u)), expected: 'an http(s):// URL', description: 'How machines on the provisioning network reach racksmith\'s HTTP server (iPXE scripts, kernels). Unset: http://<boot address>:<port>.' },
   { env: 'RACKSMITH_BOOT_ASSETS', key: 'boot.assets', schema: z.string().min(1), default: 'pxe/boot-assets.yaml', expected: 'a YAML file', description: 'Kernels, initrds and command lines of the installers by OS template (relative paths from the racksmith folder).' },
+  { env: 'RACKSMITH_INSTALL_PROXY', key: 'boot.installProxy', schema: z.string().url(), expected: 'an http(s):// URL', description: 'HTTP proxy the installers use for their mirror (rendered into the install templates).' },
   { env: 'RACKSMITH_ROLE', key: 'role', schema: z.enum(ROLES), default: 'all', expected: ROLES.join(', '), description: 'Process role; `serve --role` overrides it.' },
   { env: 'RACKSMITH_SITE', key: 'site', schema: siteCode, expected: 'a site code (lowercase letters, digits, dashes)', description: 'Site an agent serves; `serve --site` overrides it.' },
 ];
@@ -92,7 +93,7 @@ export interface Config {
   bmc: { ipmitool: string; ipmipower: string; ipmipowerWorkarounds: string; cipherSuite: number; timeout: number; retries: number; redfishCa?: string; redfishVerifyTls: boolean };
   power: { syncInterval: number; syncConcurrency: number };
   console: { slots: string; maxTtl: number; reconcileInterval: number };
-  boot: { address?: string; tftpPort: number; tftpRoot: string; tftpMaxTransfers: number; dhcpMode: 'proxy' | 'authoritative' | 'off'; dhcpBindAddress: string; dhcpPort: number; dhcpProxyPort: number; dhcpBroadcast: string; dhcpClientPort: number; httpUrl?: string; assets: string };
+  boot: { address?: string; tftpPort: number; tftpRoot: string; tftpMaxTransfers: number; dhcpMode: 'proxy' | 'authoritative' | 'off'; dhcpBindAddress: string; dhcpPort: number; dhcpProxyPort: number; dhcpBroadcast: string; dhcpClientPort: number; httpUrl?: string; assets: string; installProxy?: string };
   role: ProcessRole;
   site?: string;
 }

@@ -61,7 +61,7 @@ beforeAll(async () => {
   await until(async () => fetch(`${api}/health`).then((r) => r.status, () => 0), (s) => s === 200, 60_000, 200);
   await call('POST', '/sites', { code: 'lab', name: 'Lab' });
   modelId = (await call('POST', '/hardware-models', { vendor: 'Lab', model: 'VM', heightU: 1, bmcDriver: 'fake' })).json.id;
-  expect((await call('POST', '/boot-networks', { site: 'lab', name: 'prov', cidr: '10.77.0.0/24', dns: [ns.bridgeAddress], leaseSeconds: 600 })).status).toBe(201);
+  expect((await call('POST', '/boot-networks', { site: 'lab', name: 'prov', cidr: '10.77.0.0/24', gateway: ns.bridgeAddress, dns: [ns.bridgeAddress], leaseSeconds: 600 })).status).toBe(201);
 });
 
 afterAll(async () => {

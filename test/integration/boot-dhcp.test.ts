@@ -33,7 +33,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'racksmith-boot-'));
   writeFileSync(join(dir, 'vmlinuz'), kernel);
   writeFileSync(join(dir, 'initrd.gz'), 'initrd');
-  writeFileSync(join(dir, 'assets.yaml'), `debian-12:\n  kernel: ${join(dir, 'vmlinuz')}\n  initrd: ${join(dir, 'initrd.gz')}\n  cmdline: auto=true url={{templateUrl}} hostname={{hostname}} domain={{domain}}\nrocky-9:\n  package: none-here\n  kernel: /nonexistent/vmlinuz\n  initrd: /nonexistent/initrd.img\n`);
+  writeFileSync(join(dir, 'assets.yaml'), `debian-12:\n  kernel: ${join(dir, 'vmlinuz')}\n  initrd: ${join(dir, 'initrd.gz')}\n  cmdline: auto=true url={{templateBase}}preseed.cfg hostname={{hostname}} domain={{domain}}\nrocky-9:\n  package: none-here\n  kernel: /nonexistent/vmlinuz\n  initrd: /nonexistent/initrd.img\n`);
   t = await startTestApp({
     RACKSMITH_POWER_SYNC_INTERVAL: '0',
     RACKSMITH_BOOT_ADDRESS: '127.0.0.1',
@@ -123,7 +123,7 @@ describe('DHCP from the inventory', () => {
     const script = await t.request({ url: `/boot/ipxe/${mac.replace(/:/g, '-').toUpperCase()}`, token: '' });
     expect(script.status).toBe(200);
     expect(script.text).toContain('#!ipxe');
-    expect(script.text).toContain(`kernel http://127.0.0.1:8080/boot/assets/debian-12/kernel initrd=initrd.gz auto=true url=http://127.0.0.1:8080/boot/templates/${job}?token=${token} hostname=boot1 domain=example.com racksmith.callback=http://127.0.0.1:8080/api/v1/install-callbacks/${job} racksmith.token=${token}`);
+    expect(script.text).toContain(`kernel http://127.0.0.1:8080/boot/assets/debian-12/kernel initrd=initrd.gz auto=true url=http://127.0.0.1:8080/boot/templates/${job}/${token}/preseed.cfg hostname=boot1 domain=example.com racksmith.callback=http://127.0.0.1:8080/api/v1/install-callbacks/${job} racksmith.token=${token}`);
     expect(script.text).toContain('initrd --name initrd.gz http://127.0.0.1:8080/boot/assets/debian-12/initrd');
     const idle = await t.request({ url: '/boot/ipxe/52:54:00:aa:00:02', token: '' });
     expect(idle.text).toMatch(/boots from its disk\nexit\n/);
@@ -154,5 +154,33 @@ describe('DHCP from the inventory', () => {
     expect(script.text).toContain('/nonexistent/vmlinuz is missing (Debian package none-here)');
     expect(script.text).toContain('exit 1');
     expect(JSON.stringify((await t.request({ url: `/api/v1/jobs/${job.id}/logs` })).json)).toContain('boot: /nonexistent/vmlinuz is missing');
+  });
+
+  it('install templates by job and token; progress, done and failed callbacks with the token in the URL, done only once', async () => {
+    const mac = '52:54:00:aa:00:01';
+    const job = (await query<{ id: string }>(t.db.url, `SELECT j.id FROM jobs j JOIN nics n ON n.device_id = j.server_id WHERE n.mac = $1`, [mac]))[0]!.id;
+    const token = await t.app.get(InstallService).callbackToken(job);
+    const preseed = await t.request({ url: `/boot/templates/${job}/${token}/preseed.cfg`, token: '' });
+    expect(preseed.status).toBe(200);
+    expect(preseed.text).toContain('d-i netcfg/get_hostname string boot1');
+    expect(preseed.text).toContain(`http://127.0.0.1:8080/api/v1/install-callbacks/${job}/done?token=${token}`);
+    expect((await t.request({ url: `/boot/templates/${job}/${'x'.repeat(32)}/preseed.cfg`, token: '' })).status).toBe(401);
+    expect((await t.request({ url: `/boot/templates/${job}/${token}/ks.cfg`, token: '' })).status).toBe(404);
+
+    // A form body, as busybox and d-i wget send it.
+    const progress = await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job}/progress?token=${token}`, token: '', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'message=partitioning' });
+    expect(progress.status).toBe(202);
+    expect((await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job}/done?token=wrong-token-wrong-token`, token: '' })).status).toBe(401);
+    expect((await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job}/finished?token=${token}`, token: '' })).status).toBe(400);
+    const done = await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job}/done?token=${token}`, token: '', body: { message: 'late_command ran' } });
+    expect(done.status).toBe(202);
+    const again = await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job}/failed?token=${token}`, token: '' });
+    expect(again.status).toBe(409);
+    expect(again.json.error.code).toBe('callback_used');
+    expect((await t.request({ url: `/boot/templates/${job}/${token}/preseed.cfg`, token: '' })).status).toBe(409);
+    const logs = JSON.stringify((await t.request({ url: `/api/v1/jobs/${job}/logs` })).json);
+    expect(logs).toContain('installer: partitioning');
+    expect(logs).toContain('boot: debian-12 preseed.cfg served');
+    expect(await query(t.db.url, `SELECT status, message FROM install_callbacks WHERE job_id = $1 ORDER BY id`, [job])).toEqual([{ status: 'progress', message: 'partitioning' }, { status: 'done', message: 'late_command ran' }]);
   });
 });

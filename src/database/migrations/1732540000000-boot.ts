@@ -37,9 +37,16 @@ export class Boot1732540000000 implements MigrationInterface {
         updated_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (mac, network_id)
       )`);
+
+    // Installers report progress as they go, not only started/done/failed.
+    await q.query('ALTER TABLE install_callbacks DROP CONSTRAINT install_callbacks_status_check');
+    await q.query(`ALTER TABLE install_callbacks ADD CONSTRAINT install_callbacks_status_check CHECK (status IN ('started', 'progress', 'done', 'failed'))`);
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await q.query(`DELETE FROM install_callbacks WHERE status = 'progress'`);
+    await q.query('ALTER TABLE install_callbacks DROP CONSTRAINT install_callbacks_status_check');
+    await q.query(`ALTER TABLE install_callbacks ADD CONSTRAINT install_callbacks_status_check CHECK (status IN ('started', 'done', 'failed'))`);
     await q.query('DROP TABLE dhcp_leases');
     await q.query('DROP INDEX nics_ip_key');
     await q.query('ALTER TABLE nics DROP COLUMN ip');

@@ -10,12 +10,14 @@ import { JobRepository } from '../../jobs/job.repository';
 import { InstallService } from '../servers/install.service';
 import { BootRepository } from './boot.repository';
 import { bootHttpBase } from './dhcp.service';
+import { NotFoundError } from '../../common/errors';
+import { installContext, renderInstallTemplate, shippedTemplate, type InstallInputs } from '../templates/install-templates';
 
 /** The racksmith folder: pxe/ and the default boot-asset manifest live there. */
 const PACKAGE_ROOT = join(__dirname, '..', '..', '..');
 const PXE = join(PACKAGE_ROOT, 'pxe');
 
-const assetSchema = z.object({ package: z.string().nullish(), kernel: z.string().min(1), initrd: z.string().min(1), cmdline: z.string().default('') }).strict();
+const assetSchema = z.object({ package: z.string().nullish(), kernel: z.string().min(1), initrd: z.string().min(1), cmdline: z.string().default(''), mirror: z.url().optional(), disks: z.array(z.string().min(1)).max(8).default([]) }).strict();
 const manifestSchema = z.record(z.string(), assetSchema);
 export type BootAsset = z.infer<typeof assetSchema>;
 
@@ -66,7 +68,7 @@ export class BootScripts {
     return a[which];
   }
 
-  private template(name: string): string {
+  private ipxe(name: string): string {
     let t = this.templates.get(name);
     if (t === undefined) this.templates.set(name, (t = readFileSync(join(PXE, `${name}.ipxe`), 'utf8')));
     return t;
@@ -76,9 +78,9 @@ export class BootScripts {
     const target = await this.repo.target(mac);
     if (!target) {
       this.log.info({ component: 'boot', mac, from }, 'iPXE script asked for by a MAC racksmith does not know');
-      return { status: 404, body: renderTemplate(this.template('missing'), { message: `${mac} is not in the inventory` }) };
+      return { status: 404, body: renderTemplate(this.ipxe('missing'), { message: `${mac} is not in the inventory` }) };
     }
-    if (!target.install_job || target.lifecycle !== 'deploying') return { status: 200, body: renderTemplate(this.template('local'), { serverName: target.name }) };
+    if (!target.install_job || target.lifecycle !== 'deploying') return { status: 200, body: renderTemplate(this.ipxe('local'), { serverName: target.name }) };
 
     const jobId = target.install_job;
     const job = await this.jobs.job(jobId);
@@ -87,7 +89,7 @@ export class BootScripts {
     const missing = !asset ? `no boot assets for ${os} in the manifest` : [asset.kernel, asset.initrd].filter((f) => !existsSync(f)).map((f) => `${f} is missing${asset.package ? ` (Debian package ${asset.package})` : ''}`)[0];
     if (missing) {
       await this.jobs.log(jobId, null, 'error', `boot: ${missing}`);
-      return { status: 200, body: renderTemplate(this.template('missing'), { message: missing }) };
+      return { status: 200, body: renderTemplate(this.ipxe('missing'), { message: missing }) };
     }
     const base = bootHttpBase(this.config);
     const token = await this.install.callbackToken(jobId);
@@ -103,12 +105,48 @@ export class BootScripts {
       kernelUrl: `${base}/boot/assets/${os}/kernel`,
       initrdUrl: `${base}/boot/assets/${os}/initrd`,
       initrdName: asset!.initrd.split('/').pop()!,
+      fqdn,
       callbackUrl: `${base}/api/v1/install-callbacks/${jobId}`,
-      templateUrl: `${base}/boot/templates/${jobId}?token=${token}`,
+      templateBase: `${base}/boot/templates/${jobId}/${token}/`,
     };
-    vars.cmdline = renderTemplate(asset!.cmdline, vars);
+    try {
+      vars.cmdline = renderTemplate(asset!.cmdline, vars);
+    } catch (err) {
+      const why = `the ${os} command line in the boot-asset manifest: ${(err as Error).message}`;
+      await this.jobs.log(jobId, null, 'error', `boot: ${why}`);
+      return { status: 200, body: renderTemplate(this.ipxe('missing'), { message: why }) };
+    }
     await this.jobs.log(jobId, null, 'info', `boot: iPXE script for ${os} served to ${mac} (${from})`);
-    return { status: 200, body: renderTemplate(this.template('install'), vars) };
+    return { status: 200, body: renderTemplate(this.ipxe('install'), vars) };
+  }
+
+  /**
+   * An install template rendered for its job (`/boot/templates/<job>/<token>/<file>`): the
+   * token must be the job's, the job still waiting for its installer.
+   */
+  async template(jobId: string, token: string, file: string, from: string): Promise<string> {
+    const job = await this.install.byToken(jobId, token);
+    const p = job.params as { os: string; hostname: string; rootPasswordHash?: string; sshKeys?: string[]; diskLayout?: 'single' | 'raid1'; network?: InstallInputs['network'] };
+    const source = shippedTemplate(p.os, file);
+    if (source === null) throw new NotFoundError('install template file', `${p.os}/${file}`);
+    const asset = this.assets()[p.os];
+    const ctx = installContext({
+      os: p.os,
+      jobId,
+      hostname: p.hostname,
+      rootPasswordHash: p.rootPasswordHash,
+      sshKeys: p.sshKeys ?? [],
+      diskLayout: p.diskLayout ?? 'single',
+      network: p.network ?? { mode: 'dhcp' },
+      mirror: asset?.mirror ?? 'http://deb.debian.org/debian',
+      proxy: this.config.boot.installProxy,
+      disks: asset?.disks ?? [],
+      callbackBase: bootHttpBase(this.config),
+      token,
+    });
+    const text = renderInstallTemplate(source, ctx, `${p.os}/${file}`);
+    await this.jobs.log(jobId, null, 'info', `boot: ${p.os} ${file} served to ${from}`);
+    return text;
   }
 
   /** An installer's kernel or initrd was fetched: a milestone for its job (first byte only). */

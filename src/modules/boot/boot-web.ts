@@ -22,6 +22,11 @@ export async function registerBootWeb(app: NestFastifyApplication): Promise<void
     return reply.code(s.status).type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(s.body);
   });
 
+  fastify.get<{ Params: { job: string; token: string; file: string } }>('/boot/templates/:job/:token/:file', async (req, reply) => {
+    const text = await scripts.template(req.params.job, req.params.token, req.params.file, req.ip);
+    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(text);
+  });
+
   fastify.get<{ Params: { os: string; which: string } }>('/boot/assets/:os/:which', async (req, reply) => {
     const file = scripts.asset(req.params.os, req.params.which);
     if (!file) return reply.code(404).send({ error: { code: 'not_found', message: `no boot asset ${req.params.os}/${req.params.which}` } });

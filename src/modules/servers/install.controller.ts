@@ -1,14 +1,17 @@
-import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { createZodDto } from 'nestjs-zod';
 import { UuidParam } from '../../common/http/params';
 import { Public, Roles } from '../auth/auth.decorators';
-import { bulkInstallInput, callbackInput, installInput } from './install.schemas';
+import { z } from 'zod';
+import { bulkInstallInput, CALLBACK_STATUSES, callbackInput, installInput, statusCallbackBody, statusCallbackQuery } from './install.schemas';
 import { InstallService } from './install.service';
 
 class InstallBody extends createZodDto(installInput) {}
 class CallbackBody extends createZodDto(callbackInput) {}
 class BulkInstallBody extends createZodDto(bulkInstallInput) {}
+class StatusCallbackQuery extends createZodDto(statusCallbackQuery) {}
+class StatusCallbackParams extends createZodDto(z.object({ id: z.uuid(), status: z.enum(CALLBACK_STATUSES) }).strict()) {}
 
 @ApiTags('servers')
 @Controller()
@@ -40,6 +43,17 @@ export class InstallController {
   @ApiOperation({ summary: 'The installer reports progress (authenticated by its job\'s callback token)' })
   async callback(@Param('id', UuidParam) id: string, @Body() body: CallbackBody) {
     await this.install.callback(id, body.token, body.status, body.message);
+    return { accepted: true };
+  }
+
+  @Post('install-callbacks/:id/:status')
+  @Public()
+  @HttpCode(202)
+  @ApiOperation({ summary: 'The installer reports progress, done or failed; the job\'s token in ?token= (single-use for done/failed); a message in the body (JSON or form), optional' })
+  async status(@Param() p: StatusCallbackParams, @Query() q: StatusCallbackQuery, @Body() body: unknown) {
+    const parsed = statusCallbackBody.safeParse(body);
+    const message = parsed.success && typeof parsed.data?.message === 'string' ? parsed.data.message : undefined;
+    await this.install.callback(p.id, q.token, p.status, message);
     return { accepted: true };
   }
 }

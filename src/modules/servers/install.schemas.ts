@@ -47,6 +47,11 @@ export const bulkInstallInput = z
 export type InstallInput = z.infer<typeof installInput>;
 export type BulkInstallInput = z.infer<typeof bulkInstallInput>;
 
+export const CALLBACK_STATUSES = ['progress', 'done', 'failed'] as const;
+/** POST …/install-callbacks/{job}/{progress|done|failed}?token=…: the body (JSON or a form) is optional. */
+export const statusCallbackQuery = z.object({ token: z.string().min(20).max(200) }).strict();
+export const statusCallbackBody = z.object({ message: z.string().max(2000).optional() }).passthrough().nullish();
+
 export const callbackInput = z
   .object({ token: z.string().min(20).max(200), status: z.enum(['started', 'done', 'failed']), message: z.string().max(2000).optional() })
   .strict();

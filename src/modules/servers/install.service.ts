@@ -138,12 +138,24 @@ export class InstallService implements OnModuleInit {
     return this.secrets.open(String(job.params.callbackToken));
   }
 
-  /** An installer reports (authenticated by its job's token, not by an API token). */
-  async callback(jobId: string, token: string, status: 'started' | 'done' | 'failed', message?: string): Promise<void> {
+  /**
+   * The install job a callback token belongs to, while it may still be used: the job runs and no
+   * done/failed was reported yet (the token is single-use for the outcome, and ends with the job).
+   */
+  async byToken(jobId: string, token: string): Promise<{ id: string; params: Record<string, unknown> }> {
     const job = await this.jobRows.job(jobId);
     if (!job || job.kind !== INSTALL) throw new NotFoundError('install job', jobId);
     if (!safeEqual(token, this.secrets.open(String(job.params.callbackToken)))) throw new DomainError('bad_callback_token', 'the callback token does not match this job', 401, 'token');
     if (job.state !== 'queued' && job.state !== 'running') throw new ConflictError('job_finished', `job ${jobId} is already ${job.state}`, { state: job.state });
+    const outcome = await this.callbacks.outcome(jobId);
+    if (outcome) throw new ConflictError('callback_used', `the installer of job ${jobId} already reported ${outcome.status}`, { status: outcome.status });
+    return { id: job.id, params: job.params };
+  }
+
+  /** An installer reports (authenticated by its job's token, not by an API token). */
+  async callback(jobId: string, token: string, status: 'started' | 'progress' | 'done' | 'failed', message?: string): Promise<void> {
+    await this.byToken(jobId, token);
     await this.callbacks.add(jobId, status, message ?? null);
+    if (status === 'progress' || status === 'started') await this.jobRows.log(jobId, null, 'info', `installer: ${message ?? status}`);
   }
 }
