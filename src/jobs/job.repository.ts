@@ -186,6 +186,15 @@ export class JobRepository {
     await this.q('INSERT INTO job_logs (job_id, seq, level, message) VALUES ($1, $2, $3, $4)', [jobId, seq, level, message]);
   }
 
+  /** A line for the task that runs now (the job's, when none runs): boot milestones of an install. */
+  async logToCurrentTask(jobId: string, level: 'info' | 'warn' | 'error', message: string): Promise<void> {
+    await this.q(
+      `INSERT INTO job_logs (job_id, seq, level, message)
+       VALUES ($1, (SELECT seq FROM job_tasks WHERE job_id = $1 AND state = 'running' ORDER BY seq LIMIT 1), $2, $3)`,
+      [jobId, level, message],
+    );
+  }
+
   logs(jobId: string, afterId = '0'): Promise<LogRow[]> {
     return this.q<LogRow>('SELECT * FROM job_logs WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT 1000', [jobId, afterId]);
   }

@@ -112,7 +112,7 @@ async function installAndBoot(kind: 'bios' | 'uefi', name: string, mac: string, 
   const vm = qemu(kind, mac, serial);
   const started = Date.now();
   try {
-    const done = await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { state: string }) => ['succeeded', 'failed', 'cancelled'].includes(j.state), 420_000, 1000).catch((err: Error) => {
+    const done = await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { state: string; tasks: { name: string }[] }) => ['succeeded', 'failed', 'cancelled'].includes(j.state), 420_000, 1000).catch((err: Error) => {
       throw new Error(`${err.message}\n--- serial ---\n${existsSync(serial) ? readFileSync(serial, 'utf8').slice(-4000) : ''}\n--- racksmith ---\n${serveLog.slice(-4000)}`);
     });
     const seconds = Math.round((Date.now() - started) / 1000);
@@ -122,7 +122,15 @@ async function installAndBoot(kind: 'bios' | 'uefi', name: string, mac: string, 
     expect(logs).toContain('boot: DHCP offer');
     expect(logs).toContain('boot: iPXE script for debian-12 served');
     expect(logs).toContain(`installer finished: test installer on inet ${address}`);
-    if (kind === 'uefi') expect(logs).toContain('with loader snponly.efi');
+    if (kind === 'uefi') {
+      expect(logs).toContain('with loader snponly.efi');
+      expect(logs).toContain(`boot: TFTP snponly.efi to ${mac} sent`);
+    }
+    // Milestones are lines of the task that waits for the installer.
+    const lines = (await call('GET', `/jobs/${job.id}/logs`)).json as { seq: number | null; message: string }[] | { items: { seq: number | null; message: string }[] };
+    const list = Array.isArray(lines) ? lines : lines.items;
+    const waitSeq = done.tasks.findIndex((x: { name: string }) => x.name === 'wait-for-installer');
+    expect(list.filter((l) => l.message.startsWith('boot: ')).every((l) => l.seq === waitSeq)).toBe(true);
     expect(await exited(vm, 60_000)).toBe(true); // the installer powered the VM off
     return seconds;
   } finally {

@@ -88,7 +88,7 @@ export class BootScripts {
     const asset = this.assets()[os];
     const missing = !asset ? `no boot assets for ${os} in the manifest` : [asset.kernel, asset.initrd].filter((f) => !existsSync(f)).map((f) => `${f} is missing${asset.package ? ` (Debian package ${asset.package})` : ''}`)[0];
     if (missing) {
-      await this.jobs.log(jobId, null, 'error', `boot: ${missing}`);
+      await this.jobs.logToCurrentTask(jobId, 'error', `boot: ${missing}`);
       return { status: 200, body: renderTemplate(this.ipxe('missing'), { message: missing }) };
     }
     const base = bootHttpBase(this.config);
@@ -113,10 +113,10 @@ export class BootScripts {
       vars.cmdline = renderTemplate(asset!.cmdline, vars);
     } catch (err) {
       const why = `the ${os} command line in the boot-asset manifest: ${(err as Error).message}`;
-      await this.jobs.log(jobId, null, 'error', `boot: ${why}`);
+      await this.jobs.logToCurrentTask(jobId, 'error', `boot: ${why}`);
       return { status: 200, body: renderTemplate(this.ipxe('missing'), { message: why }) };
     }
-    await this.jobs.log(jobId, null, 'info', `boot: iPXE script for ${os} served to ${mac} (${from})`);
+    await this.jobs.logToCurrentTask(jobId, 'info', `boot: iPXE script for ${os} served to ${mac} (${from})`);
     return { status: 200, body: renderTemplate(this.ipxe('install'), vars) };
   }
 
@@ -145,7 +145,7 @@ export class BootScripts {
       token,
     });
     const text = renderInstallTemplate(source, ctx, `${p.os}/${file}`);
-    await this.jobs.log(jobId, null, 'info', `boot: ${p.os} ${file} served to ${from}`);
+    await this.jobs.logToCurrentTask(jobId, 'info', `boot: ${p.os} ${file} served to ${from}`);
     return text;
   }
 
@@ -154,6 +154,6 @@ export class BootScripts {
     const lease = await this.repo.leaseByIp(from);
     if (!lease) return;
     const target = await this.repo.target(lease.mac);
-    if (target?.install_job) await this.jobs.log(target.install_job, null, 'info', `boot: ${os} ${which} fetched by ${lease.mac} (${from})`);
+    if (target?.install_job) await this.jobs.logToCurrentTask(target.install_job, 'info', `boot: ${os} ${which} fetched by ${lease.mac} (${from})`);
   }
 }

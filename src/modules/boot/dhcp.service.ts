@@ -84,12 +84,25 @@ export class DhcpService implements OnApplicationShutdown {
     this.log.info({ mode: b.dhcpMode, address: b.address, ...this.ports }, 'dhcp serving');
   }
 
+  /** Addresses PXE clients asked from (proxyDHCP on 4011): their TFTP fetches are theirs. */
+  private readonly recent = new Map<string, string>();
+
+  /** Which MAC an address belongs to: a client seen by proxyDHCP, or a lease racksmith gave. */
+  async macFor(ip: string): Promise<string | null> {
+    return this.recent.get(ip) ?? (await this.repo.leaseByIp(ip))?.mac ?? null;
+  }
+
   private async milestone(m: BootMilestone): Promise<void> {
     this.answers.inc({ type: m.event });
+    if (m.ip && m.ip !== '0.0.0.0') {
+      this.recent.delete(m.ip);
+      this.recent.set(m.ip, m.mac);
+      if (this.recent.size > 4096) this.recent.delete(this.recent.keys().next().value!);
+    }
     const target = await this.repo.target(m.mac).catch(() => null);
     if (!target?.install_job) return;
     const what = m.client === 'ipxe' ? `iPXE script ${m.file}` : `loader ${m.file}`;
-    await this.jobs.log(target.install_job, null, 'info', `boot: DHCP ${m.event} to ${m.mac} with ${what}`).catch((err: Error) => this.log.warn({ err: err.message }, 'could not log a boot milestone'));
+    await this.jobs.logToCurrentTask(target.install_job, 'info', `boot: DHCP ${m.event} to ${m.mac} with ${what}`).catch((err: Error) => this.log.warn({ err: err.message }, 'could not log a boot milestone'));
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -5,6 +5,9 @@ import { LOGGER } from '../../app.tokens';
 import { AppConfig, type Config } from '../../config/config';
 import { HealthService } from '../health/health.service';
 import { MetricsService } from '../metrics/metrics.service';
+import { JobRepository } from '../../jobs/job.repository';
+import { BootRepository } from './boot.repository';
+import { DhcpService } from './dhcp.service';
 import { TftpFiles, type GeneratedFile } from './tftp/tftp-files';
 import { TftpServer, type TransferEnd } from './tftp/tftp-server';
 
@@ -24,6 +27,9 @@ export class TftpService implements OnApplicationShutdown {
   constructor(
     @Inject(AppConfig) private readonly config: Config,
     @Inject(LOGGER) private readonly log: Logger,
+    private readonly dhcp: DhcpService,
+    private readonly repo: BootRepository,
+    private readonly jobs: JobRepository,
     health: HealthService,
     metrics: MetricsService,
   ) {
@@ -65,10 +71,20 @@ export class TftpService implements OnApplicationShutdown {
       this.transfers.inc({ outcome: e.outcome });
       this.bytes.inc(e.bytes);
       this.log.debug({ component: 'tftp', client: e.client.address, filename: e.filename, outcome: e.outcome, bytes: e.bytes, ms: e.ms }, 'tftp transfer ended');
+      void this.milestone(e).catch((err: Error) => this.log.warn({ err: err.message }, 'could not log a boot milestone'));
     });
     this.listening = await server.start();
     this.server = server;
     this.log.info({ address: this.listening.address, port: this.listening.port, root: b.tftpRoot }, 'tftp serving');
+  }
+
+  /** A loader sent to a machine whose install waits: a line in its job's log. */
+  private async milestone(e: TransferEnd): Promise<void> {
+    const mac = await this.dhcp.macFor(e.client.address);
+    const target = mac ? await this.repo.target(mac) : null;
+    if (!target?.install_job) return;
+    const how = e.outcome === 'done' ? `sent (${e.bytes} bytes in ${e.ms} ms, blksize ${e.blksize}, window ${e.windowsize})` : `not sent: ${e.outcome}`;
+    await this.jobs.logToCurrentTask(target.install_job, e.outcome === 'done' ? 'info' : 'warn', `boot: TFTP ${e.filename} to ${mac} ${how}`);
   }
 
   get address(): { address: string; port: number } | undefined {
