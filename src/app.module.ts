@@ -17,6 +17,7 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { ServerPowerModule } from './modules/power/power.module';
 import { ConsoleModule } from './modules/console/console.module';
 import { BootModule } from './modules/boot/boot.module';
+import { TemplatesModule } from './modules/templates/templates.module';
 
 @Global()
 @Module({})
@@ -41,7 +42,7 @@ export class AppModule {
   static register(rt: Runtime): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule, ConsoleModule, BootModule],
+      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule, ConsoleModule, BootModule, TemplatesModule],
     };
   }
 }

@@ -81,7 +81,7 @@ it('the Debian installer boots through racksmith and fetches its rendered presee
   ]);
   const started = Date.now();
   try {
-    await until(async () => JSON.stringify((await call('GET', `/jobs/${job.id}/logs`)).json), (l) => l.includes('boot: debian-12 preseed.cfg served'), 200_000, 2000).catch((err: Error) => {
+    await until(async () => JSON.stringify((await call('GET', `/jobs/${job.id}/logs`)).json), (l) => l.includes('boot: debian-12 preseed.cfg (shipped) served'), 200_000, 2000).catch((err: Error) => {
       throw new Error(`${err.message}\n--- serial ---\n${existsSync(serial) ? readFileSync(serial, 'utf8').slice(-3000) : ''}\n--- racksmith ---\n${serveLog.slice(-3000)}`);
     });
     console.log(`Debian installer fetched its preseed ${Math.round((Date.now() - started) / 1000)} s after power-on`);

@@ -180,7 +180,7 @@ describe('DHCP from the inventory', () => {
     expect((await t.request({ url: `/boot/templates/${job}/${token}/preseed.cfg`, token: '' })).status).toBe(409);
     const logs = JSON.stringify((await t.request({ url: `/api/v1/jobs/${job}/logs` })).json);
     expect(logs).toContain('installer: partitioning');
-    expect(logs).toContain('boot: debian-12 preseed.cfg served');
+    expect(logs).toContain('boot: debian-12 preseed.cfg (shipped) served');
     expect(await query(t.db.url, `SELECT status, message FROM install_callbacks WHERE job_id = $1 ORDER BY id`, [job])).toEqual([{ status: 'progress', message: 'partitioning' }, { status: 'done', message: 'late_command ran' }]);
   });
 });

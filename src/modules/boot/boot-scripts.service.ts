@@ -11,7 +11,8 @@ import { InstallService } from '../servers/install.service';
 import { BootRepository } from './boot.repository';
 import { bootHttpBase } from './dhcp.service';
 import { NotFoundError } from '../../common/errors';
-import { installContext, renderInstallTemplate, shippedTemplate, type InstallInputs } from '../templates/install-templates';
+import { installContext, renderInstallTemplate, type InstallInputs } from '../templates/install-templates';
+import { InstallTemplatesService } from '../templates/install-templates.service';
 
 /** The racksmith folder: pxe/ and the default boot-asset manifest live there. */
 const PACKAGE_ROOT = join(__dirname, '..', '..', '..');
@@ -43,7 +44,7 @@ export interface BootScript {
 @Injectable()
 export class BootScripts {
   private manifest?: Record<string, BootAsset>;
-  private readonly templates = new Map<string, string>();
+  private readonly scripts = new Map<string, string>();
 
   constructor(
     @Inject(AppConfig) private readonly config: Config,
@@ -51,6 +52,7 @@ export class BootScripts {
     private readonly repo: BootRepository,
     private readonly jobs: JobRepository,
     private readonly install: InstallService,
+    private readonly installTemplates: InstallTemplatesService,
   ) {}
 
   private assets(): Record<string, BootAsset> {
@@ -69,8 +71,8 @@ export class BootScripts {
   }
 
   private ipxe(name: string): string {
-    let t = this.templates.get(name);
-    if (t === undefined) this.templates.set(name, (t = readFileSync(join(PXE, `${name}.ipxe`), 'utf8')));
+    let t = this.scripts.get(name);
+    if (t === undefined) this.scripts.set(name, (t = readFileSync(join(PXE, `${name}.ipxe`), 'utf8')));
     return t;
   }
 
@@ -127,7 +129,7 @@ export class BootScripts {
   async template(jobId: string, token: string, file: string, from: string): Promise<string> {
     const job = await this.install.byToken(jobId, token);
     const p = job.params as { os: string; hostname: string; rootPasswordHash?: string; sshKeys?: string[]; diskLayout?: 'single' | 'raid1'; network?: InstallInputs['network'] };
-    const source = shippedTemplate(p.os, file);
+    const source = await this.installTemplates.source(p.os, file);
     if (source === null) throw new NotFoundError('install template file', `${p.os}/${file}`);
     const asset = this.assets()[p.os];
     const ctx = installContext({
@@ -144,8 +146,8 @@ export class BootScripts {
       callbackBase: bootHttpBase(this.config),
       token,
     });
-    const text = renderInstallTemplate(source, ctx, `${p.os}/${file}`);
-    await this.jobs.logToCurrentTask(jobId, 'info', `boot: ${p.os} ${file} served to ${from}`);
+    const text = renderInstallTemplate(source.body, ctx, `${p.os}/${file}@${source.version}`);
+    await this.jobs.logToCurrentTask(jobId, 'info', `boot: ${p.os} ${file} (${source.version ? `version ${source.version}` : 'shipped'}) served to ${from}`);
     return text;
   }
 

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { InventoryModule } from '../inventory/inventory.module';
 import { ServersModule } from '../servers/servers.module';
+import { TemplatesModule } from '../templates/templates.module';
 import { BootScripts } from './boot-scripts.service';
 import { BootNetworksController } from './boot.controller';
 import { BootNetworksService } from './boot-networks.service';
@@ -10,7 +11,7 @@ import { TftpService } from './tftp.service';
 
 /** Network boot: DHCP/proxyDHCP, TFTP for the first-stage loaders, provisioning networks. */
 @Module({
-  imports: [InventoryModule, ServersModule],
+  imports: [InventoryModule, ServersModule, TemplatesModule],
   controllers: [BootNetworksController],
   providers: [TftpService, DhcpService, BootRepository, BootNetworksService, BootScripts],
   exports: [TftpService, DhcpService, BootScripts],
