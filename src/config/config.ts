@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
@@ -62,6 +63,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_CONSOLE_RECONCILE_INTERVAL', key: 'console.reconcileInterval', schema: int(0, 86400), default: 60, expected: 'seconds, an integer from 0 to 86400', description: 'How often ended grants are revoked on their BMCs and unknown racksmith accounts removed (also once at start). 0 turns the schedule off.' },
   { env: 'RACKSMITH_PUBLIC_URL', key: 'http.publicUrl', schema: z.string().url().refine((u) => /^https?:\/\//.test(u)), expected: 'an http(s):// URL', description: 'How customers reach racksmith, for the web console links in grants. Unset: taken from the request.' },
   { env: 'RACKSMITH_BOOT_ADDRESS', key: 'boot.address', schema: z.ipv4(), expected: 'an IPv4 address of this host', description: 'Address of the provisioning network the boot services (TFTP; DHCP and HTTP boot as they land) bind to, in roles all and agent. Unset: the boot services stay off, and `/health` says so.' },
+  { env: 'RACKSMITH_BOOT_INTERFACE', key: 'boot.interface', schema: z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/), expected: 'a network interface name', description: 'The provisioning network\'s interface: its IPv4 address becomes the boot address (or must be it, when both are set). DHCP still listens on all interfaces (Node.js cannot bind a socket to one) and answers only known MACs.' },
   { env: 'RACKSMITH_TFTP_PORT', key: 'boot.tftpPort', schema: int(0, 65535), default: 69, expected: 'a UDP port', description: 'TFTP port (69 needs root or CAP_NET_BIND_SERVICE).' },
   { env: 'RACKSMITH_TFTP_ROOT', key: 'boot.tftpRoot', schema: z.string().min(1), default: '/usr/lib/ipxe', expected: 'a directory', description: 'Files TFTP serves (the Debian `ipxe` package: undionly.kpxe, ipxe.efi, snponly.efi). Names outside it are refused.' },
   { env: 'RACKSMITH_TFTP_MAX_TRANSFERS', key: 'boot.tftpMaxTransfers', schema: int(1, 10000), default: 1000, expected: 'an integer from 1 to 10000', description: 'TFTP transfers at once; more are told "server busy" (at most 16 per client address).' },
@@ -74,6 +76,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_BOOT_HTTP_URL', key: 'boot.httpUrl', schema: z.string().url().refine((u) => /^https?:\/\//.test(u)), expected: 'an http(s):// URL', description: 'How machines on the provisioning network reach racksmith\'s HTTP server (iPXE scripts, kernels). Unset: http://<boot address>:<port>.' },
   { env: 'RACKSMITH_BOOT_ASSETS', key: 'boot.assets', schema: z.string().min(1), default: 'pxe/boot-assets.yaml', expected: 'a YAML file', description: 'Kernels, initrds and command lines of the installers by OS template (relative paths from the racksmith folder).' },
   { env: 'RACKSMITH_INSTALL_PROXY', key: 'boot.installProxy', schema: z.string().url(), expected: 'an http(s):// URL', description: 'HTTP proxy the installers use for their mirror (rendered into the install templates).' },
+  { env: 'RACKSMITH_BOOT_DISCOVERY', key: 'boot.discovery', schema: bool, default: false, expected: 'true or false', description: 'Record the MACs of machines racksmith does not know that ask to network-boot (`GET /api/v1/boot/discovered`); they still get no answer.' },
   { env: 'RACKSMITH_ROLE', key: 'role', schema: z.enum(ROLES), default: 'all', expected: ROLES.join(', '), description: 'Process role; `serve --role` overrides it.' },
   { env: 'RACKSMITH_SITE', key: 'site', schema: siteCode, expected: 'a site code (lowercase letters, digits, dashes)', description: 'Site an agent serves; `serve --site` overrides it.' },
 ];
@@ -93,7 +96,7 @@ export interface Config {
   bmc: { ipmitool: string; ipmipower: string; ipmipowerWorkarounds: string; cipherSuite: number; timeout: number; retries: number; redfishCa?: string; redfishVerifyTls: boolean };
   power: { syncInterval: number; syncConcurrency: number };
   console: { slots: string; maxTtl: number; reconcileInterval: number };
-  boot: { address?: string; tftpPort: number; tftpRoot: string; tftpMaxTransfers: number; dhcpMode: 'proxy' | 'authoritative' | 'off'; dhcpBindAddress: string; dhcpPort: number; dhcpProxyPort: number; dhcpBroadcast: string; dhcpClientPort: number; httpUrl?: string; assets: string; installProxy?: string };
+  boot: { address?: string; interface?: string; tftpPort: number; tftpRoot: string; tftpMaxTransfers: number; dhcpMode: 'proxy' | 'authoritative' | 'off'; dhcpBindAddress: string; dhcpPort: number; dhcpProxyPort: number; dhcpBroadcast: string; dhcpClientPort: number; httpUrl?: string; assets: string; installProxy?: string; discovery: boolean };
   role: ProcessRole;
   site?: string;
 }
@@ -185,6 +188,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       continue;
     }
     setPath(out, s.key, parsed.data);
+  }
+  // The boot interface names the boot address (or must hold it).
+  const iface = out.boot?.interface as string | undefined;
+  if (iface) {
+    const addresses = (networkInterfaces()[iface] ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address);
+    if (!addresses.length) problems.push(`RACKSMITH_BOOT_INTERFACE: ${iface} has no IPv4 address here (have: ${Object.keys(networkInterfaces()).join(', ')})`);
+    else if (out.boot.address && !addresses.includes(out.boot.address)) problems.push(`RACKSMITH_BOOT_ADDRESS: ${out.boot.address} is not an address of ${iface} (${addresses.join(', ')})`);
+    else out.boot.address ??= addresses[0];
   }
   if (problems.length) throw new ConfigError(problems);
   out.auth ??= {};

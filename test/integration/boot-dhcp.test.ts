@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { createSocket, type Socket } from 'node:dgram';
 import { encodeDhcp, MSG, opt, OPT, parseDhcp, type DhcpPacket } from '../../src/modules/boot/dhcp/dhcp-packet';
 import { DhcpService } from '../../src/modules/boot/dhcp.service';
+import { TftpService } from '../../src/modules/boot/tftp.service';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { InstallService } from '../../src/modules/servers/install.service';
 import { startTestApp, type TestApp } from '../support/app';
 import { query } from '../support/db';
@@ -20,6 +23,7 @@ let t: TestApp;
 let client: Socket;
 const got: DhcpPacket[] = [];
 let dhcpPort: number;
+let tftpPort: number;
 let siteModel: string;
 let dir: string;
 const kernel = randomBytes(300_000);
@@ -29,6 +33,7 @@ beforeAll(async () => {
   client.on('message', (m) => got.push(parseDhcp(m)!));
   await new Promise<void>((r) => client.bind(0, '0.0.0.0', () => r()));
   dhcpPort = await freeUdpPort();
+  tftpPort = await freeUdpPort();
   // A manifest of our own: debian-12's "installer" is a file of random bytes here.
   dir = mkdtempSync(join(tmpdir(), 'racksmith-boot-'));
   writeFileSync(join(dir, 'vmlinuz'), kernel);
@@ -44,7 +49,10 @@ beforeAll(async () => {
     RACKSMITH_DHCP_CLIENT_PORT: String(client.address().port),
     RACKSMITH_BOOT_HTTP_URL: 'http://127.0.0.1:8080',
     RACKSMITH_BOOT_ASSETS: join(dir, 'assets.yaml'),
+    RACKSMITH_BOOT_DISCOVERY: 'true',
+    RACKSMITH_TFTP_PORT: String(tftpPort),
   });
+  await t.app.get(TftpService).start();
   await t.app.get(DhcpService).start();
   await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
   siteModel = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: '1U', heightU: 1, bmcDriver: 'fake' } })).json.id;
@@ -107,6 +115,8 @@ describe('DHCP from the inventory', () => {
     const u = send(MSG.DISCOVER, '52:54:00:ff:ff:ff', PXE);
     await new Promise((res) => setTimeout(res, 300));
     expect(replies(u)).toEqual([]);
+    // Not answered, but recorded for discovery (RACKSMITH_BOOT_DISCOVERY).
+    expect((await t.request({ url: '/api/v1/boot/discovered' })).json).toEqual([expect.objectContaining({ mac: '52:54:00:ff:ff:ff', requests: 1, arch: 0, vendorClass: 'PXEClient:Arch:00000:UNDI:002001' })]);
     expect((await t.request({ url: '/health', token: '' })).json.checks.dhcp).toMatchObject({ status: 'ok', detail: expect.stringContaining('authoritative') });
   });
 
@@ -127,6 +137,9 @@ describe('DHCP from the inventory', () => {
     expect(script.text).toContain('initrd --name initrd.gz http://127.0.0.1:8080/boot/assets/debian-12/initrd');
     const idle = await t.request({ url: '/boot/ipxe/52:54:00:aa:00:02', token: '' });
     expect(idle.text).toMatch(/boots from its disk\nexit\n/);
+    // The same script over TFTP, for iPXE builds that chain by TFTP.
+    // (curl runs beside the server in this process, so not execFileSync: it would block the server.)
+    expect((await promisify(execFile)('curl', ['-sS', '-m', '10', `tftp://127.0.0.1:${tftpPort}/racksmith/52-54-00-aa-00-02.ipxe`], { encoding: 'utf8' })).stdout).toBe(idle.text);
     const unknown = await t.request({ url: '/boot/ipxe/52:54:00:ff:ff:fe', token: '' });
     expect(unknown.status).toBe(404);
     expect(unknown.text).toContain('not in the inventory');

@@ -38,6 +38,13 @@ describe('configuration', () => {
     expect(c.site).toBe('baltic');
   });
 
+  it('a boot interface gives the boot address, or must hold the one given', () => {
+    expect(loadConfig({ RACKSMITH_BOOT_INTERFACE: 'lo' }).boot.address).toBe('127.0.0.1');
+    expect(loadConfig({ RACKSMITH_BOOT_INTERFACE: 'lo', RACKSMITH_BOOT_ADDRESS: '127.0.0.1' }).boot.address).toBe('127.0.0.1');
+    expect(problems({ RACKSMITH_BOOT_INTERFACE: 'lo', RACKSMITH_BOOT_ADDRESS: '10.9.9.9' })).toEqual([expect.stringContaining('RACKSMITH_BOOT_ADDRESS: 10.9.9.9 is not an address of lo')]);
+    expect(problems({ RACKSMITH_BOOT_INTERFACE: 'nosuch0' })).toEqual([expect.stringContaining('RACKSMITH_BOOT_INTERFACE: nosuch0 has no IPv4 address')]);
+  });
+
   it('lists every bad and unknown key in one error', () => {
     const p = problems({ RACKSMITH_PORT: 'eighty', RACKSMITH_LOG_LEVEL: 'loud', RACKSMITH_PROT: '1', DATABASE_URL: 'mysql://x/y', PATH: '/bin' });
     expect(p).toEqual(

@@ -7,9 +7,22 @@ import { UuidParam } from '../../common/http/params';
 import { Roles } from '../auth/auth.decorators';
 import { BootNetworksService } from './boot-networks.service';
 import { bootNetworkInput } from './boot.schemas';
+import { BootRepository } from './boot.repository';
 
 class BootNetworkBody extends createZodDto(bootNetworkInput) {}
 class BootNetworkQuery extends createZodDto(z.object({ site: z.string().min(1).max(64).optional() }).strict()) {}
+
+@ApiTags('boot')
+@ApiBearerAuth()
+@Controller('boot')
+export class BootDiscoveryController {
+  constructor(private readonly repo: BootRepository) {}
+
+  @Get('discovered') @Roles(...READ_ROLES) @ApiOperation({ summary: 'Unknown MACs that asked to network-boot (RACKSMITH_BOOT_DISCOVERY), not yet in the inventory' })
+  async discovered() {
+    return (await this.repo.discoveries()).map((d) => ({ mac: d.mac, firstSeen: d.first_seen, lastSeen: d.last_seen, requests: d.requests, arch: d.arch, vendorClass: d.vendor_class }));
+  }
+}
 
 @ApiTags('boot')
 @ApiBearerAuth()

@@ -1,9 +1,9 @@
-import { Module } from '@nestjs/common';
+import { Module, type OnModuleInit } from '@nestjs/common';
 import { InventoryModule } from '../inventory/inventory.module';
 import { ServersModule } from '../servers/servers.module';
 import { TemplatesModule } from '../templates/templates.module';
 import { BootScripts } from './boot-scripts.service';
-import { BootNetworksController } from './boot.controller';
+import { BootDiscoveryController, BootNetworksController } from './boot.controller';
 import { BootNetworksService } from './boot-networks.service';
 import { BootRepository } from './boot.repository';
 import { DhcpService } from './dhcp.service';
@@ -12,8 +12,23 @@ import { TftpService } from './tftp.service';
 /** Network boot: DHCP/proxyDHCP, TFTP for the first-stage loaders, provisioning networks. */
 @Module({
   imports: [InventoryModule, ServersModule, TemplatesModule],
-  controllers: [BootNetworksController],
+  controllers: [BootNetworksController, BootDiscoveryController],
   providers: [TftpService, DhcpService, BootRepository, BootNetworksService, BootScripts],
   exports: [TftpService, DhcpService, BootScripts],
 })
-export class BootModule {}
+export class BootModule implements OnModuleInit {
+  constructor(
+    private readonly tftp: TftpService,
+    private readonly scripts: BootScripts,
+  ) {}
+
+  /** TFTP also serves each machine's iPXE script as racksmith/<mac>.ipxe (for iPXE builds that chain over TFTP). */
+  onModuleInit(): void {
+    this.tftp.provide(async (name, client) => {
+      const m = /^racksmith\/((?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2})\.ipxe$/i.exec(name);
+      if (!m) return null;
+      const s = await this.scripts.script(m[1]!.toLowerCase().replace(/-/g, ':'), client.address);
+      return s.status === 200 ? Buffer.from(s.body) : null;
+    });
+  }
+}

@@ -79,6 +79,23 @@ export class BootRepository {
     return row ?? null;
   }
 
+  /** An unknown MAC asked to boot: one row per MAC, counted. */
+  async discovered(mac: string, arch: number | null, vendorClass: string | null): Promise<void> {
+    await this.db.rows(
+      `INSERT INTO discovered_macs (mac, arch, vendor_class) VALUES ($1, $2, $3)
+       ON CONFLICT (mac) DO UPDATE SET last_seen = now(), requests = discovered_macs.requests + 1, arch = EXCLUDED.arch, vendor_class = EXCLUDED.vendor_class`,
+      [mac, arch, vendorClass],
+    );
+  }
+
+  /** Discovered MACs not (yet) in the inventory, newest first. */
+  discoveries(): Promise<{ mac: string; first_seen: Date; last_seen: Date; requests: number; arch: number | null; vendor_class: string | null }[]> {
+    return this.db.rows(
+      `SELECT mac::text AS mac, first_seen, last_seen, requests, arch, vendor_class FROM discovered_macs m
+        WHERE NOT EXISTS (SELECT 1 FROM nics n WHERE n.mac = m.mac) ORDER BY last_seen DESC LIMIT 1000`,
+    );
+  }
+
   leases(networkId: string): Promise<{ mac: string; ip: string; device_id: string | null; state: string; expires_at: Date | null; updated_at: Date }[]> {
     return this.db.rows(`SELECT mac::text AS mac, host(ip) AS ip, device_id, state, expires_at, updated_at FROM dhcp_leases WHERE network_id = $1 ORDER BY ip`, [networkId]);
   }

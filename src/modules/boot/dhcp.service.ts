@@ -60,7 +60,10 @@ export class DhcpService implements OnApplicationShutdown {
       return target;
     },
     lease: (e) => this.repo.lease({ mac: e.mac, networkId: e.networkId, ip: e.ip, deviceId: e.serverId, state: e.state, seconds: e.seconds }),
-    unknown: async (mac, info) => this.log.info({ component: 'dhcp', mac, ...info }, 'dhcp: a machine racksmith does not know asked to boot'),
+    unknown: async (mac, info) => {
+      this.log.info({ component: 'dhcp', mac, ...info }, 'dhcp: a machine racksmith does not know asked to boot');
+      if (this.config.boot.discovery) await this.repo.discovered(mac, info.arch ?? null, info.vendorClass ?? null);
+    },
   };
 
   async start(): Promise<void> {
