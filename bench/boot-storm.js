@@ -13,7 +13,7 @@ const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { Client } = require('pg');
-const { start, waitFor, freePort } = require('./lib');
+const { start, waitFor, freePort, freeUdpPort } = require('./lib');
 const { encodeDhcp, parseDhcp, MSG, OPT, opt } = require('../dist/modules/boot/dhcp/dhcp-packet');
 const { requestPacket, ackPacket, parsePacket } = require('../dist/modules/boot/tftp/tftp-packet');
 
@@ -152,9 +152,9 @@ async function storm(label, one) {
 
   const client = await udp('127.0.0.1');
   const port = await freePort();
-  const dhcpPort = (await udp('127.0.0.1').then((s) => { const p = s.address().port; s.close(); return p; }));
-  const tftpPort = (await udp('127.0.0.1').then((s) => { const p = s.address().port; s.close(); return p; }));
-  const hpaPort = (await udp('127.0.0.1').then((s) => { const p = s.address().port; s.close(); return p; }));
+  const dhcpPort = await freeUdpPort();
+  const tftpPort = await freeUdpPort();
+  const hpaPort = await freeUdpPort();
   const proc = start(process.execPath, [join(ROOT, 'bin', 'racksmith.js'), 'serve'], {
     ...env,
     RACKSMITH_PORT: String(port),

@@ -71,4 +71,16 @@ function cannon(url, { connections, seconds, headers = {} }) {
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts };
 }
 
-module.exports = { freePort, start, waitFor, median, cannon };
+/** A UDP port nobody holds right now on 127.0.0.1. */
+function freeUdpPort() {
+  const { createSocket } = require('node:dgram');
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+module.exports = { freePort, freeUdpPort, start, waitFor, median, cannon };

@@ -12,24 +12,13 @@ const { randomBytes } = require('node:crypto');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { promisify } = require('node:util');
-const { start, median } = require('./lib');
-const { createSocket } = require('node:dgram');
+const { start, median, freeUdpPort } = require('./lib');
 
 const run = promisify(execFile);
 const RUNS = Number(process.argv[2] || 3);
 const SIZE = Number(process.argv[3] || 64) * 1024 * 1024;
 const CLIENTS = Number(process.argv[4] || 50);
 const SMALL = 8 * 1024 * 1024;
-
-function freeUdpPort() {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function timed(fn) {
   const t0 = performance.now();

@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { createTestDatabase, type TestDatabase } from '../support/db';
-import { createNetns, requireNetbootPeers, type Netns } from '../support/netboot-lab';
-import { ROOT } from '../support/cli';
+import { createNetns, requireNetbootPeers, startLabRacksmith, type LabRacksmith, type Netns } from '../support/netboot-lab';
 import { requirePeer } from '../support/peers';
 import { until } from '../support/wait';
 
@@ -16,20 +15,13 @@ import { until } from '../support/wait';
  */
 jest.setTimeout(600_000);
 
-const TOKEN = 'e2e-bootstrap-token-0123456789abcdef';
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl engineer@example';
 
 let dir: string;
 let db: TestDatabase;
 let ns: Netns;
-let api: string;
-let serveLog = '';
-
-async function call(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${api}/api/v1${path}`, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
+let lab: LabRacksmith;
+const call = (method: string, path: string, body?: unknown) => lab.call(method, path, body);
 
 beforeAll(async () => {
   requireNetbootPeers();
@@ -37,25 +29,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'racksmith-e2e-di-'));
   db = await createTestDatabase();
   ns = createNetns('di');
-  api = `http://${ns.apiAddress}:8080`;
-  ns.spawn(process.execPath, [join(ROOT, 'bin', 'racksmith.js'), 'serve'], {
-    env: {
-      DATABASE_URL: `postgres://postgres@localhost/${db.name}?host=/var/run/postgresql`,
-      RACKSMITH_HOST: '0.0.0.0',
-      RACKSMITH_PORT: '8080',
-      RACKSMITH_BOOTSTRAP_TOKEN: TOKEN,
-      RACKSMITH_INVENTORY_SEED: '',
-      RACKSMITH_POWER_SYNC_INTERVAL: '0',
-      RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0',
-      RACKSMITH_BOOT_ADDRESS: ns.bridgeAddress,
-      RACKSMITH_DHCP_MODE: 'authoritative',
-    },
-    log: (s) => (serveLog += s),
-  });
-  await until(async () => fetch(`${api}/health`).then((r) => r.status, () => 0), (s) => s === 200, 60_000, 200);
-  await call('POST', '/sites', { code: 'lab', name: 'Lab' });
-  // The installer stops without a name server (LAB.md) and without a default route: the bridge's address does for both.
-  expect((await call('POST', '/boot-networks', { site: 'lab', name: 'prov', cidr: '10.77.0.0/24', gateway: ns.bridgeAddress, dns: [ns.bridgeAddress], leaseSeconds: 600 })).status).toBe(201);
+  // The shipped boot-asset manifest: debian-12 is the real installer.
+  lab = await startLabRacksmith(ns, db.name);
 });
 
 afterAll(async () => {
@@ -82,7 +57,7 @@ it('the Debian installer boots through racksmith and fetches its rendered presee
   const started = Date.now();
   try {
     await until(async () => JSON.stringify((await call('GET', `/jobs/${job.id}/logs`)).json), (l) => l.includes('boot: debian-12 preseed.cfg (shipped) served'), 200_000, 2000).catch((err: Error) => {
-      throw new Error(`${err.message}\n--- serial ---\n${existsSync(serial) ? readFileSync(serial, 'utf8').slice(-3000) : ''}\n--- racksmith ---\n${serveLog.slice(-3000)}`);
+      throw new Error(`${err.message}\n--- serial ---\n${existsSync(serial) ? readFileSync(serial, 'utf8').slice(-3000) : ''}\n--- racksmith ---\n${lab.log().slice(-3000)}`);
     });
     console.log(`Debian installer fetched its preseed ${Math.round((Date.now() - started) / 1000)} s after power-on`);
     const logs = JSON.stringify((await call('GET', `/jobs/${job.id}/logs`)).json);

@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { createTestDatabase, type TestDatabase } from '../support/db';
-import { buildTestInitramfs, createNetns, requireNetbootPeers, type Netns } from '../support/netboot-lab';
-import { ROOT } from '../support/cli';
+import { buildTestInitramfs, createNetns, requireNetbootPeers, startLabRacksmith, type LabRacksmith, type Netns } from '../support/netboot-lab';
 import { until } from '../support/wait';
 
 /**
@@ -16,21 +15,14 @@ import { until } from '../support/wait';
  */
 jest.setTimeout(900_000);
 
-const TOKEN = 'e2e-bootstrap-token-0123456789abcdef';
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl engineer@example';
 
 let dir: string;
 let db: TestDatabase;
 let ns: Netns;
-let api: string;
-let serveLog = '';
+let lab: LabRacksmith;
 let modelId: string;
-
-async function call(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${api}/api/v1${path}`, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
+const call = (method: string, path: string, body?: unknown) => lab.call(method, path, body);
 
 beforeAll(async () => {
   const { kernel, modulesDir } = requireNetbootPeers();
@@ -39,29 +31,8 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'assets.yaml'), `debian-12:\n  kernel: ${kernel}\n  initrd: ${initrd}\n  cmdline: console=ttyS0 panic=5 hostname={{hostname}}\n`);
   db = await createTestDatabase();
   ns = createNetns('boot');
-  api = `http://${ns.apiAddress}:8080`;
-  // PostgreSQL over its unix socket: the namespace has its own loopback, but the same files.
-  const url = `postgres://postgres@localhost/${db.name}?host=/var/run/postgresql`;
-  ns.spawn(process.execPath, [join(ROOT, 'bin', 'racksmith.js'), 'serve'], {
-    env: {
-      DATABASE_URL: url,
-      RACKSMITH_HOST: '0.0.0.0',
-      RACKSMITH_PORT: '8080',
-      RACKSMITH_BOOTSTRAP_TOKEN: TOKEN,
-      RACKSMITH_INVENTORY_SEED: '',
-      RACKSMITH_POWER_SYNC_INTERVAL: '0',
-      RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0',
-      RACKSMITH_BOOT_ADDRESS: ns.bridgeAddress,
-      RACKSMITH_DHCP_MODE: 'authoritative',
-      RACKSMITH_BOOT_ASSETS: join(dir, 'assets.yaml'),
-      RACKSMITH_LOG_LEVEL: 'debug',
-    },
-    log: (s) => (serveLog += s),
-  });
-  await until(async () => fetch(`${api}/health`).then((r) => r.status, () => 0), (s) => s === 200, 60_000, 200);
-  await call('POST', '/sites', { code: 'lab', name: 'Lab' });
+  lab = await startLabRacksmith(ns, db.name, { RACKSMITH_BOOT_ASSETS: join(dir, 'assets.yaml'), RACKSMITH_LOG_LEVEL: 'debug' });
   modelId = (await call('POST', '/hardware-models', { vendor: 'Lab', model: 'VM', heightU: 1, bmcDriver: 'fake' })).json.id;
-  expect((await call('POST', '/boot-networks', { site: 'lab', name: 'prov', cidr: '10.77.0.0/24', gateway: ns.bridgeAddress, dns: [ns.bridgeAddress], leaseSeconds: 600 })).status).toBe(201);
 });
 
 afterAll(async () => {
@@ -113,7 +84,7 @@ async function installAndBoot(kind: 'bios' | 'uefi', name: string, mac: string, 
   const started = Date.now();
   try {
     const done = await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { state: string; tasks: { name: string }[] }) => ['succeeded', 'failed', 'cancelled'].includes(j.state), 420_000, 1000).catch((err: Error) => {
-      throw new Error(`${err.message}\n--- serial ---\n${existsSync(serial) ? readFileSync(serial, 'utf8').slice(-4000) : ''}\n--- racksmith ---\n${serveLog.slice(-4000)}`);
+      throw new Error(`${err.message}\n--- serial ---\n${existsSync(serial) ? readFileSync(serial, 'utf8').slice(-4000) : ''}\n--- racksmith ---\n${lab.log().slice(-4000)}`);
     });
     const seconds = Math.round((Date.now() - started) / 1000);
     expect(done.state).toBe('succeeded');
@@ -162,6 +133,6 @@ describe('network boot in a VM', () => {
     const log = existsSync(serial) ? readFileSync(serial, 'utf8') : '';
     expect(log).toMatch(/iPXE/);
     expect(log).not.toContain('racksmith');
-    expect(serveLog).toContain('"mac":"52:54:00:e2:e0:99"');
+    expect(lab.log()).toContain('"mac":"52:54:00:e2:e0:99"');
   });
 });

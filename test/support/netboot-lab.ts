@@ -151,3 +151,52 @@ export function createNetns(tag: string): Netns {
     },
   };
 }
+
+export interface LabRacksmith {
+  api: string;
+  /** An API call with the lab's bootstrap token; the JSON answer. */
+  call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>;
+  log(): string;
+}
+
+const LAB_TOKEN = 'e2e-bootstrap-token-0123456789abcdef';
+
+/**
+ * `racksmith serve` inside the lab namespace: authoritative DHCP, TFTP and HTTP boot on the
+ * bridge, its API on the veth for the test, PostgreSQL over its unix socket (the namespace has a
+ * loopback of its own, but the same files). Ready (and the provisioning network made) on return.
+ */
+export async function startLabRacksmith(ns: Netns, database: string, env: Record<string, string> = {}): Promise<LabRacksmith> {
+  let log = '';
+  const api = `http://${ns.apiAddress}:8080`;
+  ns.spawn(process.execPath, [join(__dirname, '..', '..', 'bin', 'racksmith.js'), 'serve'], {
+    env: {
+      DATABASE_URL: `postgres://postgres@localhost/${database}?host=/var/run/postgresql`,
+      RACKSMITH_HOST: '0.0.0.0',
+      RACKSMITH_PORT: '8080',
+      RACKSMITH_BOOTSTRAP_TOKEN: LAB_TOKEN,
+      RACKSMITH_INVENTORY_SEED: '',
+      RACKSMITH_POWER_SYNC_INTERVAL: '0',
+      RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0',
+      RACKSMITH_BOOT_ADDRESS: ns.bridgeAddress,
+      RACKSMITH_DHCP_MODE: 'authoritative',
+      ...env,
+    },
+    log: (s) => (log += s),
+  });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${api}/api/v1${path}`, { method, headers: { authorization: `Bearer ${LAB_TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    return { status: res.status, json: text ? JSON.parse(text) : null };
+  };
+  for (let i = 0; i < 300; i++) {
+    if ((await fetch(`${api}/health`).then((r) => r.status, () => 0)) === 200) break;
+    if (i === 299) throw new Error(`racksmith did not start in the lab namespace:\n${log.slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await call('POST', '/sites', { code: 'lab', name: 'Lab' });
+  // The Debian installer stops without a name server (LAB.md) and without a default route: the bridge's address does for both.
+  const net = await call('POST', '/boot-networks', { site: 'lab', name: 'prov', cidr: '10.77.0.0/24', gateway: ns.bridgeAddress, dns: [ns.bridgeAddress], leaseSeconds: 600 });
+  if (net.status !== 201) throw new Error(`provisioning network: ${JSON.stringify(net.json)}`);
+  return { api, call, log: () => log };
+}
