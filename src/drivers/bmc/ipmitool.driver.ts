@@ -53,17 +53,15 @@ export function splitAddress(address: string): { host: string; port?: string } {
 export class IpmitoolBmcDriver implements BmcDriver {
   readonly name = 'ipmitool';
 
+  /** Present when a bulk reader (FreeIPMI's ipmipower) is given; without it each BMC costs an ipmitool run. */
+  readonly powerStatusMany?: (targets: BmcTarget[]) => Promise<Map<string, PowerState | BmcError>>;
+
   constructor(
     private readonly opts: IpmitoolOptions = IPMITOOL_DEFAULTS,
     private readonly runner = new ProcessRunner(),
-    /** Reads many power states from one process (FreeIPMI); without it each BMC costs an ipmitool run. */
-    private readonly bulk?: IpmipowerStatusReader,
+    bulk?: IpmipowerStatusReader,
   ) {
-    if (!bulk) this.powerStatusMany = undefined;
-  }
-
-  powerStatusMany?(targets: BmcTarget[]): Promise<Map<string, PowerState | BmcError>> {
-    return this.bulk!.read(targets);
+    if (bulk) this.powerStatusMany = (targets) => bulk.read(targets);
   }
 
   private args(t: BmcTarget, username: string, privilege: Privilege): string[] {
