@@ -12,14 +12,12 @@ const { readFileSync, mkdtempSync, mkdirSync, writeFileSync, rmSync, chmodSync, 
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { Client } = require('pg');
-const { start, waitFor, freePort, freeUdpPort } = require('./lib');
+const { benchDatabase, start, waitFor, freePort, freeUdpPort } = require('./lib');
 const { encodeDhcp, parseDhcp, MSG, OPT, opt } = require('../dist/modules/boot/dhcp/dhcp-packet');
 const { requestPacket, ackPacket, parsePacket } = require('../dist/modules/boot/tftp/tftp-packet');
 
 const N = Number(process.argv[2] || 500);
 const ROOT = join(__dirname, '..');
-const ADMIN = process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const BOOTSTRAP = 'bench-bootstrap-token-0123456789abcdef';
 const LOADER = readFileSync('/usr/lib/ipxe/undionly.kpxe');
 const PXE = [[OPT.VENDOR_CLASS, opt.text('PXEClient:Arch:00000:UNDI:002001')], [OPT.CLIENT_ARCH, Buffer.from([0, 0])]];
@@ -135,18 +133,13 @@ async function storm(label, one) {
 
 (async () => {
   const dir = mkdtempSync(join(tmpdir(), 'racksmith-bench-storm-'));
-  const name = `racksmith_bench_storm_${process.pid}`;
-  const admin = new Client({ connectionString: ADMIN });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const u = new URL(ADMIN);
-  u.pathname = `/${name}`;
+  const db = await benchDatabase('storm');
   // The inventory: N servers, each NIC with its reserved address on one provisioning network.
   mkdirSync(join(dir, 'inv', 'sites'), { recursive: true });
   writeFileSync(join(dir, 'inv', 'models.yaml'), 'hardwareModels:\n  - { vendor: Bench, model: PXE, heightU: 1 }\n');
   const devices = Array.from({ length: N }, (_, i) => `      - { name: s${i}, role: rented-server, model: Bench/PXE, nics: [{ name: eth0, mac: '${macOf(i)}', pxe: true, ip: ${ipOf(i)} }] }`);
   writeFileSync(join(dir, 'inv', 'sites', 'bench.yaml'), `sites:\n  - code: bench\n    name: Bench\n    devices:\n${devices.join('\n')}\n`);
-  const env = { DATABASE_URL: u.toString(), RACKSMITH_INVENTORY_SEED: '' };
+  const env = { DATABASE_URL: db.url, RACKSMITH_INVENTORY_SEED: '' };
   const imported = spawnSync(process.execPath, [join(ROOT, 'bin', 'racksmith.js'), 'inventory', 'import', join(dir, 'inv')], { env: { ...process.env, ...env }, encoding: 'utf8' });
   if (imported.status !== 0) throw new Error(imported.stderr);
 
@@ -195,8 +188,7 @@ async function storm(label, one) {
     client.close();
     await hpa.stop();
     await proc.stop();
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    await db.drop();
     rmSync(dir, { recursive: true, force: true });
   }
 })().catch((err) => {

@@ -8,14 +8,12 @@ const { execFileSync } = require('node:child_process');
 const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
-const { Client } = require('pg');
-const { cannon, freePort, start, waitFor } = require('./lib');
+const { benchDatabase, cannon, freePort, start, waitFor } = require('./lib');
 
 const ROOT = join(__dirname, '..');
 const RACKS = Number(process.argv[2] || 200);
 const PER_RACK = Number(process.argv[3] || 40);
 const SECONDS = Number(process.argv[4] || 10);
-const ADMIN = process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const BOOTSTRAP = 'bench-bootstrap-token-0123456789abcdef';
 const KEY = 'ab'.repeat(32);
 
@@ -53,13 +51,8 @@ const load = (url) => cannon(url, { connections: 20, seconds: SECONDS, headers: 
   const dir = mkdtempSync(join(tmpdir(), 'racksmith-bench-inv-'));
   const devices = generate(dir);
   console.log(`generated 2 sites x ${RACKS} racks x ${PER_RACK} devices = ${devices} devices (+ ${devices} NICs, ${devices} power connections) in ${dir}`);
-  const name = `racksmith_bench_inv_${process.pid}`;
-  const admin = new Client({ connectionString: ADMIN });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const u = new URL(ADMIN);
-  u.pathname = `/${name}`;
-  const env = { DATABASE_URL: u.toString(), RACKSMITH_SECRET_KEY: KEY, RACKSMITH_INVENTORY_SEED: '' };
+  const db = await benchDatabase('inv');
+  const env = { DATABASE_URL: db.url, RACKSMITH_SECRET_KEY: KEY, RACKSMITH_INVENTORY_SEED: '' };
   try {
     const first = cli(['inventory', 'import', dir, '--json'], env);
     const r1 = JSON.parse(first.out);
@@ -83,8 +76,7 @@ const load = (url) => cannon(url, { connections: 20, seconds: SECONDS, headers: 
     line(`GET /sites/{code}/utilisation (${RACKS} racks)`, load(`${base}/sites/bench-a/utilisation`));
     await proc.stop();
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    await db.drop();
     rmSync(dir, { recursive: true, force: true });
   }
 })().catch((err) => {

@@ -83,4 +83,23 @@ function freeUdpPort() {
   });
 }
 
-module.exports = { freePort, freeUdpPort, start, waitFor, median, cannon };
+/** A fresh database on the machine's PostgreSQL (TEST_PG_ADMIN_URL to change) for one benchmark run. */
+async function benchDatabase(tag) {
+  const { Client } = require('pg');
+  const adminUrl = process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+  const admin = new Client({ connectionString: adminUrl });
+  await admin.connect();
+  const name = `racksmith_bench_${tag}_${process.pid}`;
+  await admin.query(`CREATE DATABASE ${name}`);
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    async drop() {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
+
+module.exports = { freePort, freeUdpPort, start, waitFor, median, cannon, benchDatabase };

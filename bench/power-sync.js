@@ -11,12 +11,11 @@ const { mkdtempSync, mkdirSync, writeFileSync, rmSync, chmodSync } = require('no
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { Client } = require('pg');
-const { freePort, start, waitFor } = require('./lib');
+const { benchDatabase, freePort, start, waitFor } = require('./lib');
 
 const ROOT = join(__dirname, '..');
 const SMALL = Number(process.argv[2] || 200);
 const LARGE = Number(process.argv[3] || 1000);
-const ADMIN = process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const BOOTSTRAP = 'bench-bootstrap-token-0123456789abcdef';
 const KEY = 'cd'.repeat(32);
 const PASSWORD = 'bench-bmc-pw';
@@ -101,12 +100,7 @@ async function racksmithSync(dir, url, n, env) {
 
 (async () => {
   const dir = mkdtempSync(join(tmpdir(), 'racksmith-bench-power-'));
-  const name = `racksmith_bench_power_${process.pid}`;
-  const admin = new Client({ connectionString: ADMIN });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const u = new URL(ADMIN);
-  u.pathname = `/${name}`;
+  const db = await benchDatabase('power');
   const sims = startSims(dir, LARGE);
   try {
     for (let i = 0; i < 60 && ipmipower(LARGE).answered < LARGE; i++) await sleep(500);
@@ -125,14 +119,13 @@ async function racksmithSync(dir, url, n, env) {
         ['racksmith sync, ipmipower (default)', {}],
         ['racksmith sync, ipmitool per BMC, concurrency 32', { RACKSMITH_IPMIPOWER: '' }],
       ]) {
-        const runs = await racksmithSync(dir, u.toString(), n, { RACKSMITH_IPMIPOWER_WORKAROUNDS: 'opensesspriv', ...env });
+        const runs = await racksmithSync(dir, db.url, n, { RACKSMITH_IPMIPOWER_WORKAROUNDS: 'opensesspriv', ...env });
         for (const [i, r] of runs.entries()) row(`${label}, ${i ? 'second' : 'first'} run`, n, r, `on ${r.on} off ${r.off} unreachable ${r.unreachable} (server-side ${r.ms} ms)`);
       }
     }
   } finally {
     for (const c of sims) c.kill('SIGKILL');
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    await db.drop();
     rmSync(dir, { recursive: true, force: true });
   }
 })().catch((err) => {
