@@ -18,6 +18,7 @@ import { ServerPowerModule } from './modules/power/power.module';
 import { ConsoleModule } from './modules/console/console.module';
 import { BootModule } from './modules/boot/boot.module';
 import { TemplatesModule } from './modules/templates/templates.module';
+import { BillingModule } from './modules/billing/billing.module';
 
 @Global()
 @Module({})
@@ -42,7 +43,7 @@ export class AppModule {
   static register(rt: Runtime): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule, ConsoleModule, BootModule, TemplatesModule],
+      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule, ConsoleModule, BootModule, TemplatesModule, BillingModule],
     };
   }
 }

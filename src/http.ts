@@ -13,6 +13,7 @@ import { requestContext, type RequestContext } from './common/request-context';
 import { MetricsService } from './modules/metrics/metrics.service';
 import { registerConsoleWeb } from './modules/console/console-web';
 import { registerBootWeb } from './modules/boot/boot-web';
+import { registerBillingWeb } from './modules/billing/billing-web';
 import type { Runtime } from './runtime';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -96,6 +97,7 @@ export async function createHttpApp(rt: Runtime): Promise<NestFastifyApplication
     done(null, Object.fromEntries(new URLSearchParams(String(body))));
   });
   await registerBootWeb(app);
+  await registerBillingWeb(app, rt.config.http.bodyLimit);
   app.setGlobalPrefix('api/v1', { exclude: ['health', 'metrics'] });
   app.useGlobalFilters(new ErrorFilter(rt.log, rt.config.http.bodyLimit));
   app.useGlobalPipes(new ValidationPipe());

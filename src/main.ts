@@ -95,6 +95,23 @@ export function buildCli(): Command {
     .option('--json', 'print the job as JSON')
     .action(async (server: string, opts) => (await commands()).install(server, opts));
 
+  const billingCmd = program.command('billing').description('the billing system\'s side, for engineers and the tour');
+  billingCmd
+    .command('simulate')
+    .description('send a correctly signed billing event to a running racksmith (POST /webhooks/billing) and print its answer')
+    .argument('<event>', 'paid, suspended, unsuspended or terminated')
+    .option('--order <id>', 'order id (default: a new one for paid)')
+    .option('--customer <id>', 'customer id', 'cus-demo')
+    .option('--plan <code>', 'plan code (paid)')
+    .option('--os <template>', 'debian-12, ubuntu-24.04, rocky-9, alma-9 or freebsd-14 (paid, dedicated)')
+    .option('--hostname <name>', 'host name (paid)')
+    .option('--ssh-key <key>', 'an OpenSSH public key (repeatable; paid)', (v: string, all: string[] = []) => [...all, v])
+    .option('--site <code>', 'preferred site (paid)')
+    .option('--event-id <id>', 'event id (default: a new one); the same id and --occurred-at again is a redelivery, answered the same')
+    .option('--occurred-at <time>', 'when it happened in billing, ISO 8601 (default: now)')
+    .option('--url <url>', 'racksmith\'s base URL (default: http://RACKSMITH_HOST:RACKSMITH_PORT)')
+    .action(async (event: string, opts) => (await commands()).billingSimulate(event, opts));
+
   const jobsCmd = program.command('jobs').description('jobs that touch hardware');
   jobsCmd
     .command('watch')

@@ -19,7 +19,7 @@ import { installInput } from '../modules/servers/install.schemas';
 import { JobRepository } from '../jobs/job.repository';
 import { jobEvents } from '../jobs/job-events';
 import { lastValueFrom, tap } from 'rxjs';
-import { ValidationError } from '../common/errors';
+import { DomainError, ValidationError } from '../common/errors';
 import { UsageError } from './usage';
 
 /**
@@ -196,4 +196,47 @@ export function jobsWatch(id: string): Promise<void> {
     process.stdout.write(`${tty ? '\r\x1b[K' : ''}${bar(final)}\n`);
     if (final !== 'succeeded') process.exitCode = 1;
   });
+}
+
+/** `racksmith billing simulate`: what the billing system would send, signed with RACKSMITH_BILLING_SECRETS. */
+export async function billingSimulate(
+  kind: string,
+  opts: { order?: string; customer: string; plan?: string; os?: string; hostname?: string; sshKey?: string[]; site?: string; eventId?: string; occurredAt?: string; url?: string },
+): Promise<void> {
+  const config = configFor();
+  const { signatureHeader } = await import('../modules/billing/billing-signature');
+  const { EVENT_TYPES } = await import('../modules/billing/billing.schemas');
+  const type = `order.${kind}`;
+  if (!(EVENT_TYPES as readonly string[]).includes(type)) throw new UsageError(`the event is one of paid, suspended, unsuspended, terminated (got ${kind})`);
+  const secret = config.billing.secrets?.[0];
+  if (!secret) throw new UsageError('RACKSMITH_BILLING_SECRETS is not set: the event could not be signed');
+  if (type === 'order.paid' && !opts.plan) throw new UsageError('a paid order names its plan: give --plan CODE (GET /api/v1/billing/plans lists them)');
+  if (type !== 'order.paid' && !opts.order) throw new UsageError(`${kind} is about an existing order: give --order ID`);
+  const stamp = Date.now().toString(36);
+  const options = Object.fromEntries(Object.entries({ os: opts.os, hostname: opts.hostname, sshKeys: opts.sshKey, site: opts.site }).filter(([, v]) => v !== undefined));
+  const event = {
+    id: opts.eventId ?? `evt-sim-${stamp}-${Math.random().toString(36).slice(2, 8)}`,
+    type,
+    occurredAt: opts.occurredAt ?? new Date().toISOString(),
+    order: { id: opts.order ?? `ord-sim-${stamp}`, customer: opts.customer, ...(opts.plan ? { plan: opts.plan } : {}), ...(type === 'order.paid' ? { options } : {}) },
+  };
+  const base = (opts.url ?? `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${config.http.port}`).replace(/\/$/, '');
+  const body = JSON.stringify(event);
+  let res: Response;
+  try {
+    res = await fetch(`${base}/webhooks/billing`, { method: 'POST', headers: { 'content-type': 'application/json', 'racksmith-signature': signatureHeader(secret, body) }, body });
+  } catch (err) {
+    throw new DomainError('racksmith_unreachable', `cannot reach racksmith at ${base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`, 502);
+  }
+  const answer = await res.text();
+  process.stdout.write(`${JSON.stringify({ sent: event, status: res.status, answer: safeJson(answer) }, null, 2)}\n`);
+  if (!res.ok) process.exitCode = 1;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }

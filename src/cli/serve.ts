@@ -3,7 +3,9 @@ import { createHttpApp } from '../http';
 import { TokenService } from '../modules/auth/token.service';
 import { InventoryImportService } from '../modules/inventory/inventory-import.service';
 import { SitesService } from '../modules/inventory/sites.service';
-import { seedInventory } from './inventory';
+import { PACKAGE_ROOT, seedInventory } from './inventory';
+import { BillingProcessor } from '../modules/billing/billing-processor.service';
+import { PlansService } from '../modules/billing/plans.service';
 import { JobRunner } from '../jobs/job-runner';
 import { JobRepository } from '../jobs/job.repository';
 import { JobRegistry } from '../jobs/job-registry';
@@ -33,6 +35,19 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
   }
 
   await seedInventory(app.get(InventoryImportService), async () => (await app.get(SitesService).list()).length > 0, rt.config.inventory.seed, rt.log);
+
+  // Roles all and api take the billing system's events: plans from the file, then the inbox,
+  // backorders and the outbox are worked through in the background.
+  let billing: BillingProcessor | undefined;
+  if (rt.config.role !== 'agent') {
+    if (rt.config.billing.plans) {
+      const loaded = await app.get(PlansService).load(rt.config.billing.plans, PACKAGE_ROOT);
+      rt.log.info({ plans: loaded, file: rt.config.billing.plans }, 'billing plans loaded');
+    }
+    const processor = app.get(BillingProcessor);
+    processor.start();
+    billing = processor;
+  }
 
   // Roles all and agent run jobs (an agent only its site's); the api role only enqueues them.
   let runner: JobRunner | undefined;
@@ -72,6 +87,7 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
         process.exit(1);
       }, rt.config.http.shutdownTimeout * 1000);
       limit.unref();
+      await billing?.stop();
       await runner?.stop();
       await app.close();
       await rt.close();

@@ -17,6 +17,17 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
+/** HTTPS anywhere; plain HTTP only to this host (tests, a local relay). */
+export function isHttpsOrLoopback(url: string): boolean {
+  try {
+    const u = new URL(url);
+    if (u.protocol === 'https:') return true;
+    return u.protocol === 'http:' && (u.hostname === 'localhost' || /^127\./.test(u.hostname) || u.hostname === '[::1]');
+  } catch {
+    return false;
+  }
+}
+
 const siteCode = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/);
 
 interface Setting {
@@ -77,6 +88,11 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_BOOT_ASSETS', key: 'boot.assets', schema: z.string().min(1), default: 'pxe/boot-assets.yaml', expected: 'a YAML file', description: 'Kernels, initrds and command lines of the installers by OS template (relative paths from the racksmith folder).' },
   { env: 'RACKSMITH_INSTALL_PROXY', key: 'boot.installProxy', schema: z.string().url(), expected: 'an http(s):// URL', description: 'HTTP proxy the installers use for their mirror (rendered into the install templates).' },
   { env: 'RACKSMITH_BOOT_DISCOVERY', key: 'boot.discovery', schema: bool, default: false, expected: 'true or false', description: 'Record the MACs of machines racksmith does not know that ask to network-boot (`GET /api/v1/boot/discovered`); they still get no answer.' },
+  { env: 'RACKSMITH_BILLING_SECRETS', key: 'billing.secrets', schema: z.string().transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean)).pipe(z.array(z.string().min(16).max(512)).min(1).max(2)), expected: 'one or two secrets of at least 16 characters, comma-separated', description: 'Shared secrets of the billing webhook (`POST /webhooks/billing`, HMAC-SHA256). Two are accepted at once while the billing system rotates; the first signs outbound events. Unset: the webhook answers 503.', secret: true },
+  { env: 'RACKSMITH_BILLING_TOLERANCE', key: 'billing.tolerance', schema: int(10, 3600), default: 300, expected: 'seconds, an integer from 10 to 3600', description: 'How far a webhook signature\'s timestamp may be from now before it is refused as stale (401).' },
+  { env: 'RACKSMITH_BILLING_URL', key: 'billing.url', schema: z.string().url().refine((u) => isHttpsOrLoopback(u)), expected: 'an https:// URL (http:// only to a loopback address)', description: 'Where order events (provisioned, failed, backordered, suspended, terminated) are sent, signed like the webhook. Unset: they wait in the outbox (`GET /api/v1/billing/outbox`).' },
+  { env: 'RACKSMITH_BILLING_PLANS', key: 'billing.plans', schema: z.string(), default: 'inventory/plans.yaml', expected: 'a YAML file of billing plans, or "" for none', description: 'Plans loaded into the database on every start of roles all and api (relative paths from the racksmith folder); plans can also be set with `PUT /api/v1/billing/plans/{code}`.', allowEmpty: true },
+  { env: 'RACKSMITH_BILLING_CONSOLE_TTL', key: 'billing.consoleTtl', schema: int(300, 90 * 86400), default: 7 * 86400, expected: 'seconds, an integer from 300 to 7776000', description: 'How long the IPKVM access handed out with a newly provisioned dedicated server lasts.' },
   { env: 'RACKSMITH_ROLE', key: 'role', schema: z.enum(ROLES), default: 'all', expected: ROLES.join(', '), description: 'Process role; `serve --role` overrides it.' },
   { env: 'RACKSMITH_SITE', key: 'site', schema: siteCode, expected: 'a site code (lowercase letters, digits, dashes)', description: 'Site an agent serves; `serve --site` overrides it.' },
 ];
@@ -97,6 +113,7 @@ export interface Config {
   power: { syncInterval: number; syncConcurrency: number };
   console: { slots: string; maxTtl: number; reconcileInterval: number };
   boot: { address?: string; interface?: string; tftpPort: number; tftpRoot: string; tftpMaxTransfers: number; dhcpMode: 'proxy' | 'authoritative' | 'off'; dhcpBindAddress: string; dhcpPort: number; dhcpProxyPort: number; dhcpBroadcast: string; dhcpClientPort: number; httpUrl?: string; assets: string; installProxy?: string; discovery: boolean };
+  billing: { secrets?: string[]; tolerance: number; url?: string; plans: string; consoleTtl: number };
   role: ProcessRole;
   site?: string;
 }

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Database } from '../database/database';
+import { JOB_TASK } from './job-queue';
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
@@ -57,6 +58,17 @@ export class JobRepository {
   }
 
   /** The job and its tasks, in two statements; returns both rows as stored. */
+  /**
+   * Queue the wake-up for a job (graphile-worker's add_job, as JobQueue.wake does) in the
+   * transaction in progress, so it exists exactly when the job does.
+   */
+  async wakeInTransaction(jobId: string, siteCode: string): Promise<void> {
+    await this.db.rows(
+      `SELECT graphile_worker.add_job(identifier => $1::text, payload => $2::json, job_key => $3::text, job_key_mode => 'replace', flags => $4::text[], max_attempts => 10)`,
+      [JOB_TASK, JSON.stringify({ jobId }), jobId, [`site:${siteCode}`]],
+    );
+  }
+
   async insertJob(
     j: { kind: string; siteId: string; siteCode: string; serverId: string | null; waitsFor: string | null; params: Record<string, unknown>; createdBy: string },
     tasks: { name: string; maxAttempts: number; timeoutMs: number }[],

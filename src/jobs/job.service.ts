@@ -82,11 +82,13 @@ export class JobService {
         def.tasks.map((t) => ({ name: t.name, maxAttempts: t.maxAttempts ?? TASK_DEFAULTS.maxAttempts, timeoutMs: t.timeoutMs ?? TASK_DEFAULTS.timeoutMs })),
       );
       await this.audit.record({ action: 'job.create', targetType: 'job', targetId: created.job.id, changes: { kind, serverId: target.serverId, waitsFor } });
+      // The wake-up is queued in the same transaction: a worker never looks for a job that is
+      // not committed yet (a caller's outer transaction may commit much later), nor misses one.
+      if (!waitsFor) await this.jobs.wakeInTransaction(created.job.id, target.siteCode);
       return created;
     };
     // Jobs for one server are created one after another (the unique index is the backstop).
     const { job, tasks } = def.hardware && target.serverId ? await this.db.withLock(`racksmith:server-jobs:${target.serverId}`, insert) : await this.db.transaction(insert);
-    if (!job.waits_for) await this.queue.wake(job.id, target.siteCode);
     return jobView(job, tasks);
   }
 

@@ -55,7 +55,7 @@ export class BootRepository {
   async target(mac: string): Promise<TargetRow | null> {
     const [row] = await this.db.rows<TargetRow>(
       `SELECT d.id, d.name, d.lifecycle, host(n.ip) AS ip, bn.id AS network_id,
-              (SELECT j.id FROM jobs j WHERE j.server_id = d.id AND j.kind = 'install' AND j.state IN ('queued', 'running')
+              (SELECT j.id FROM jobs j WHERE j.server_id = d.id AND j.params ? 'callbackToken' AND j.state IN ('queued', 'running')
                 ORDER BY j.created_at DESC LIMIT 1) AS install_job
          FROM nics n JOIN devices d ON d.id = n.device_id
          LEFT JOIN boot_networks bn ON n.ip IS NOT NULL AND n.ip << bn.cidr

@@ -86,6 +86,11 @@ export const inventoryFile = z
     $schema: z.string().optional(),
     hardwareModels: z.array(hardwareModelFields.partial({ fullDepth: true, maxDrawW: true, typicalDrawW: true, disks: true })).optional(),
     sites: z.array(siteFile).optional(),
+    // Billing plans (inventory/plans.yaml) sit beside the inventory; PlansService loads and checks them.
+    plans: z
+      .array(z.object({ code: z.string(), kind: z.enum(['dedicated', 'vps', 'colocation']), description: z.string().optional(), spec: z.record(z.string(), z.unknown()) }).strict())
+      .optional()
+      .describe('Billing plans: loaded by `serve` (RACKSMITH_BILLING_PLANS), not by the inventory import'),
   })
   .strict();
 

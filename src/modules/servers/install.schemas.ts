@@ -2,11 +2,11 @@ import { z } from 'zod';
 
 export const OS_TEMPLATES = ['debian-12', 'ubuntu-24.04', 'rocky-9', 'alma-9', 'freebsd-14'] as const;
 
-const hostname = z
+export const hostname = z
   .string()
   .max(253)
   .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i, 'expected a host name such as web1.example.com');
-const sshKey = z.string().max(16_384).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, 'expected an OpenSSH public key');
+export const sshKey = z.string().max(16_384).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, 'expected an OpenSSH public key');
 const ipv4Cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'expected an address with prefix, e.g. 192.0.2.10/24');
 const ipv4 = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, 'expected an IPv4 address');
 

@@ -2,7 +2,7 @@ import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { ConflictError, DomainError, NotFoundError } from '../../common/errors';
 import { randomToken, safeEqual } from '../../common/crypto';
 import { SecretBox } from '../../common/secret-box';
-import { JobRegistry, type TaskContext } from '../../jobs/job-registry';
+import { JobRegistry, type JobEnd, type TaskContext, type TaskDefinition } from '../../jobs/job-registry';
 import { JobService, type JobView } from '../../jobs/job.service';
 import { JobRepository } from '../../jobs/job.repository';
 import { BmcAccess } from '../bmc/bmc-access.service';
@@ -13,8 +13,8 @@ import { ServerLifecycleService } from './server-lifecycle.service';
 import type { BulkInstallInput, InstallInput } from './install.schemas';
 
 export const INSTALL = 'install';
-/** States an install may start from: a free server, a failed one, or a reinstall. */
-const INSTALLABLE = ['available', 'failed', 'active'] as const;
+/** States an install may start from: a free server, one reserved for an order, a failed one, or a reinstall. */
+const INSTALLABLE = ['available', 'reserved', 'failed', 'active'] as const;
 
 /**
  * Install jobs: power off, one-time network boot, power on, wait for the installer's callback,
@@ -35,56 +35,63 @@ export class InstallService implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
+    this.registry.define({ kind: INSTALL, hardware: true, tasks: this.installTasks(), onRetry: (job) => this.installOnRetry(job), onEnd: (end) => this.installOnEnd(end) });
+  }
+
+  /**
+   * The steps of an install: mark deploying, power off, one-time network boot, power on, wait for
+   * the installer, boot from disk, mark active. Other job kinds that install (an order's
+   * provisioning) run the same steps with the same params (`installParams`) and hooks.
+   */
+  installTasks(): TaskDefinition[] {
     const cause = (ctx: { jobId: string }) => ({ type: 'job' as const, id: ctx.jobId });
-    this.registry.define({
-      kind: INSTALL,
-      hardware: true,
-      tasks: [
-        {
-          name: 'mark-deploying',
-          run: async (ctx) => {
-            const server = await this.lifecycle.get(ctx.serverId!);
-            if (server.state !== 'deploying') await this.lifecycle.transition(ctx.serverId!, 'deploying', { ...cause(ctx), note: `installing ${String(ctx.params.os)}` }, { from: [...INSTALLABLE] });
-          },
+    return [
+      {
+        name: 'mark-deploying',
+        run: async (ctx) => {
+          const server = await this.lifecycle.get(ctx.serverId!);
+          if (server.state !== 'deploying') await this.lifecycle.transition(ctx.serverId!, 'deploying', { ...cause(ctx), note: `installing ${String(ctx.params.os)}` }, { from: [...INSTALLABLE] });
         },
-        { name: 'power-off', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'off')) },
-        { name: 'pxe-once', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'pxe', { once: true })) },
-        { name: 'power-on', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'on')) },
-        {
-          name: 'wait-for-installer',
-          maxAttempts: 1,
-          // A retry boots the server into the installer again.
-          retryFrom: 'power-off',
-          timeoutMs: 240 * 60_000,
-          run: (ctx) => this.waitForInstaller(ctx),
-        },
-        { name: 'boot-from-disk', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'disk', { once: false })) },
-        {
-          name: 'mark-active',
-          run: async (ctx) => {
-            const server = await this.lifecycle.get(ctx.serverId!);
-            if (server.state !== 'active') await this.lifecycle.transition(ctx.serverId!, 'active', cause(ctx), { from: ['deploying'] });
-          },
-        },
-      ],
-      onRetry: async (job) => {
-        const server = await this.lifecycle.get(job.serverId!);
-        if (server.state === 'failed') await this.lifecycle.transition(job.serverId!, 'deploying', { type: 'job', id: job.jobId, note: 'install retried' });
       },
-      onEnd: async (end) => {
-        // A known state: the disk boots next, and the server shows the install did not finish.
-        const disk = await this.bmc.call(end.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'disk', { once: false })).then(
-          () => null,
-          (err: Error) => err.message,
-        );
-        if (disk) await end.log(`could not set the boot device back to disk: ${disk}`, 'error');
-        const server = await this.lifecycle.get(end.serverId!);
-        if (server.state === 'deploying') {
-          await this.lifecycle.transition(end.serverId!, 'failed', { type: 'job', id: end.jobId, note: end.state === 'cancelled' ? 'install cancelled' : (end.error ?? 'install failed') });
-        }
-        await end.log(`server left ${disk ? 'with its boot device unknown' : 'booting from disk'}${server.state === 'deploying' ? ', marked failed' : ''}`, 'warn');
+      { name: 'power-off', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'off')) },
+      { name: 'pxe-once', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'pxe', { once: true })) },
+      { name: 'power-on', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'on')) },
+      {
+        name: 'wait-for-installer',
+        maxAttempts: 1,
+        // A retry boots the server into the installer again.
+        retryFrom: 'power-off',
+        timeoutMs: 240 * 60_000,
+        run: (ctx) => this.waitForInstaller(ctx),
       },
-    });
+      { name: 'boot-from-disk', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'disk', { once: false })) },
+      {
+        name: 'mark-active',
+        run: async (ctx) => {
+          const server = await this.lifecycle.get(ctx.serverId!);
+          if (server.state !== 'active') await this.lifecycle.transition(ctx.serverId!, 'active', cause(ctx), { from: ['deploying'] });
+        },
+      },
+    ];
+  }
+
+  async installOnRetry(job: { jobId: string; serverId: string | null }): Promise<void> {
+    const server = await this.lifecycle.get(job.serverId!);
+    if (server.state === 'failed') await this.lifecycle.transition(job.serverId!, 'deploying', { type: 'job', id: job.jobId, note: 'install retried' });
+  }
+
+  /** After a failed or cancelled install: the disk boots next, and the server shows the install did not finish. */
+  async installOnEnd(end: JobEnd): Promise<void> {
+    const disk = await this.bmc.call(end.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'disk', { once: false })).then(
+      () => null,
+      (err: Error) => err.message,
+    );
+    if (disk) await end.log(`could not set the boot device back to disk: ${disk}`, 'error');
+    const server = await this.lifecycle.get(end.serverId!);
+    if (server.state === 'deploying') {
+      await this.lifecycle.transition(end.serverId!, 'failed', { type: 'job', id: end.jobId, note: end.state === 'cancelled' ? 'install cancelled' : (end.error ?? 'install failed') });
+    }
+    await end.log(`server left ${disk ? 'with its boot device unknown' : 'booting from disk'}${server.state === 'deploying' ? ', marked failed' : ''}`, 'warn');
   }
 
   /** Poll the installer's reports; the job's own timeout bounds the wait. */
@@ -109,10 +116,18 @@ export class InstallService implements OnModuleInit {
       throw new ConflictError('illegal_transition', `server ${server.name} is ${server.state}; an install starts from ${INSTALLABLE.join(', ')}`, { state: server.state });
     }
     const site = await this.sites.resolve(server.siteId);
-    const { queue, rootPassword, ...rest } = input;
+    return this.jobs.create(INSTALL, { siteId: site.id, siteCode: site.code, serverId }, await this.installParams(input), { queue: input.queue });
+  }
+
+  /**
+   * The params of a job that installs: the request without secrets in clear (a root password
+   * becomes its SHA-512 crypt hash) and a sealed callback token, which marks the job as one an
+   * installer reports to.
+   */
+  async installParams(input: Omit<InstallInput, 'queue'> & { queue?: boolean }): Promise<Record<string, unknown>> {
+    const { queue: _queue, rootPassword, ...rest } = input;
     const rootPasswordHash = rootPassword ? await sha512Crypt(rootPassword) : rest.rootPasswordHash;
-    const params = { ...rest, rootPasswordHash, callbackToken: this.secrets.seal(randomToken(24)) };
-    return this.jobs.create(INSTALL, { siteId: site.id, siteCode: site.code, serverId }, params, { queue });
+    return { ...rest, rootPasswordHash, callbackToken: this.secrets.seal(randomToken(24)) };
   }
 
   /** Install on many servers; each is refused or accepted on its own, with the same rules. */
@@ -134,7 +149,7 @@ export class InstallService implements OnModuleInit {
   /** The token an installer presents (rendered into its template by the network-boot code). */
   async callbackToken(jobId: string): Promise<string> {
     const job = await this.jobRows.job(jobId);
-    if (!job || job.kind !== INSTALL) throw new NotFoundError('install job', jobId);
+    if (!job?.params.callbackToken) throw new NotFoundError('install job', jobId);
     return this.secrets.open(String(job.params.callbackToken));
   }
 
@@ -144,7 +159,7 @@ export class InstallService implements OnModuleInit {
    */
   async byToken(jobId: string, token: string): Promise<{ id: string; params: Record<string, unknown> }> {
     const job = await this.jobRows.job(jobId);
-    if (!job || job.kind !== INSTALL) throw new NotFoundError('install job', jobId);
+    if (!job?.params.callbackToken) throw new NotFoundError('install job', jobId);
     if (!safeEqual(token, this.secrets.open(String(job.params.callbackToken)))) throw new DomainError('bad_callback_token', 'the callback token does not match this job', 401, 'token');
     if (job.state !== 'queued' && job.state !== 'running') throw new ConflictError('job_finished', `job ${jobId} is already ${job.state}`, { state: job.state });
     const outcome = await this.callbacks.outcome(jobId);

@@ -1,6 +1,6 @@
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 
-export const WORK_KINDS = ['intake', 'staff-installation', 'removal', 'visit-approval', 'automation-failure', 'other'] as const;
+export const WORK_KINDS = ['intake', 'staff-installation', 'removal', 'visit-approval', 'automation-failure', 'backorder', 'other'] as const;
 export type WorkKind = (typeof WORK_KINDS)[number];
 export const WORK_STATES = ['open', 'claimed', 'done', 'cancelled'] as const;
 

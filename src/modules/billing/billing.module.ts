@@ -1,0 +1,21 @@
+import { Module } from '@nestjs/common';
+import { BmcModule } from '../bmc/bmc.module';
+import { ConsoleModule } from '../console/console.module';
+import { InventoryModule } from '../inventory/inventory.module';
+import { ServersModule } from '../servers/servers.module';
+import { WorkQueueModule } from '../work-queue/work-queue.module';
+import { BillingController } from './billing.controller';
+import { BillingInbox } from './billing-inbox.service';
+import { BillingProcessor } from './billing-processor.service';
+import { BillingRepository } from './billing.repository';
+import { OrdersService } from './orders.service';
+import { OutboxService } from './outbox.service';
+import { PlansService } from './plans.service';
+
+@Module({
+  imports: [BmcModule, ConsoleModule, InventoryModule, ServersModule, WorkQueueModule],
+  controllers: [BillingController],
+  providers: [BillingRepository, PlansService, BillingInbox, OrdersService, OutboxService, BillingProcessor],
+  exports: [BillingInbox, BillingProcessor, PlansService, OrdersService, OutboxService],
+})
+export class BillingModule {}

@@ -1,0 +1,270 @@
+import { Injectable } from '@nestjs/common';
+import { Database } from '../../database/database';
+import type { EventType, PlanKind } from './billing.schemas';
+
+export interface PlanRow {
+  code: string;
+  kind: PlanKind;
+  spec: Record<string, any>;
+  description: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface EventRow {
+  id: string;
+  type: EventType;
+  order_id: string;
+  occurred_at: Date;
+  payload: Record<string, any>;
+  body_sha256: string;
+  received_at: Date;
+  request_id: string | null;
+  state: 'pending' | 'processed' | 'ignored' | 'failed';
+  attempts: number;
+  processed_at: Date | null;
+  result: string | null;
+}
+
+export const ORDER_STATES = ['unpaid', 'backordered', 'provisioning', 'active', 'suspending', 'suspended', 'unsuspending', 'terminating', 'terminated', 'failed'] as const;
+export type OrderState = (typeof ORDER_STATES)[number];
+
+export interface OrderRow {
+  id: string;
+  customer: string;
+  plan: string | null;
+  kind: PlanKind | null;
+  plan_spec: Record<string, any> | null;
+  options: Record<string, any>;
+  state: OrderState;
+  site_id: string | null;
+  server_id: string | null;
+  job_id: string | null;
+  install_job_id: string | null;
+  access_enc: string | null;
+  suspend_requested: boolean;
+  state_event_at: Date | null;
+  last_error: string | null;
+  paid_at: Date | null;
+  backordered_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface OutboxRow {
+  id: string;
+  order_id: string;
+  type: string;
+  payload: Record<string, any>;
+  secrets_enc: string | null;
+  state: 'pending' | 'delivered';
+  attempts: number;
+  next_attempt_at: Date;
+  last_status: number | null;
+  last_error: string | null;
+  delivered_at: Date | null;
+  created_at: Date;
+}
+
+type OrderChanges = Partial<Omit<OrderRow, 'id' | 'created_at' | 'updated_at'>>;
+
+/** Plans, the webhook inbox, orders and the outbox (raw SQL: the queries are the point). */
+@Injectable()
+export class BillingRepository {
+  constructor(private readonly db: Database) {}
+
+  // ---- plans
+
+  plan(code: string): Promise<PlanRow | undefined> {
+    return this.db.rows<PlanRow>('SELECT * FROM billing_plans WHERE code = $1', [code]).then((r) => r[0]);
+  }
+
+  plans(): Promise<PlanRow[]> {
+    return this.db.rows<PlanRow>('SELECT * FROM billing_plans ORDER BY code');
+  }
+
+  async upsertPlan(p: { code: string; kind: PlanKind; spec: unknown; description?: string | null }): Promise<{ row: PlanRow; created: boolean }> {
+    const [row] = await this.db.rows<PlanRow & { created: boolean }>(
+      `INSERT INTO billing_plans (code, kind, spec, description) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (code) DO UPDATE SET kind = EXCLUDED.kind, spec = EXCLUDED.spec, description = EXCLUDED.description, updated_at = now()
+       RETURNING *, (xmax = 0) AS created`,
+      [p.code, p.kind, JSON.stringify(p.spec), p.description ?? null],
+    );
+    const { created, ...plan } = row;
+    return { row: plan, created };
+  }
+
+  async deletePlan(code: string): Promise<boolean> {
+    return (await this.db.rows('DELETE FROM billing_plans WHERE code = $1 RETURNING code', [code])).length > 0;
+  }
+
+  // ---- inbox
+
+  /** Store an event unless its id is known. The body hash of the stored one, and whether this call stored it. */
+  async insertEvent(e: { id: string; type: EventType; orderId: string; occurredAt: string; payload: unknown; bodySha256: string; requestId: string | null }): Promise<{ stored: boolean; bodySha256: string }> {
+    const [row] = await this.db.rows<{ stored: boolean; body_sha256: string }>(
+      `WITH ins AS (
+         INSERT INTO billing_events (id, type, order_id, occurred_at, payload, body_sha256, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING body_sha256)
+       SELECT true AS stored, body_sha256 FROM ins
+       UNION ALL SELECT false, body_sha256 FROM billing_events WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+      [e.id, e.type, e.orderId, e.occurredAt, JSON.stringify(e.payload), e.bodySha256, e.requestId],
+    );
+    if (row) return { stored: row.stored, bodySha256: row.body_sha256 };
+    // The other insert had not committed when this statement's snapshot was taken.
+    const [again] = await this.db.rows<{ body_sha256: string }>('SELECT body_sha256 FROM billing_events WHERE id = $1', [e.id]);
+    return { stored: false, bodySha256: again.body_sha256 };
+  }
+
+  /** The next due event, locked for the caller's transaction (others skip it). */
+  async claimEvent(): Promise<EventRow | undefined> {
+    const [row] = await this.db.rows<EventRow>(
+      `SELECT * FROM billing_events WHERE state = 'pending' AND not_before <= now() ORDER BY occurred_at, received_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    );
+    return row;
+  }
+
+  async finishEvent(id: string, state: 'processed' | 'ignored' | 'failed', result: string): Promise<void> {
+    await this.db.rows(`UPDATE billing_events SET state = $2, result = $3, processed_at = now(), attempts = attempts + 1 WHERE id = $1`, [id, state, result]);
+  }
+
+  /** Processing threw: try again later (1, 2, 4 … 300 s), or give up after `maxAttempts`. */
+  async retryEvent(id: string, error: string, maxAttempts: number): Promise<EventRow | undefined> {
+    const [row] = await this.db.rows<EventRow>(
+      `UPDATE billing_events SET attempts = attempts + 1, result = $2,
+         state = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE state END,
+         processed_at = CASE WHEN attempts + 1 >= $3 THEN now() END,
+         not_before = now() + make_interval(secs => least(300, power(2, attempts)))
+       WHERE id = $1 RETURNING *`,
+      [id, error, maxAttempts],
+    );
+    return row;
+  }
+
+  events(f: { orderId?: string; state?: string }, limit: number, before?: { at: string; id: string }): Promise<EventRow[]> {
+    return this.db.rows<EventRow>(
+      `SELECT * FROM billing_events WHERE ($1::text IS NULL OR order_id = $1) AND ($2::text IS NULL OR state = $2)
+         AND ($3::timestamptz IS NULL OR (received_at, id) < ($3, $4)) ORDER BY received_at DESC, id DESC LIMIT $5`,
+      [f.orderId ?? null, f.state ?? null, before?.at ?? null, before?.id ?? null, limit],
+    );
+  }
+
+  // ---- orders
+
+  /** The order, locked for the rest of the transaction. */
+  lockOrder(id: string): Promise<OrderRow | undefined> {
+    return this.db.rows<OrderRow>('SELECT * FROM orders WHERE id = $1 FOR UPDATE', [id]).then((r) => r[0]);
+  }
+
+  order(id: string): Promise<OrderRow | undefined> {
+    return this.db.rows<OrderRow>('SELECT * FROM orders WHERE id = $1', [id]).then((r) => r[0]);
+  }
+
+  orderByJob(jobId: string): Promise<OrderRow | undefined> {
+    return this.db.rows<OrderRow>('SELECT * FROM orders WHERE job_id = $1', [jobId]).then((r) => r[0]);
+  }
+
+  async insertOrder(o: { id: string; customer: string; state: OrderState } & OrderChanges): Promise<OrderRow> {
+    const cols = Object.keys(o);
+    const [row] = await this.db.rows<OrderRow>(
+      `INSERT INTO orders (${cols.map(snake).join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING *`,
+      cols.map((c) => jsonValue((o as Record<string, unknown>)[c])),
+    );
+    return row;
+  }
+
+  async updateOrder(id: string, changes: OrderChanges): Promise<OrderRow> {
+    const cols = Object.keys(changes);
+    const [row] = await this.db.rows<OrderRow>(
+      `UPDATE orders SET ${cols.map((c, i) => `${snake(c)} = $${i + 2}`).join(', ')}${cols.length ? ', ' : ''}updated_at = now() WHERE id = $1 RETURNING *`,
+      [id, ...cols.map((c) => jsonValue((changes as Record<string, unknown>)[c]))],
+    );
+    return row;
+  }
+
+  orders(f: { state?: string; customer?: string }, limit: number, before?: { at: string; id: string }): Promise<OrderRow[]> {
+    return this.db.rows<OrderRow>(
+      `SELECT * FROM orders WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR customer = $2)
+         AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) ORDER BY created_at DESC, id DESC LIMIT $5`,
+      [f.state ?? null, f.customer ?? null, before?.at ?? null, before?.id ?? null, limit],
+    );
+  }
+
+  /** Backordered orders, oldest first, locked (others skip them). */
+  lockBackordered(limit: number): Promise<OrderRow[]> {
+    return this.db.rows<OrderRow>(`SELECT * FROM orders WHERE state = 'backordered' ORDER BY backordered_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, [limit]);
+  }
+
+  /**
+   * An available rented server that matches a dedicated plan, locked for the caller's
+   * transaction; servers another transaction is taking are skipped, so concurrent orders never
+   * get the same one. The preferred site first, then the plan's sites in name order.
+   */
+  async lockMatchingServer(spec: { hardwareModel?: string; minCpuCores?: number; minRamGb?: number; minDiskGb?: number; sites?: string[] }, preferredSite?: string): Promise<{ id: string; site_id: string; site_code: string } | undefined> {
+    const [row] = await this.db.rows<{ id: string; site_id: string; site_code: string }>(
+      `SELECT d.id, d.site_id, s.code AS site_code
+         FROM devices d JOIN hardware_models m ON m.id = d.model_id JOIN sites s ON s.id = d.site_id
+        WHERE d.role = 'rented-server' AND d.lifecycle = 'available' AND NOT d.maintenance
+          AND ($1::text IS NULL OR lower(m.vendor || '/' || m.model) = lower($1))
+          AND ($2::int IS NULL OR m.cpu_cores >= $2)
+          AND ($3::int IS NULL OR m.ram_gb >= $3)
+          AND ($4::int IS NULL OR (SELECT coalesce(sum((x->>'sizeGb')::int * (x->>'count')::int), 0) FROM jsonb_array_elements(m.disks) x) >= $4)
+          AND ($5::text[] IS NULL OR s.code = ANY ($5))
+          AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.server_id = d.id AND o.state NOT IN ('terminated', 'failed'))
+        ORDER BY (s.code = $6) DESC, s.code, d.name
+        LIMIT 1 FOR UPDATE OF d SKIP LOCKED`,
+      [spec.hardwareModel ?? null, spec.minCpuCores ?? null, spec.minRamGb ?? null, spec.minDiskGb ?? null, spec.sites?.length ? spec.sites : null, preferredSite ?? null],
+    );
+    return row;
+  }
+
+  // ---- outbox
+
+  async addOutbox(o: { orderId: string; type: string; payload: unknown; secretsEnc: string | null }): Promise<OutboxRow> {
+    const [row] = await this.db.rows<OutboxRow>('INSERT INTO billing_outbox (order_id, type, payload, secrets_enc) VALUES ($1, $2, $3, $4) RETURNING *', [
+      o.orderId,
+      o.type,
+      JSON.stringify(o.payload),
+      o.secretsEnc,
+    ]);
+    return row;
+  }
+
+  /** Due messages, oldest first, locked for the caller's transaction. */
+  claimOutbox(limit: number): Promise<OutboxRow[]> {
+    return this.db.rows<OutboxRow>(`SELECT * FROM billing_outbox WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, [limit]);
+  }
+
+  async outboxDelivered(id: string, status: number): Promise<void> {
+    await this.db.rows(`UPDATE billing_outbox SET state = 'delivered', delivered_at = now(), attempts = attempts + 1, last_status = $2, last_error = NULL WHERE id = $1`, [id, status]);
+  }
+
+  /** A failed attempt: next one after 5 s, doubling, at most an hour apart. */
+  async outboxFailed(id: string, status: number | null, error: string): Promise<void> {
+    await this.db.rows(
+      `UPDATE billing_outbox SET attempts = attempts + 1, last_status = $2, last_error = $3,
+         next_attempt_at = now() + make_interval(secs => least(3600, 5 * power(2, attempts))) WHERE id = $1`,
+      [id, status, error],
+    );
+  }
+
+  async replayOutbox(id: string): Promise<OutboxRow | undefined> {
+    const [row] = await this.db.rows<OutboxRow>(`UPDATE billing_outbox SET state = 'pending', next_attempt_at = now() WHERE id = $1 RETURNING *`, [id]);
+    return row;
+  }
+
+  outboxMessage(id: string): Promise<OutboxRow | undefined> {
+    return this.db.rows<OutboxRow>('SELECT * FROM billing_outbox WHERE id = $1', [id]).then((r) => r[0]);
+  }
+
+  outbox(f: { orderId?: string; state?: string }, limit: number, before?: { at: string; id: string }): Promise<OutboxRow[]> {
+    return this.db.rows<OutboxRow>(
+      `SELECT * FROM billing_outbox WHERE ($1::text IS NULL OR order_id = $1) AND ($2::text IS NULL OR state = $2)
+         AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) ORDER BY created_at DESC, id DESC LIMIT $5`,
+      [f.orderId ?? null, f.state ?? null, before?.at ?? null, before?.id ?? null, limit],
+    );
+  }
+}
+
+const snake = (c: string) => c.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
+const jsonValue = (v: unknown) => (v !== null && typeof v === 'object' && !(v instanceof Date) ? JSON.stringify(v) : v);

@@ -1,0 +1,461 @@
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { AppConfig, type Config } from '../../config/config';
+import { NotFoundError } from '../../common/errors';
+import { randomString } from '../../common/crypto';
+import { decodeCursor, encodeCursor, type Page } from '../../common/pagination';
+import { SecretBox } from '../../common/secret-box';
+import { Database } from '../../database/database';
+import { JobRegistry, type JobEnd, type TaskContext } from '../../jobs/job-registry';
+import { JobService } from '../../jobs/job.service';
+import { AuditService } from '../audit/audit.service';
+import { BmcAccess } from '../bmc/bmc-access.service';
+import { ConsoleService } from '../console/console.service';
+import { SitesService } from '../inventory/sites.service';
+import { DevicesService } from '../inventory/devices.service';
+import { InstallService } from '../servers/install.service';
+import { ServerLifecycleService } from '../servers/server-lifecycle.service';
+import { WorkQueueService } from '../work-queue/work-queue.service';
+import { BillingRepository, type EventRow, type OrderRow } from './billing.repository';
+import type { BillingEvent, DedicatedSpec } from './billing.schemas';
+import { OutboxService } from './outbox.service';
+
+export const ORDER_PROVISION = 'order-provision';
+export const ORDER_SUSPEND = 'order-suspend';
+export const ORDER_UNSUSPEND = 'order-unsuspend';
+export const ORDER_TERMINATE = 'order-terminate';
+
+export interface OrderView {
+  id: string;
+  customer: string;
+  plan: string | null;
+  kind: string | null;
+  state: OrderRow['state'];
+  siteId: string | null;
+  serverId: string | null;
+  jobId: string | null;
+  suspendRequested: boolean;
+  lastError: string | null;
+  paidAt: string | null;
+  backorderedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function orderView(o: OrderRow): OrderView {
+  return {
+    id: o.id,
+    customer: o.customer,
+    plan: o.plan,
+    kind: o.kind,
+    state: o.state,
+    siteId: o.site_id,
+    serverId: o.server_id,
+    jobId: o.job_id,
+    suspendRequested: o.suspend_requested,
+    lastError: o.last_error,
+    paidAt: o.paid_at?.toISOString() ?? null,
+    backorderedAt: o.backordered_at?.toISOString() ?? null,
+    createdAt: o.created_at.toISOString(),
+    updatedAt: o.updated_at.toISOString(),
+  };
+}
+
+/** What applying one event did: `ignored` events changed nothing (the result says why). */
+export interface Applied {
+  state: 'processed' | 'ignored';
+  result: string;
+}
+
+/** Secrets an order carries until the billing system has them (sealed in orders.access_enc). */
+interface Access {
+  rootPassword?: string;
+  ipkvm?: { grantId: string; host: string; username: string; password: string; consoleUrl: string; expiresAt: string };
+}
+
+const PASSWORD_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+const cause = (orderId: string, note?: string) => ({ type: 'billing' as const, id: orderId, note });
+
+/**
+ * Orders from the billing system: each event applied once, in one transaction with the order
+ * locked; the hardware work runs as jobs (provision = reserve + install + IPKVM access + notify;
+ * suspend; unsuspend; terminate) that report back through the outbox.
+ */
+@Injectable()
+export class OrdersService implements OnModuleInit {
+  constructor(
+    private readonly repo: BillingRepository,
+    private readonly outbox: OutboxService,
+    private readonly registry: JobRegistry,
+    private readonly jobs: JobService,
+    private readonly install: InstallService,
+    private readonly lifecycle: ServerLifecycleService,
+    private readonly console: ConsoleService,
+    private readonly bmc: BmcAccess,
+    private readonly sites: SitesService,
+    private readonly devices: DevicesService,
+    private readonly work: WorkQueueService,
+    private readonly audit: AuditService,
+    private readonly secrets: SecretBox,
+    private readonly db: Database,
+    @Inject(AppConfig) private readonly config: Config,
+  ) {}
+
+  onModuleInit(): void {
+    const orderId = (ctx: { params: Record<string, unknown> }) => String(ctx.params.orderId);
+    this.registry.define({
+      kind: ORDER_PROVISION,
+      hardware: true,
+      tasks: [
+        ...this.install.installTasks(),
+        { name: 'console-access', timeoutMs: 120_000, run: (ctx) => this.grantAccess(ctx) },
+        { name: 'notify', run: (ctx) => this.notifyProvisioned(ctx) },
+      ],
+      onRetry: async (job) => {
+        await this.install.installOnRetry(job);
+        await this.repo.updateOrder(orderId(job), { state: 'provisioning', last_error: null });
+      },
+      onEnd: async (end) => {
+        await this.install.installOnEnd(end);
+        await this.orderFailed(end);
+      },
+    });
+    this.registry.define({
+      kind: ORDER_SUSPEND,
+      hardware: true,
+      tasks: [
+        { name: 'revoke-console', timeoutMs: 120_000, run: (ctx) => this.revokeConsole(ctx, 'order suspended') },
+        { name: 'power-off', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'off')) },
+        { name: 'mark-suspended', run: (ctx) => this.settle(ctx, 'suspended', 'order.suspended') },
+      ],
+      onEnd: (end) => this.stuck(end, 'suspend'),
+    });
+    this.registry.define({
+      kind: ORDER_UNSUSPEND,
+      hardware: true,
+      tasks: [
+        { name: 'power-on', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'on')) },
+        { name: 'mark-active', run: (ctx) => this.serverState(ctx, 'active') },
+        { name: 'console-access', timeoutMs: 120_000, run: (ctx) => this.grantAccess(ctx) },
+        { name: 'notify', run: (ctx) => this.settle(ctx, 'active', 'order.unsuspended') },
+      ],
+      onEnd: (end) => this.stuck(end, 'unsuspend'),
+    });
+    this.registry.define({
+      kind: ORDER_TERMINATE,
+      hardware: true,
+      tasks: [
+        { name: 'revoke-console', timeoutMs: 120_000, run: (ctx) => this.revokeConsole(ctx, 'order terminated') },
+        { name: 'power-off', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'off')) },
+        { name: 'release', run: (ctx) => this.release(ctx) },
+      ],
+      onEnd: (end) => this.stuck(end, 'terminate'),
+    });
+  }
+
+  // ---- events
+
+  /** Apply one inbox event (inside the caller's transaction, which holds the event row). */
+  apply(ev: EventRow): Promise<Applied> {
+    return this.db.withLock(`racksmith:order:${ev.order_id}`, async () => {
+      const e = ev.payload as BillingEvent;
+      const order = await this.repo.lockOrder(ev.order_id);
+      if (order && order.customer !== e.order.customer) {
+        return { state: 'ignored', result: `order ${order.id} belongs to customer ${order.customer}, the event names ${e.order.customer}` };
+      }
+      switch (ev.type) {
+        case 'order.paid':
+          return this.paid(order, e, ev.occurred_at);
+        case 'order.suspended':
+          return this.suspended(order, e, ev.occurred_at);
+        case 'order.unsuspended':
+          return this.unsuspended(order, e, ev.occurred_at);
+        case 'order.terminated':
+          return this.terminated(order, e, ev.occurred_at);
+      }
+    });
+  }
+
+  private async paid(order: OrderRow | undefined, e: BillingEvent, at: Date): Promise<Applied> {
+    if (order && order.state !== 'unpaid') return { state: 'ignored', result: `order ${order.id} is already ${order.state}` };
+    const plan = await this.repo.plan(e.order.plan!);
+    const fields = { customer: e.order.customer, plan: e.order.plan!, kind: plan?.kind ?? null, plan_spec: plan?.spec ?? null, options: e.order.options, paid_at: at };
+    let row = order ? await this.repo.updateOrder(order.id, { ...fields, state: 'provisioning' }) : await this.repo.insertOrder({ id: e.order.id, ...fields, state: 'provisioning' });
+    await this.audit.record({ action: 'order.paid', targetType: 'order', targetId: row.id, changes: { plan: row.plan, kind: row.kind } });
+    if (!plan) return this.fail(row, `plan ${e.order.plan} does not exist (any more)`);
+    if (plan.kind !== 'dedicated') {
+      // VPS (issue 8) and colocation reservations are not automated yet: a person does it.
+      const site = await this.siteFor(row);
+      await this.work.open(site, 'other', `Set up paid ${plan.kind} order ${row.id} (plan ${plan.code}) for customer ${row.customer} by hand`, { type: 'order', id: row.id }, { plan: plan.code, spec: plan.spec });
+      row = await this.repo.updateOrder(row.id, { state: 'failed', last_error: `${plan.kind} orders are not provisioned automatically yet; the site's work queue has a task` });
+      await this.outbox.add(row.id, 'order.failed', { order: this.ref(row), reason: row.last_error });
+      return { state: 'processed', result: `${plan.kind} order handed to the work queue` };
+    }
+    return this.place(row);
+  }
+
+  /** Reserve a server for a dedicated order and start its provisioning, or backorder it. */
+  private async place(order: OrderRow): Promise<Applied> {
+    const spec = order.plan_spec as DedicatedSpec;
+    const server = await this.repo.lockMatchingServer(spec, order.options.site);
+    if (!server) {
+      if (order.state === 'backordered') return { state: 'ignored', result: 'still no matching server' };
+      const siteId = await this.siteFor(order);
+      const row = await this.repo.updateOrder(order.id, { state: 'backordered', backordered_at: new Date(), site_id: siteId });
+      await this.work.open(siteId, 'backorder', `No server in stock for paid order ${order.id} (plan ${order.plan}): add or free one`, { type: 'order', id: order.id }, { plan: order.plan, spec });
+      await this.outbox.add(order.id, 'order.backordered', { order: this.ref(row), reason: 'no matching server is available; it is provisioned as soon as one is' });
+      return { state: 'processed', result: 'backordered: no matching server available' };
+    }
+    await this.lifecycle.transition(server.id, 'reserved', cause(order.id, `order ${order.id}`), { from: ['available'] });
+    const opts = order.options as BillingEvent['order']['options'];
+    const access: Access = {};
+    if (!opts.sshKeys?.length) access.rootPassword = randomString(20, PASSWORD_ALPHABET);
+    const params = await this.install.installParams({
+      os: opts.os ?? spec.defaultOs,
+      hostname: opts.hostname ?? `srv-${order.id.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 63).replace(/-+$/, ''),
+      sshKeys: opts.sshKeys ?? [],
+      rootPassword: access.rootPassword,
+      diskLayout: spec.diskLayout,
+      network: { mode: 'dhcp' },
+      installerTimeoutMinutes: 60,
+    });
+    const job = await this.jobs.create(ORDER_PROVISION, { siteId: server.site_id, siteCode: server.site_code, serverId: server.id }, { ...params, orderId: order.id });
+    await this.repo.updateOrder(order.id, {
+      state: 'provisioning',
+      server_id: server.id,
+      site_id: server.site_id,
+      job_id: job.id,
+      access_enc: Object.keys(access).length ? this.secrets.seal(JSON.stringify(access)) : null,
+      last_error: null,
+    });
+    if (order.state === 'backordered') await this.work.closeFor({ type: 'order', id: order.id }, 'backorder', 'a server became available');
+    return { state: 'processed', result: `server ${server.id} reserved; provisioning job ${job.id}` };
+  }
+
+  private async suspended(order: OrderRow | undefined, e: BillingEvent, at: Date): Promise<Applied> {
+    if (!order) {
+      await this.repo.insertOrder({ id: e.order.id, customer: e.order.customer, state: 'unpaid', suspend_requested: true, state_event_at: at });
+      return { state: 'processed', result: 'suspension recorded before the payment; applied once the order is provisioned' };
+    }
+    if (order.state_event_at && order.state_event_at > at) return { state: 'ignored', result: 'a later suspend/unsuspend was already applied' };
+    await this.repo.updateOrder(order.id, { suspend_requested: true, state_event_at: at });
+    if (order.state === 'active') {
+      const job = await this.serverJob(order, ORDER_SUSPEND);
+      await this.repo.updateOrder(order.id, { state: 'suspending', job_id: job });
+      return { state: 'processed', result: `suspending: job ${job}` };
+    }
+    if (order.state === 'unsuspending') {
+      // Queued behind the unsuspend job, which ends the order active.
+      const job = await this.serverJob(order, ORDER_SUSPEND, true);
+      return { state: 'processed', result: `suspend queued behind the unsuspend: job ${job}` };
+    }
+    return { state: 'processed', result: `order is ${order.state}: suspension recorded${['provisioning', 'backordered', 'unpaid'].includes(order.state) ? ', applied once it is provisioned' : ''}` };
+  }
+
+  private async unsuspended(order: OrderRow | undefined, e: BillingEvent, at: Date): Promise<Applied> {
+    if (!order) {
+      await this.repo.insertOrder({ id: e.order.id, customer: e.order.customer, state: 'unpaid', suspend_requested: false, state_event_at: at });
+      return { state: 'processed', result: 'unsuspension recorded before the payment' };
+    }
+    if (order.state_event_at && order.state_event_at > at) return { state: 'ignored', result: 'a later suspend/unsuspend was already applied' };
+    await this.repo.updateOrder(order.id, { suspend_requested: false, state_event_at: at });
+    if (order.state === 'suspended' || order.state === 'suspending') {
+      const job = await this.serverJob(order, ORDER_UNSUSPEND, order.state === 'suspending');
+      await this.repo.updateOrder(order.id, { state: 'unsuspending', job_id: job });
+      return { state: 'processed', result: `unsuspending: job ${job}` };
+    }
+    return { state: 'processed', result: `order is ${order.state}: unsuspension recorded` };
+  }
+
+  private async terminated(order: OrderRow | undefined, e: BillingEvent, at: Date): Promise<Applied> {
+    if (!order) {
+      await this.repo.insertOrder({ id: e.order.id, customer: e.order.customer, state: 'terminated', state_event_at: at });
+      return { state: 'processed', result: 'terminated before it was paid: a later payment event is ignored' };
+    }
+    if (order.state === 'terminated' || order.state === 'terminating') return { state: 'ignored', result: `order is already ${order.state}` };
+    if (!order.server_id) {
+      const row = await this.repo.updateOrder(order.id, { state: 'terminated', state_event_at: at });
+      await this.work.closeFor({ type: 'order', id: order.id }, 'backorder', 'order terminated');
+      if (order.state !== 'unpaid') await this.outbox.add(order.id, 'order.terminated', { order: this.ref(row) });
+      return { state: 'processed', result: `terminated (it held no server)` };
+    }
+    // A provisioning still running is cancelled; termination queues behind it.
+    const running = order.job_id ? await this.jobs.get(order.job_id).catch(() => null) : null;
+    if (running && (running.state === 'queued' || running.state === 'running')) await this.jobs.cancel(running.id);
+    const job = await this.serverJob(order, ORDER_TERMINATE, true);
+    await this.repo.updateOrder(order.id, { state: 'terminating', job_id: job, state_event_at: at });
+    return { state: 'processed', result: `terminating: job ${job}` };
+  }
+
+  /** A hardware job on the order's server (queued behind the one it has, when asked). */
+  private async serverJob(order: OrderRow, kind: string, queue = false): Promise<string> {
+    const site = await this.sites.resolve(order.site_id!);
+    const job = await this.jobs.create(kind, { siteId: site.id, siteCode: site.code, serverId: order.server_id! }, { orderId: order.id }, { queue });
+    return job.id;
+  }
+
+  /** Backordered orders, oldest first, get the servers that became available. The number placed. */
+  async fillBackorders(limit = 50): Promise<number> {
+    return this.db.transaction(async () => {
+      let placed = 0;
+      for (const order of await this.repo.lockBackordered(limit)) {
+        const r = await this.db.withLock(`racksmith:order:${order.id}`, async () => this.place((await this.repo.lockOrder(order.id))!));
+        if (r.state === 'processed') placed++;
+      }
+      return placed;
+    });
+  }
+
+  // ---- job steps
+
+  /** IPKVM access for the customer; a grant left by a crash before its password was kept is replaced. */
+  private async grantAccess(ctx: TaskContext): Promise<void> {
+    const order = (await this.repo.order(String(ctx.params.orderId)))!;
+    const access = this.access(order);
+    if (access.ipkvm) return ctx.log('IPKVM access already granted');
+    if (order.suspend_requested) return ctx.log('the order is suspended in billing: no IPKVM access until it is unsuspended');
+    for (const g of await this.console.list({ serverId: ctx.serverId!, customer: order.customer, live: true }, 100)) {
+      await this.console.revoke(g.id, 'replaced: its password was not handed over', 'billing');
+    }
+    const baseUrl = this.config.http.publicUrl ?? `http://${this.config.http.host}:${this.config.http.port}`;
+    const grant = await this.console.create(ctx.serverId!, { customer: order.customer, ttl: this.config.billing.consoleTtl }, baseUrl);
+    access.ipkvm = { grantId: grant.id, host: grant.bmcHost, username: grant.username, password: grant.password, consoleUrl: grant.consoleUrl, expiresAt: grant.expiresAt };
+    await this.repo.updateOrder(order.id, { access_enc: this.secrets.seal(JSON.stringify(access)) });
+    await ctx.log(`IPKVM access granted to customer ${order.customer} until ${grant.expiresAt} (grant ${grant.id})`);
+  }
+
+  /** order.provisioned with the access details, the order active; a suspension that came meanwhile follows. */
+  private async notifyProvisioned(ctx: TaskContext): Promise<void> {
+    await this.db.withLock(`racksmith:order:${String(ctx.params.orderId)}`, async () => {
+      const order = (await this.repo.lockOrder(String(ctx.params.orderId)))!;
+      if (order.state !== 'provisioning') return ctx.log(`the order is ${order.state}: nothing to report`);
+      const server = await this.devices.get(ctx.serverId!);
+      const site = await this.sites.resolve(server.siteId);
+      const { rootPassword, ipkvm } = this.access(order);
+      const address = (server.nics.find((n) => n.pxe && n.ip) ?? server.nics.find((n) => n.ip))?.ip ?? null;
+      const payload = {
+        order: this.ref(order),
+        service: { server: server.name, site: site.code, hostname: String(ctx.params.hostname), os: String(ctx.params.os), ipv4: address, sshKeys: (ctx.params.sshKeys as string[]).length },
+        ...(ipkvm ? { ipkvm: { host: ipkvm.host, username: ipkvm.username, consoleUrl: ipkvm.consoleUrl.split('#')[0], expiresAt: ipkvm.expiresAt } } : {}),
+      };
+      const secrets = {
+        ...(rootPassword ? { service: { rootPassword } } : {}),
+        ...(ipkvm ? { ipkvm: { password: ipkvm.password, consoleUrl: ipkvm.consoleUrl } } : {}),
+      };
+      await this.outbox.add(order.id, 'order.provisioned', payload, Object.keys(secrets).length ? secrets : undefined);
+      // The outbox holds the secrets now (sealed, until the billing system has them).
+      await this.repo.updateOrder(order.id, { state: 'active', access_enc: null });
+      await this.audit.record({ action: 'order.provisioned', targetType: 'order', targetId: order.id, changes: { serverId: server.id } });
+      await ctx.log(`order ${order.id} provisioned; the billing system is told`);
+      if (order.suspend_requested) {
+        const job = await this.serverJob({ ...order, site_id: server.siteId, server_id: server.id }, ORDER_SUSPEND, true);
+        await this.repo.updateOrder(order.id, { state: 'suspending', job_id: job });
+        await ctx.log(`the order was suspended in billing meanwhile: suspend job ${job} follows`);
+      }
+    });
+  }
+
+  private async revokeConsole(ctx: TaskContext, reason: string): Promise<void> {
+    const revoked = await this.console.revokeAllForServer(ctx.serverId!, reason);
+    await ctx.log(revoked.length ? `revoked ${revoked.length} IPKVM grant(s)` : 'no live IPKVM grants');
+  }
+
+  private async serverState(ctx: TaskContext, to: 'active' | 'suspended'): Promise<void> {
+    const server = await this.lifecycle.get(ctx.serverId!);
+    if (server.state !== to) await this.lifecycle.transition(ctx.serverId!, to, cause(String(ctx.params.orderId), to === 'active' ? 'order unsuspended' : 'order suspended'));
+  }
+
+  /** The end of a suspend or unsuspend: server state, order state and the billing event, together. */
+  private async settle(ctx: TaskContext, to: 'active' | 'suspended', type: 'order.suspended' | 'order.unsuspended'): Promise<void> {
+    await this.db.withLock(`racksmith:order:${String(ctx.params.orderId)}`, async () => {
+      const order = (await this.repo.lockOrder(String(ctx.params.orderId)))!;
+      await this.serverState(ctx, to);
+      const { ipkvm } = this.access(order);
+      await this.outbox.add(
+        order.id,
+        type,
+        { order: this.ref(order), ...(ipkvm ? { ipkvm: { host: ipkvm.host, username: ipkvm.username, consoleUrl: ipkvm.consoleUrl.split('#')[0], expiresAt: ipkvm.expiresAt } } : {}) },
+        ipkvm ? { ipkvm: { password: ipkvm.password, consoleUrl: ipkvm.consoleUrl } } : undefined,
+      );
+      // A job queued behind this one (the next suspend/unsuspend) sets its own state when it runs.
+      const current = order.job_id === ctx.jobId;
+      await this.repo.updateOrder(order.id, { ...(current ? { state: to } : {}), access_enc: null, last_error: null });
+      await ctx.log(`order ${order.id} ${to}`);
+    });
+  }
+
+  /** Terminated: the server goes back to stock (wiping its disks is not automated yet: a work task). */
+  private async release(ctx: TaskContext): Promise<void> {
+    await this.db.withLock(`racksmith:order:${String(ctx.params.orderId)}`, async () => {
+      const order = (await this.repo.lockOrder(String(ctx.params.orderId)))!;
+      const server = await this.lifecycle.get(ctx.serverId!);
+      if (server.state === 'active' || server.state === 'suspended' || server.state === 'failed') await this.lifecycle.transition(server.id, 'wiping', cause(order.id, 'order terminated'));
+      const row = await this.repo.updateOrder(order.id, { state: 'terminated', access_enc: null });
+      await this.work.open(server.siteId, 'other', `Wipe the disks of ${server.name} (order ${order.id} terminated), then move it to available`, { type: 'server', id: server.id }, { orderId: order.id });
+      await this.outbox.add(order.id, 'order.terminated', { order: this.ref(row) });
+      await ctx.log(`order ${order.id} terminated; server ${server.name} is wiping`);
+    });
+  }
+
+  /** A provisioning that failed or was cancelled: the order fails and billing is told (unless it was terminated). */
+  private async orderFailed(end: JobEnd): Promise<void> {
+    await this.db.withLock(`racksmith:order:${String(end.params.orderId)}`, async () => {
+      const order = await this.repo.lockOrder(String(end.params.orderId));
+      if (!order || order.state !== 'provisioning' || order.job_id !== end.jobId) return;
+      await this.fail(order, end.state === 'cancelled' ? 'provisioning cancelled' : `provisioning failed: ${end.error ?? 'unknown error'}`);
+      await this.work.open(order.site_id!, 'automation-failure', `Provisioning of order ${order.id} failed: look at job ${end.jobId}`, { type: 'order', id: order.id }, { jobId: end.jobId, error: end.error });
+    });
+  }
+
+  /** A suspend, unsuspend or terminate job that did not finish: a person looks. */
+  private async stuck(end: JobEnd, what: string): Promise<void> {
+    const order = await this.repo.order(String(end.params.orderId));
+    if (!order) return;
+    await this.repo.updateOrder(order.id, { last_error: `${what} ${end.state}: ${end.error ?? ''}`.trim() });
+    await this.work.open(order.site_id!, 'automation-failure', `The ${what} of order ${order.id} ${end.state}: finish it by hand or retry job ${end.jobId}`, { type: 'order', id: order.id }, { jobId: end.jobId, error: end.error });
+    await end.log(`order ${order.id}: the ${what} did not finish; the site's work queue has a task`, 'warn');
+  }
+
+  private async fail(order: OrderRow, reason: string): Promise<Applied> {
+    const row = await this.repo.updateOrder(order.id, { state: 'failed', last_error: reason, access_enc: null });
+    await this.outbox.add(order.id, 'order.failed', { order: this.ref(row), reason });
+    return { state: 'processed', result: `failed: ${reason}` };
+  }
+
+  private access(order: OrderRow): Access {
+    return order.access_enc ? (JSON.parse(this.secrets.open(order.access_enc)) as Access) : {};
+  }
+
+  private ref(o: OrderRow) {
+    return { id: o.id, customer: o.customer, plan: o.plan, state: o.state };
+  }
+
+  /** The site an order's paperwork goes to: its own, the preferred one, the plan's first, or the first site. */
+  private async siteFor(order: OrderRow): Promise<string> {
+    if (order.site_id) return order.site_id;
+    for (const code of [order.options.site, ...((order.plan_spec?.sites as string[] | undefined) ?? [])]) {
+      if (code) {
+        const site = await this.sites.resolve(code).catch(() => null);
+        if (site) return site.id;
+      }
+    }
+    const [first] = await this.sites.list();
+    if (!first) throw new Error('no site in the inventory to queue the order\'s work at');
+    return first.id;
+  }
+
+  // ---- reads
+
+  async get(id: string): Promise<OrderView> {
+    const o = await this.repo.order(id);
+    if (!o) throw new NotFoundError('order', id);
+    return orderView(o);
+  }
+
+  async list(f: { state?: string; customer?: string }, limit: number, cursor?: string): Promise<Page<OrderView>> {
+    const raw = decodeCursor(cursor);
+    const rows = await this.repo.orders(f, limit + 1, raw ? { at: raw.split('|')[0], id: raw.split('|')[1] } : undefined);
+    const items = rows.slice(0, limit);
+    const last = items[items.length - 1];
+    return { items: items.map(orderView), nextCursor: rows.length > limit ? encodeCursor(`${last.created_at.toISOString()}|${last.id}`) : null };
+  }
+}

@@ -1,0 +1,377 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { startTestApp, type TestApp } from '../support/app';
+import { query } from '../support/db';
+import { until } from '../support/wait';
+import { signatureHeader, verifySignature } from '../../src/modules/billing/billing-signature';
+import { BillingProcessor } from '../../src/modules/billing/billing-processor.service';
+import { OrdersService } from '../../src/modules/billing/orders.service';
+import { OutboxService } from '../../src/modules/billing/outbox.service';
+import { InstallService } from '../../src/modules/servers/install.service';
+import { JobService } from '../../src/jobs/job.service';
+import { JobRunner } from '../../src/jobs/job-runner';
+import { JobRegistry } from '../../src/jobs/job-registry';
+import { JobRepository } from '../../src/jobs/job.repository';
+import { JobQueue } from '../../src/jobs/job-queue';
+import { Database } from '../../src/database/database';
+import { BmcDrivers } from '../../src/drivers/bmc/bmc-drivers';
+import type { FakeBmcDriver } from '../../src/drivers/bmc/fake-bmc.driver';
+
+const SECRET = 'billing-secret-0123456789';
+const OLD_SECRET = 'billing-secret-previous-xyz';
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl customer@example';
+
+let t: TestApp;
+let processor: BillingProcessor;
+let modelId: string;
+let otherModelId: string;
+let billing: Server;
+const received: { body: any; ok: boolean }[] = [];
+let answerBilling = 200;
+
+beforeAll(async () => {
+  // The billing system's side: checks each delivery's signature and keeps it.
+  billing = createServer((req: IncomingMessage, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      let ok = true;
+      try {
+        verifySignature(req.headers['racksmith-signature'], body, [SECRET], 300);
+      } catch {
+        ok = false;
+      }
+      received.push({ body: JSON.parse(body.toString()), ok });
+      res.writeHead(ok ? answerBilling : 401).end();
+    });
+  });
+  await new Promise<void>((r) => billing.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(billing.address() as AddressInfo).port}/racksmith-events`;
+  t = await startTestApp({ RACKSMITH_BILLING_SECRETS: `${SECRET},${OLD_SECRET}`, RACKSMITH_BILLING_URL: url });
+  processor = t.app.get(BillingProcessor);
+  await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
+  await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab2', name: 'Lab 2' } });
+  modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'Big', heightU: 1, bmcDriver: 'fake', cpuCores: 32, ramGb: 256, disks: [{ kind: 'nvme', sizeGb: 1920, count: 2 }] } })).json.id;
+  otherModelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'Small', heightU: 1, bmcDriver: 'fake', cpuCores: 4, ramGb: 16 } })).json.id;
+  expect((await t.request({ method: 'PUT', url: '/api/v1/billing/plans/dedi-big', body: { kind: 'dedicated', spec: { minCpuCores: 16, minRamGb: 128 } } })).status).toBe(201);
+  expect((await t.request({ method: 'PUT', url: '/api/v1/billing/plans/dedi-small', body: { kind: 'dedicated', spec: { hardwareModel: 'T/Small', sites: ['lab2'] } } })).status).toBe(201);
+  expect((await t.request({ method: 'PUT', url: '/api/v1/billing/plans/vps-1', body: { kind: 'vps', spec: { vcpus: 1, ramMb: 1024, diskGb: 20 } } })).status).toBe(201);
+}, 60_000);
+afterAll(async () => {
+  await processor?.stop();
+  await t?.close();
+  await new Promise((r) => billing?.close(r));
+});
+
+let n = 0;
+async function server(model = modelId, site = 'lab'): Promise<string> {
+  const id = (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site, name: `bs-${++n}`, role: 'rented-server', modelId: model, bmc: { address: '127.0.0.2', username: 'admin', password: 'secret' }, nics: [{ name: 'eth0', mac: mac(n), pxe: true, ip: `10.9.${n >> 8}.${n & 255}` }] } })).json.id;
+  expect((await t.request({ method: 'POST', url: `/api/v1/servers/${id}/transition`, body: { to: 'available' } })).status).toBeLessThan(300);
+  return id;
+}
+const mac = (i: number) => `52:54:00:aa:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+
+let ev = 0;
+function event(type: string, order: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return { id: `evt-${++ev}-${Date.now()}`, type, occurredAt: new Date().toISOString(), order: { customer: 'cus-1', ...order }, ...extra };
+}
+function post(body: unknown, opts: { secret?: string; at?: number; raw?: string; header?: string | null; contentType?: string } = {}) {
+  const payload = opts.raw ?? JSON.stringify(body);
+  const headers: Record<string, string> = { 'content-type': opts.contentType ?? 'application/json' };
+  if (opts.header !== null) headers['racksmith-signature'] = opts.header ?? signatureHeader(opts.secret ?? SECRET, payload, opts.at);
+  return t.request({ method: 'POST', url: '/webhooks/billing', payload, headers, token: '' });
+}
+const count = async (sql: string, params: unknown[] = []) => Number((await query<{ n: string }>(t.db.url, `SELECT count(*) AS n FROM ${sql}`, params))[0].n);
+const drain = async (workers = 1) => {
+  await Promise.all(Array.from({ length: workers }, async () => {
+    while (await processor.processOne()) {
+      /* next */
+    }
+  }));
+};
+
+describe('the billing webhook', () => {
+  it('refuses a missing, wrong, stale or malformed signature with 401 and stores nothing', async () => {
+    const body = event('order.terminated', { id: 'ord-sig' });
+    const missing = await post(body, { header: null });
+    expect(missing.status).toBe(401);
+    expect(missing.json.error).toMatchObject({ code: 'missing_signature', field: 'racksmith-signature' });
+    expect((await post(body, { secret: 'not-the-secret-at-all' })).json.error.code).toBe('bad_signature');
+    expect((await post(body, { at: Math.floor(Date.now() / 1000) - 301 })).json.error.code).toBe('stale_signature');
+    expect((await post(body, { at: Math.floor(Date.now() / 1000) + 400 })).json.error.code).toBe('stale_signature');
+    expect((await post(body, { header: 't=abc,v1=zz' })).json.error.code).toBe('malformed_signature');
+    // A signature over other bytes (the body changed in transit).
+    const tampered = await post(body, { raw: JSON.stringify({ ...body, order: { ...body.order, customer: 'cus-2' } }), header: signatureHeader(SECRET, JSON.stringify(body)) });
+    expect(tampered.json.error.code).toBe('bad_signature');
+    expect(await count('billing_events')).toBe(0);
+    // Both secrets of a rotation are accepted.
+    expect((await post(body, { secret: OLD_SECRET })).status).toBe(202);
+  });
+
+  it('answers bad payloads with 400 naming the field, and stores nothing', async () => {
+    const before = await count('billing_events');
+    const noCustomer = await post({ id: 'evt-x1', type: 'order.paid', occurredAt: new Date().toISOString(), order: { id: 'o1', plan: 'dedi-big' } });
+    expect(noCustomer.status).toBe(400);
+    expect(noCustomer.json.error).toMatchObject({ code: 'validation_failed', field: 'order.customer' });
+    expect((await post(event('order.paid', { id: 'o1' }))).json.error).toMatchObject({ field: 'order.plan' });
+    expect((await post(event('order.paid', { id: 'o1', plan: 'no-such-plan' }))).json.error).toMatchObject({ field: 'order.plan', message: expect.stringContaining('no plan no-such-plan') });
+    expect((await post(event('order.paid', { id: 'o1', plan: 'dedi-big', options: { os: 'windows-11' } }))).json.error).toMatchObject({ field: 'order.options.os' });
+    expect((await post(event('order.paid', { id: 'o1', plan: 'vps-1', options: { os: 'debian-12' } }))).json.error).toMatchObject({ field: 'order.options.os' });
+    expect((await post(event('order.paid', { id: 'o1', plan: 'dedi-big', options: { sshKeys: ['not a key'] } }))).json.error).toMatchObject({ field: 'order.options.sshKeys.0' });
+    expect((await post(event('order.refunded', { id: 'o1' }))).json.error).toMatchObject({ field: 'type' });
+    expect((await post({ ...event('order.paid', { id: 'o1', plan: 'dedi-big' }), occurredAt: 'yesterday' })).json.error).toMatchObject({ field: 'occurredAt' });
+    expect((await post({ ...event('order.paid', { id: 'o1', plan: 'dedi-big' }), extra: 1 })).json.error.code).toBe('validation_failed');
+    const notJson = await post(undefined, { raw: '{"id": "evt-' });
+    expect(notJson.status).toBe(400);
+    expect(notJson.json.error.code).toBe('malformed_json');
+    const form = await post(undefined, { raw: 'a=b', contentType: 'application/x-www-form-urlencoded' });
+    expect(form.status).toBe(415);
+    expect(await count('billing_events')).toBe(before);
+  });
+
+  it('gives one event delivered 50 times at once the same answer and one provisioning', async () => {
+    await server();
+    const body = event('order.paid', { id: 'ord-dup', plan: 'dedi-big', options: { hostname: 'dup.example.com', sshKeys: [KEY] } });
+    const answers = await Promise.all(Array.from({ length: 50 }, () => post(body)));
+    expect(new Set(answers.map((a) => `${a.status} ${a.text}`))).toEqual(new Set([`202 ${JSON.stringify({ eventId: body.id, orderId: 'ord-dup', received: true })}`]));
+    expect(await count('billing_events WHERE id = $1', [body.id])).toBe(1);
+    // Redelivered later, with a fresh signature: still the same answer.
+    expect((await post(body)).status).toBe(202);
+    // The same id with other content is a mistake in billing, not a redelivery.
+    const reused = await post({ ...body, order: { ...body.order, plan: 'dedi-small' } });
+    expect(reused.status).toBe(409);
+    expect(reused.json.error).toMatchObject({ code: 'event_id_reused', field: 'id' });
+    await drain(4);
+    expect(await count("jobs WHERE kind = 'order-provision' AND params->>'orderId' = 'ord-dup'")).toBe(1);
+    const order = (await t.request({ url: '/api/v1/billing/orders/ord-dup' })).json;
+    expect(order).toMatchObject({ state: 'provisioning', customer: 'cus-1', plan: 'dedi-big', kind: 'dedicated', serverId: expect.any(String), jobId: expect.any(String) });
+    expect((await t.request({ url: `/api/v1/servers/${order.serverId}` })).json.state).toBe('reserved');
+    const events = (await t.request({ url: '/api/v1/billing/events?order=ord-dup' })).json.items;
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ state: 'processed', attempts: 1, result: expect.stringContaining('reserved') });
+  });
+
+  it('reserves exactly 20 servers for 100 concurrent paid orders and backorders the other 80', async () => {
+    // Fresh stock of a model no other test uses.
+    const model = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'Rush', heightU: 1, bmcDriver: 'fake', cpuCores: 8, ramGb: 32 } })).json.id;
+    await t.request({ method: 'PUT', url: '/api/v1/billing/plans/dedi-rush', body: { kind: 'dedicated', spec: { hardwareModel: 'T/Rush' } } });
+    const stock = await Promise.all(Array.from({ length: 20 }, () => server(model)));
+    const bodies = Array.from({ length: 100 }, (_, i) => event('order.paid', { id: `ord-rush-${i}`, customer: `cus-r${i}`, plan: 'dedi-rush', options: { sshKeys: [KEY] } }));
+    const answers = await Promise.all(bodies.map((b) => post(b)));
+    expect(answers.every((a) => a.status === 202)).toBe(true);
+    // Several processors at once, as several racksmith processes would.
+    await drain(6);
+    const rows = await query<{ state: string; server_id: string | null }>(t.db.url, "SELECT state, server_id FROM orders WHERE plan = 'dedi-rush'");
+    expect(rows.filter((r) => r.state === 'provisioning')).toHaveLength(20);
+    expect(rows.filter((r) => r.state === 'backordered')).toHaveLength(80);
+    expect(new Set(rows.filter((r) => r.server_id).map((r) => r.server_id))).toEqual(new Set(stock));
+    const [site] = await query<{ id: string }>(t.db.url, "SELECT id FROM sites WHERE code = 'lab'");
+    expect(await count("work_tasks WHERE kind = 'backorder' AND state = 'open' AND site_id = $1 AND ref_id LIKE 'ord-rush-%'", [site.id])).toBe(80);
+    expect(await count("billing_outbox WHERE type = 'order.backordered' AND order_id LIKE 'ord-rush-%'")).toBe(80);
+
+    // A server comes back into stock: the oldest backorder gets it, its task is closed.
+    const returned = await server(model);
+    expect(await t.app.get(OrdersService).fillBackorders()).toBe(1);
+    const [filled] = await query<{ id: string; state: string }>(t.db.url, 'SELECT id, state FROM orders WHERE server_id = $1', [returned]);
+    expect(filled.state).toBe('provisioning');
+    expect(await count("work_tasks WHERE kind = 'backorder' AND state = 'done' AND ref_id = $1", [filled.id])).toBe(1);
+    expect(await t.app.get(OrdersService).fillBackorders()).toBe(0);
+  }, 120_000);
+
+  it('loses nothing when processing dies between storing and finishing', async () => {
+    await server();
+    const orders = t.app.get(OrdersService);
+    const body = event('order.paid', { id: 'ord-crash', plan: 'dedi-big', options: { sshKeys: [KEY] } });
+    expect((await post(body)).status).toBe(202);
+    // Stored before the answer, not yet processed (no processor was running: as after a crash).
+    expect((await query(t.db.url, 'SELECT state FROM billing_events WHERE id = $1', [body.id]))[0]).toEqual({ state: 'pending' });
+    // The process dies half-way through applying it: the order row it wrote goes with it.
+    const apply = orders.apply.bind(orders);
+    const spy = jest.spyOn(orders, 'apply').mockImplementationOnce(async (e) => {
+      await apply(e);
+      throw new Error('killed mid-way');
+    });
+    await processor.processOne();
+    spy.mockRestore();
+    expect(await count("orders WHERE id = 'ord-crash'")).toBe(0);
+    expect(await count("jobs WHERE params->>'orderId' = 'ord-crash'")).toBe(0);
+    const [row] = await query<{ state: string; attempts: number; result: string }>(t.db.url, 'SELECT state, attempts, result FROM billing_events WHERE id = $1', [body.id]);
+    expect(row).toMatchObject({ state: 'pending', attempts: 1, result: 'killed mid-way' });
+    // The next pass (after its backoff) applies it once.
+    await query(t.db.url, 'UPDATE billing_events SET not_before = now() WHERE id = $1', [body.id]);
+    await drain();
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-crash' })).json.state).toBe('provisioning');
+    expect(await count("jobs WHERE params->>'orderId' = 'ord-crash'")).toBe(1);
+  });
+
+  it('handles events out of order: terminate before paid, suspend before paid, a stale unsuspend', async () => {
+    const early = event('order.terminated', { id: 'ord-gone' });
+    expect((await post(early)).status).toBe(202);
+    await drain();
+    const late = event('order.paid', { id: 'ord-gone', plan: 'dedi-big', options: { sshKeys: [KEY] } }, { occurredAt: new Date(Date.now() - 60_000).toISOString() });
+    await post(late);
+    await drain();
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-gone' })).json).toMatchObject({ state: 'terminated', serverId: null });
+    expect((await t.request({ url: '/api/v1/billing/events?order=ord-gone' })).json.items.map((e: { state: string }) => e.state)).toEqual(['ignored', 'processed']);
+
+    const suspendFirst = event('order.suspended', { id: 'ord-sus' });
+    await post(suspendFirst);
+    await drain();
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-sus' })).json).toMatchObject({ state: 'unpaid', suspendRequested: true });
+    // An unsuspend that happened before that suspend, delivered after it: ignored.
+    await post(event('order.unsuspended', { id: 'ord-sus' }, { occurredAt: new Date(Date.now() - 120_000).toISOString() }));
+    await drain();
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-sus' })).json.suspendRequested).toBe(true);
+    // Another customer's event about this order changes nothing.
+    await post(event('order.unsuspended', { id: 'ord-sus', customer: 'cus-intruder' }));
+    await drain();
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-sus' })).json.suspendRequested).toBe(true);
+  });
+
+  it('hands a paid order of a kind not automated yet to the work queue and tells billing it failed', async () => {
+    await post(event('order.paid', { id: 'ord-vps', plan: 'vps-1' }));
+    await drain();
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-vps' })).json).toMatchObject({ state: 'failed', kind: 'vps', lastError: expect.stringContaining('not provisioned automatically yet') });
+    expect(await count("work_tasks WHERE ref_id = 'ord-vps' AND state = 'open'")).toBe(1);
+  });
+});
+
+describe('plans', () => {
+  it('are checked against their kind and listed', async () => {
+    const bad = await t.request({ method: 'PUT', url: '/api/v1/billing/plans/p1', body: { kind: 'vps', spec: { vcpus: 0, ramMb: 1024, diskGb: 10 } } });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatchObject({ field: 'spec.vcpus' });
+    const wrongKind = await t.request({ method: 'PUT', url: '/api/v1/billing/plans/p1', body: { kind: 'dedicated', spec: { vcpus: 2 } } });
+    expect(wrongKind.json.error.field).toBe('spec');
+    expect((await t.request({ method: 'PUT', url: '/api/v1/billing/plans/bad%20code', body: { kind: 'vps', spec: { vcpus: 1, ramMb: 1024, diskGb: 10 } } })).json.error.field).toBe('code');
+    const ok = await t.request({ method: 'PUT', url: '/api/v1/billing/plans/p1', body: { kind: 'dedicated', spec: { minRamGb: 64 } } });
+    expect(ok.json).toMatchObject({ code: 'p1', kind: 'dedicated', spec: { minRamGb: 64, diskLayout: 'single', defaultOs: 'debian-12' } });
+    expect((await t.request({ method: 'PUT', url: '/api/v1/billing/plans/p1', body: { kind: 'dedicated', spec: { minRamGb: 128 } } })).status).toBe(200);
+    expect((await t.request({ url: '/api/v1/billing/plans' })).json.map((p: { code: string }) => p.code)).toContain('p1');
+    expect((await t.request({ method: 'DELETE', url: '/api/v1/billing/plans/p1' })).status).toBe(204);
+    expect((await t.request({ url: '/api/v1/billing/plans/p1' })).status).toBe(404);
+  });
+});
+
+describe('an order from payment to termination, with the fake BMC', () => {
+  let runner: JobRunner;
+  beforeAll(async () => {
+    // Earlier tests left provisioning jobs nobody will finish: end them first.
+    const jobs = t.app.get(JobService);
+    for (const j of (await jobs.list({}, 500)).items) if (j.state === 'queued' || j.state === 'running') await jobs.cancel(j.id);
+    runner = new JobRunner(t.app.get(Database), t.app.get(JobRepository), t.app.get(JobRegistry), t.app.get(JobQueue), pino({ level: 'silent' }), { allSiteCodes: async () => ['lab', 'lab2'], heartbeatMs: 200, staleAfterSeconds: 3 });
+    await runner.start();
+    processor.start();
+  });
+  afterAll(async () => {
+    await processor.stop();
+    await runner?.stop();
+  });
+
+  it('installs, grants IPKVM access, tells billing; suspends, unsuspends and terminates', async () => {
+    const id = await server(otherModelId, 'lab2');
+    const fake = t.app.get(BmcDrivers).get('fake') as FakeBmcDriver;
+    const jobs = t.app.get(JobService);
+    const install = t.app.get(InstallService);
+    const paid = event('order.paid', { id: 'ord-full', customer: 'cus-full', plan: 'dedi-small', options: { hostname: 'full.example.com', os: 'rocky-9' } });
+    expect((await post(paid)).status).toBe(202);
+    const provisioning = await until(() => t.request({ url: '/api/v1/billing/orders/ord-full' }), (r) => r.json?.jobId !== undefined && r.json?.serverId === id);
+    const jobId = provisioning.json.jobId;
+    await until(() => jobs.get(jobId), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'running', 30_000);
+    expect(fake.machine(id).boot).toMatchObject({ device: 'pxe', once: true });
+    await install.callback(jobId, await install.callbackToken(jobId), 'done', 'installed');
+    const done = await until(() => jobs.get(jobId), (j) => j.state === 'succeeded' || j.state === 'failed', 30_000);
+    expect(done.error).toBeNull();
+    expect(done.tasks!.map((x) => x.name)).toEqual(['mark-deploying', 'power-off', 'pxe-once', 'power-on', 'wait-for-installer', 'boot-from-disk', 'mark-active', 'console-access', 'notify']);
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-full' })).json.state).toBe('active');
+    expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('active');
+
+    // The billing system got order.provisioned, signed, with the access details and the passwords.
+    const provisioned = await until(async () => received.find((r) => r.body.type === 'order.provisioned' && r.body.order.id === 'ord-full'), (r) => !!r);
+    expect(provisioned!.ok).toBe(true);
+    const msg = provisioned!.body;
+    expect(msg).toMatchObject({
+      id: expect.any(String),
+      order: { id: 'ord-full', customer: 'cus-full', plan: 'dedi-small' },
+      service: { hostname: 'full.example.com', os: 'rocky-9', ipv4: expect.stringMatching(/^10\.9\./), site: 'lab2', rootPassword: expect.stringMatching(/^[A-Za-z0-9]{20}$/) },
+      ipkvm: { host: '127.0.0.2', username: expect.stringMatching(/^rs-/), password: expect.any(String), consoleUrl: expect.stringContaining('/console/') },
+    });
+    // The BMC has that account; the API shows the message without its secrets.
+    expect(fake.machine(id).users.some((u) => u.name === msg.ipkvm.username && u.enabled && u.password === msg.ipkvm.password)).toBe(true);
+    const shown = (await t.request({ url: '/api/v1/billing/outbox?order=ord-full' })).json.items.find((m: { type: string }) => m.type === 'order.provisioned');
+    expect(shown).toMatchObject({ state: 'delivered', hasSecrets: true, attempts: 1, lastStatus: 200 });
+    expect(JSON.stringify(shown)).not.toContain(msg.ipkvm.password);
+    expect(JSON.stringify(shown)).not.toContain(msg.service.rootPassword);
+    // The password the installer got is only a hash of the one billing got.
+    const [params] = await query<{ p: { rootPasswordHash: string } }>(t.db.url, 'SELECT params AS p FROM jobs WHERE id = $1', [jobId]);
+    expect(params.p.rootPasswordHash).toMatch(/^\$6\$/);
+    expect(JSON.stringify(await query(t.db.url, 'SELECT * FROM orders'))).not.toContain(msg.service.rootPassword);
+
+    // Suspended: powered off, access revoked.
+    await post(event('order.suspended', { id: 'ord-full', customer: 'cus-full' }));
+    await until(() => t.request({ url: '/api/v1/billing/orders/ord-full' }), (r) => r.json.state === 'suspended', 30_000);
+    expect(fake.machine(id).power).toBe('off');
+    expect(fake.machine(id).users.some((u) => u.name === msg.ipkvm.username && u.enabled)).toBe(false);
+    expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('suspended');
+    await until(async () => received.find((r) => r.body.type === 'order.suspended' && r.body.order.id === 'ord-full'), (r) => !!r);
+
+    // Unsuspended: powered on, new access.
+    await post(event('order.unsuspended', { id: 'ord-full', customer: 'cus-full' }));
+    await until(() => t.request({ url: '/api/v1/billing/orders/ord-full' }), (r) => r.json.state === 'active', 30_000);
+    expect(fake.machine(id).power).toBe('on');
+    const back = await until(async () => received.find((r) => r.body.type === 'order.unsuspended' && r.body.order.id === 'ord-full'), (r) => !!r);
+    expect(back!.body.ipkvm).toMatchObject({ username: expect.stringMatching(/^rs-/), password: expect.any(String) });
+
+    // Terminated: access revoked, powered off, server off to be wiped, billing told.
+    await post(event('order.terminated', { id: 'ord-full', customer: 'cus-full' }));
+    await until(() => t.request({ url: '/api/v1/billing/orders/ord-full' }), (r) => r.json.state === 'terminated', 30_000);
+    expect(fake.machine(id).users.filter((u) => u.name.startsWith('rs-') && u.enabled)).toEqual([]);
+    expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('wiping');
+    await until(async () => received.find((r) => r.body.type === 'order.terminated' && r.body.order.id === 'ord-full'), (r) => !!r);
+  }, 90_000);
+
+  it('keeps an unacknowledged message and retries it; a replay sends it again', async () => {
+    const outbox = t.app.get(OutboxService);
+    answerBilling = 500;
+    const msg = await outbox.add('ord-retry', 'order.failed', { order: { id: 'ord-retry' }, reason: 'test' });
+    await until(() => outbox.get(msg.id), (m) => m.attempts >= 1, 10_000);
+    const failed = await outbox.get(msg.id);
+    expect(failed).toMatchObject({ state: 'pending', lastStatus: 500, lastError: 'the billing system answered 500' });
+    expect(new Date(failed.nextAttemptAt!).getTime()).toBeGreaterThan(Date.now());
+    answerBilling = 200;
+    await t.request({ method: 'POST', url: `/api/v1/billing/outbox/${msg.id}/replay` });
+    await until(() => outbox.get(msg.id), (m) => m.state === 'delivered', 10_000);
+    expect(received.filter((r) => r.body.id === msg.id)).toHaveLength(2);
+  });
+});
+
+describe('racksmith billing simulate', () => {
+  it('sends a signed event to a running racksmith, which stores and processes it', async () => {
+    const { runCli, startServe } = await import('../support/cli');
+    const env = { DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef', RACKSMITH_INVENTORY_SEED: '', RACKSMITH_BILLING_SECRETS: SECRET };
+    const served = await startServe(env, ['--role', 'api']);
+    try {
+      // serve loaded the shipped plans.
+      expect((await t.request({ url: '/api/v1/billing/plans/dedi-e2288g' })).json).toMatchObject({ kind: 'dedicated', spec: { hardwareModel: 'Supermicro/SYS-5019C-MR' } });
+      const args = ['billing', 'simulate', 'paid', '--plan', 'dedi-e2288g', '--os', 'debian-12', '--ssh-key', KEY, '--order', 'ord-cli', '--event-id', 'evt-cli-1', '--occurred-at', new Date().toISOString(), '--url', served.url];
+      const sent = await runCli(args, env);
+      expect(sent.code).toBe(0);
+      expect(JSON.parse(sent.stdout)).toMatchObject({ status: 202, answer: { eventId: 'evt-cli-1', orderId: 'ord-cli', received: true } });
+      // Redelivered: the same answer.
+      const again = await runCli(args, env);
+      expect(JSON.parse(again.stdout)).toMatchObject({ status: 202, answer: { eventId: 'evt-cli-1' } });
+      // The serving process processed it: no Supermicro in this inventory, so it is backordered.
+      await until(() => t.request({ url: '/api/v1/billing/orders/ord-cli' }), (r) => r.json?.state === 'backordered', 15_000);
+      const wrong = await runCli(['billing', 'simulate', 'suspended', '--order', 'ord-cli', '--url', served.url], { ...env, RACKSMITH_BILLING_SECRETS: 'some-other-secret-entirely' });
+      expect(wrong.code).toBe(1);
+      expect(JSON.parse(wrong.stdout)).toMatchObject({ status: 401, answer: { error: { code: 'bad_signature' } } });
+      const usage = await runCli(['billing', 'simulate', 'paid', '--url', served.url], env);
+      expect(usage.code).toBe(2);
+      expect(usage.stderr).toContain('give --plan CODE');
+    } finally {
+      expect(await served.stop('SIGTERM')).toBe(0);
+    }
+  }, 90_000);
+});
