@@ -5,9 +5,24 @@ export interface TaskContext {
   params: Record<string, unknown>;
   serverId: string | null;
   attempt: number;
+  /** How many times this task already waited (see TaskWaiting); 0 on its first run. */
+  waits: number;
+  /** When this task first started (a waiting task's deadline counts from here). */
+  firstStartedAt: Date;
   /** Aborted on timeout or when the job is cancelled: stop at the next safe point. */
   signal: AbortSignal;
   log(message: string, level?: 'info' | 'warn' | 'error'): Promise<void>;
+}
+
+/**
+ * Thrown by a task that waits for something outside (an installer's callback): the task gives its
+ * worker back and runs again after `retryInMs`, or sooner when the job is woken: the same attempt.
+ */
+export class TaskWaiting extends Error {
+  constructor(readonly retryInMs: number) {
+    super(`waiting; next check in ${retryInMs} ms`);
+    this.name = 'TaskWaiting';
+  }
 }
 
 export interface TaskDefinition {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { run, type Runner } from 'graphile-worker';
 import type { Logger } from 'pino';
-import { JobRegistry, type TaskDefinition } from './job-registry';
+import { JobRegistry, TaskWaiting, type TaskDefinition } from './job-registry';
 import { JobRepository, type JobRow, type TaskRow } from './job.repository';
 import { JOB_TASK, JobQueue, quietLogger } from './job-queue';
 import { Database } from '../database/database';
@@ -130,8 +130,9 @@ export class JobRunner {
     const controller = new AbortController();
     this.running.add(controller);
     const log = (message: string, level: 'info' | 'warn' | 'error' = 'info') => this.jobs.log(job.id, task.seq, level, message);
-    // Written while the task starts, not before it: no round trip between claim and start.
-    const started = log(`${task.name}: attempt ${task.attempts} of ${task.max_attempts} on ${this.workerId}`);
+    // Written while the task starts, not before it: no round trip between claim and start. A
+    // waiting task's checks are not logged (one every few seconds for an hour would bury the log).
+    const started = task.waits ? Promise.resolve() : log(`${task.name}: attempt ${task.attempts} of ${task.max_attempts} on ${this.workerId}`);
     let cancelSeen = false;
     const beat = setInterval(() => {
       void this.jobs.heartbeat(job.id, task.seq, this.workerId).then(
@@ -150,7 +151,7 @@ export class JobRunner {
     try {
       await Promise.race([
         stopped,
-        def.run({ jobId: job.id, params: job.params, serverId: job.server_id, attempt: task.attempts, signal: controller.signal, log }),
+        def.run({ jobId: job.id, params: job.params, serverId: job.server_id, attempt: task.attempts, waits: task.waits, firstStartedAt: task.started_at ?? new Date(), signal: controller.signal, log }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             controller.abort(new TaskTimeout(`timed out after ${task.timeout_ms} ms`));
@@ -164,6 +165,12 @@ export class JobRunner {
       return true;
     } catch (err) {
       await started.catch(() => undefined);
+      if (err instanceof TaskWaiting && !controller.signal.aborted) {
+        const at = new Date(Date.now() + err.retryInMs);
+        await this.jobs.taskWait(job.id, task.seq, this.workerId, at);
+        await this.queue.wake(job.id, job.site_code, at);
+        return false;
+      }
       const message = (err as Error).message || String(err);
       if (err instanceof WorkerStopping || controller.signal.reason instanceof WorkerStopping) {
         await this.jobs.release(job.id, task.seq, this.workerId);

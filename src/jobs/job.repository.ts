@@ -25,8 +25,10 @@ export interface TaskRow {
   job_id: string;
   seq: number;
   name: string;
-  state: 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  state: 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled';
   attempts: number;
+  /** Checks of a waiting task so far (not attempts). */
+  waits: number;
   max_attempts: number;
   timeout_ms: number;
   worker: string | null;
@@ -117,8 +119,8 @@ export class JobRepository {
    */
   async claimNext(jobId: string, worker: string): Promise<TaskRow | null> {
     const rows = await this.q<TaskRow>(
-      `UPDATE job_tasks t SET state = 'running', attempts = attempts + 1, worker = $2, heartbeat_at = now(), started_at = coalesce(started_at, now()), error = NULL
-        WHERE t.job_id = $1 AND t.state = 'pending' AND (t.next_attempt_at IS NULL OR t.next_attempt_at <= now())
+      `UPDATE job_tasks t SET state = 'running', attempts = attempts + CASE WHEN t.state = 'waiting' THEN 0 ELSE 1 END, worker = $2, heartbeat_at = now(), started_at = coalesce(started_at, now()), error = NULL
+        WHERE t.job_id = $1 AND t.state IN ('pending', 'waiting') AND (t.next_attempt_at IS NULL OR t.next_attempt_at <= now())
           AND t.seq = (SELECT min(seq) FROM job_tasks WHERE job_id = $1 AND state <> 'succeeded')
         RETURNING t.*`,
       [jobId, worker],
@@ -129,7 +131,7 @@ export class JobRepository {
   /** The next task that is pending but not yet due: when to come back. */
   async nextDue(jobId: string): Promise<Date | null> {
     const rows = await this.q<{ at: Date | null }>(
-      "SELECT next_attempt_at AS at FROM job_tasks WHERE job_id = $1 AND state = 'pending' AND seq = (SELECT min(seq) FROM job_tasks WHERE job_id = $1 AND state <> 'succeeded')",
+      "SELECT next_attempt_at AS at FROM job_tasks WHERE job_id = $1 AND state IN ('pending', 'waiting') AND seq = (SELECT min(seq) FROM job_tasks WHERE job_id = $1 AND state <> 'succeeded')",
       [jobId],
     );
     return rows[0]?.at ?? null;
@@ -148,6 +150,14 @@ export class JobRepository {
     await this.q("UPDATE job_tasks SET state = 'pending', error = $4, next_attempt_at = $5, worker = NULL WHERE job_id = $1 AND seq = $2 AND state = 'running' AND worker = $3", [jobId, seq, worker, error, at]);
   }
 
+  /** The task waits for something outside: no worker holds it; it is looked at again at `at` (or when woken). */
+  async taskWait(jobId: string, seq: number, worker: string, at: Date): Promise<void> {
+    await this.q(
+      "UPDATE job_tasks SET state = 'waiting', waits = waits + 1, next_attempt_at = $4 WHERE job_id = $1 AND seq = $2 AND state = 'running' AND worker = $3",
+      [jobId, seq, worker, at],
+    );
+  }
+
   /** Give a running task back untouched (the worker is stopping): pending, this attempt not counted. */
   async release(jobId: string, seq: number, worker: string): Promise<void> {
     await this.q("UPDATE job_tasks SET state = 'pending', attempts = greatest(attempts - 1, 0), worker = NULL WHERE job_id = $1 AND seq = $2 AND state = 'running' AND worker = $3", [jobId, seq, worker]);
@@ -160,7 +170,7 @@ export class JobRepository {
   /** End a job; its remaining tasks are cancelled when it did not succeed. Returns the jobs waiting behind it, now released. */
   async finishJob(jobId: string, state: 'succeeded' | 'failed' | 'cancelled', error: string | null): Promise<string[]> {
     await this.q("UPDATE jobs SET state = $2, error = $3, finished_at = now() WHERE id = $1 AND state IN ('queued', 'running')", [jobId, state, error]);
-    if (state !== 'succeeded') await this.q("UPDATE job_tasks SET state = 'cancelled', finished_at = now(), worker = NULL WHERE job_id = $1 AND state IN ('pending', 'running')", [jobId]);
+    if (state !== 'succeeded') await this.q("UPDATE job_tasks SET state = 'cancelled', finished_at = now(), worker = NULL WHERE job_id = $1 AND state IN ('pending', 'running', 'waiting')", [jobId]);
     const released = await this.q<{ id: string }>('UPDATE jobs SET waits_for = NULL WHERE waits_for = $1 AND state = $2 RETURNING id', [jobId, 'queued']);
     return released.map((r) => r.id);
   }
@@ -181,7 +191,7 @@ export class JobRepository {
   /** A failed or cancelled job, again from task `fromSeq` (every task from there runs again). */
   async reopen(jobId: string, fromSeq: number): Promise<void> {
     await this.q("UPDATE jobs SET state = 'queued', error = NULL, finished_at = NULL, cancel_requested_at = NULL WHERE id = $1", [jobId]);
-    await this.q("UPDATE job_tasks SET state = 'pending', attempts = 0, error = NULL, finished_at = NULL, next_attempt_at = NULL, worker = NULL WHERE job_id = $1 AND seq >= $2", [jobId, fromSeq]);
+    await this.q("UPDATE job_tasks SET state = 'pending', attempts = 0, waits = 0, started_at = NULL, error = NULL, finished_at = NULL, next_attempt_at = NULL, worker = NULL WHERE job_id = $1 AND seq >= $2", [jobId, fromSeq]);
   }
 
   /** Running tasks whose worker stopped sending heartbeats: back to pending. Returns their jobs. */

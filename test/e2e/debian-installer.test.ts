@@ -45,7 +45,7 @@ it('the Debian installer boots through racksmith and fetches its rendered presee
   const dev = await call('POST', '/devices', { site: 'lab', name: 'vm-di', role: 'rented-server', modelId, bmc: { address: '127.0.0.2' }, nics: [{ name: 'eth0', mac, pxe: true, ip: '10.77.0.60' }] });
   await call('POST', `/servers/${dev.json.id}/transition`, { to: 'available' });
   const job = (await call('POST', `/servers/${dev.json.id}/install`, { os: 'debian-12', hostname: 'vm-di.lab.example', sshKeys: [KEY] })).json;
-  await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === 'wait-for-installer' && x.state === 'running'), 60_000, 500);
+  await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === 'wait-for-installer' && x.state === 'waiting'), 60_000, 500);
 
   const serial = join(dir, 'di.serial.log');
   const vm: ChildProcess = ns.spawn('qemu-system-x86_64', [

@@ -78,7 +78,7 @@ const exited = (p: ChildProcess, ms: number) =>
 async function installAndBoot(kind: 'bios' | 'uefi', name: string, mac: string, address: string) {
   const id = await serverFor(name, mac, address);
   const job = (await call('POST', `/servers/${id}/install`, { os: 'debian-12', hostname: `${name}.lab.example`, sshKeys: [KEY] })).json;
-  await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === 'wait-for-installer' && x.state === 'running'), 60_000, 500);
+  await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === 'wait-for-installer' && x.state === 'waiting'), 60_000, 500);
   const serial = join(dir, `${name}.serial.log`);
   const vm = qemu(kind, mac, serial);
   const started = Date.now();

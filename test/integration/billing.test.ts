@@ -279,7 +279,7 @@ describe('an order from payment to termination, with the fake BMC', () => {
     expect((await post(paid)).status).toBe(202);
     const provisioning = await until(() => t.request({ url: '/api/v1/billing/orders/ord-full' }), (r) => r.json?.jobId !== undefined && r.json?.serverId === id);
     const jobId = provisioning.json.jobId;
-    await until(() => jobs.get(jobId), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'running', 30_000);
+    await until(() => jobs.get(jobId), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'waiting', 30_000);
     expect(fake.machine(id).boot).toMatchObject({ device: 'pxe', once: true });
     await install.callback(jobId, await install.callbackToken(jobId), 'done', 'installed');
     const done = await until(() => jobs.get(jobId), (j) => j.state === 'succeeded' || j.state === 'failed', 30_000);

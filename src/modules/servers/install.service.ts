@@ -2,7 +2,7 @@ import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { ConflictError, DomainError, NotFoundError } from '../../common/errors';
 import { randomToken, safeEqual } from '../../common/crypto';
 import { SecretBox } from '../../common/secret-box';
-import { JobRegistry, type JobEnd, type TaskContext, type TaskDefinition } from '../../jobs/job-registry';
+import { JobRegistry, TaskWaiting, type JobEnd, type TaskContext, type TaskDefinition } from '../../jobs/job-registry';
 import { JobService, type JobView } from '../../jobs/job.service';
 import { JobRepository } from '../../jobs/job.repository';
 import { BmcAccess } from '../bmc/bmc-access.service';
@@ -14,6 +14,8 @@ import type { BulkInstallInput, InstallInput } from './install.schemas';
 
 export const INSTALL = 'install';
 /** States an install may start from: a free server, one reserved for an order, a failed one, or a reinstall. */
+/** How often a waiting install looks for its installer's report (a callback wakes it sooner). */
+const INSTALLER_RECHECK_MS = 5000;
 const INSTALLABLE = ['available', 'reserved', 'failed', 'active'] as const;
 
 /**
@@ -94,18 +96,19 @@ export class InstallService implements OnModuleInit {
     await end.log(`server left ${disk ? 'with its boot device unknown' : 'booting from disk'}${server.state === 'deploying' ? ', marked failed' : ''}`, 'warn');
   }
 
-  /** Poll the installer's reports; the job's own timeout bounds the wait. */
+  /**
+   * The installer's report, or wait for it without holding a worker: checked again every few
+   * seconds, and at once when the installer calls back (the callback wakes the job). The deadline
+   * counts from the first check.
+   */
   private async waitForInstaller(ctx: TaskContext): Promise<void> {
-    const deadline = Date.now() + Number(ctx.params.installerTimeoutMinutes ?? 60) * 60_000;
-    await ctx.log('waiting for the installer to call back');
-    for (;;) {
-      const outcome = await this.callbacks.outcome(ctx.jobId);
-      if (outcome?.status === 'done') return ctx.log(`installer finished${outcome.message ? `: ${outcome.message}` : ''}`);
-      if (outcome?.status === 'failed') throw new Error(`installer reported a failure: ${outcome.message ?? 'no details'}`);
-      if (ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
-      if (Date.now() > deadline) throw new Error(`the installer did not call back within ${String(ctx.params.installerTimeoutMinutes ?? 60)} minutes`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    const minutes = Number(ctx.params.installerTimeoutMinutes ?? 60);
+    if (!ctx.waits) await ctx.log('waiting for the installer to call back');
+    const outcome = await this.callbacks.outcome(ctx.jobId);
+    if (outcome?.status === 'done') return ctx.log(`installer finished${outcome.message ? `: ${outcome.message}` : ''}`);
+    if (outcome?.status === 'failed') throw new Error(`installer reported a failure: ${outcome.message ?? 'no details'}`);
+    if (Date.now() > ctx.firstStartedAt.getTime() + minutes * 60_000) throw new Error(`the installer did not call back within ${minutes} minutes`);
+    throw new TaskWaiting(INSTALLER_RECHECK_MS);
   }
 
   /** 202: the install job. A server in maintenance or in a state that cannot install is a 409. */
@@ -171,6 +174,11 @@ export class InstallService implements OnModuleInit {
   async callback(jobId: string, token: string, status: 'started' | 'progress' | 'done' | 'failed', message?: string): Promise<void> {
     await this.byToken(jobId, token);
     await this.callbacks.add(jobId, status, message ?? null);
+    // The waiting task looks now, not at its next check.
+    if (status === 'done' || status === 'failed') {
+      const job = await this.jobRows.job(jobId);
+      if (job) await this.jobRows.wakeInTransaction(jobId, job.site_code);
+    }
     if (status === 'progress' || status === 'started') await this.jobRows.log(jobId, null, 'info', `installer: ${message ?? status}`);
   }
 }
