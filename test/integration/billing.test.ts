@@ -300,7 +300,8 @@ describe('an order from payment to termination, with the fake BMC', () => {
     });
     // The BMC has that account; the API shows the message without its secrets.
     expect(fake.machine(id).users.some((u) => u.name === msg.ipkvm.username && u.enabled && u.password === msg.ipkvm.password)).toBe(true);
-    const shown = (await t.request({ url: '/api/v1/billing/outbox?order=ord-full' })).json.items.find((m: { type: string }) => m.type === 'order.provisioned');
+    // Recorded as delivered once the 2xx is in (the receiver may see it a moment before).
+    const shown = await until(async () => (await t.request({ url: '/api/v1/billing/outbox?order=ord-full' })).json.items.find((m: { type: string }) => m.type === 'order.provisioned'), (m) => m?.state === 'delivered');
     expect(shown).toMatchObject({ state: 'delivered', hasSecrets: true, attempts: 1, lastStatus: 200 });
     expect(JSON.stringify(shown)).not.toContain(msg.ipkvm.password);
     expect(JSON.stringify(shown)).not.toContain(msg.service.rootPassword);
