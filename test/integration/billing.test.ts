@@ -8,6 +8,7 @@ import { signatureHeader, verifySignature } from '../../src/modules/billing/bill
 import { BillingProcessor } from '../../src/modules/billing/billing-processor.service';
 import { OrdersService } from '../../src/modules/billing/orders.service';
 import { OutboxService } from '../../src/modules/billing/outbox.service';
+import { BillingRepository } from '../../src/modules/billing/billing.repository';
 import { InstallService } from '../../src/modules/servers/install.service';
 import { JobService } from '../../src/jobs/job.service';
 import { JobRunner } from '../../src/jobs/job-runner';
@@ -182,23 +183,27 @@ describe('the billing webhook', () => {
 
   it('loses nothing when processing dies between storing and finishing', async () => {
     await server();
-    const orders = t.app.get(OrdersService);
     const body = event('order.paid', { id: 'ord-crash', plan: 'dedi-big', options: { sshKeys: [KEY] } });
     expect((await post(body)).status).toBe(202);
     // Stored before the answer, not yet processed (no processor was running: as after a crash).
     expect((await query(t.db.url, 'SELECT state FROM billing_events WHERE id = $1', [body.id]))[0]).toEqual({ state: 'pending' });
-    // The process dies half-way through applying it: the order row it wrote goes with it.
-    const apply = orders.apply.bind(orders);
-    const spy = jest.spyOn(orders, 'apply').mockImplementationOnce(async (e) => {
-      await apply(e);
-      throw new Error('killed mid-way');
-    });
+    // The process dies after applying it, before the commit: the order row it wrote goes with it.
+    const repo = t.app.get(BillingRepository);
+    const crash = jest.spyOn(repo, 'finishEvents').mockRejectedValueOnce(new Error('killed before the commit'));
+    await expect(processor.processOne()).rejects.toThrow('killed before the commit');
+    crash.mockRestore();
+    expect(await count("orders WHERE id = 'ord-crash'")).toBe(0);
+    expect(await count("jobs WHERE params->>'orderId' = 'ord-crash'")).toBe(0);
+    expect((await query(t.db.url, 'SELECT state, attempts FROM billing_events WHERE id = $1', [body.id]))[0]).toEqual({ state: 'pending', attempts: 0 });
+    // Applying it fails half-way (here: creating its job, after the order row and the reservation): rolled back alone, retried later.
+    const broken = jest.spyOn(t.app.get(JobService), 'create').mockRejectedValueOnce(new Error('job insert failed'));
     await processor.processOne();
-    spy.mockRestore();
+    broken.mockRestore();
     expect(await count("orders WHERE id = 'ord-crash'")).toBe(0);
     expect(await count("jobs WHERE params->>'orderId' = 'ord-crash'")).toBe(0);
     const [row] = await query<{ state: string; attempts: number; result: string }>(t.db.url, 'SELECT state, attempts, result FROM billing_events WHERE id = $1', [body.id]);
-    expect(row).toMatchObject({ state: 'pending', attempts: 1, result: 'killed mid-way' });
+    expect(row).toMatchObject({ state: 'pending', attempts: 1, result: 'job insert failed' });
+    expect(await count("devices WHERE lifecycle = 'reserved' AND id NOT IN (SELECT server_id FROM orders WHERE server_id IS NOT NULL)")).toBe(0);
     // The next pass (after its backoff) applies it once.
     await query(t.db.url, 'UPDATE billing_events SET not_before = now() WHERE id = $1', [body.id]);
     await drain();

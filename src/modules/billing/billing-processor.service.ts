@@ -13,6 +13,8 @@ import { OutboxService } from './outbox.service';
 /** Attempts at one event before it is marked failed and a person is asked. */
 const MAX_ATTEMPTS = 8;
 const POLL_MS = 1000;
+/** Events applied per transaction. */
+const BATCH = 20;
 const BACKORDER_EVERY_MS = 10_000;
 const BILLING_ACTOR = { source: 'system' as const, actor: { kind: 'system' as const, name: 'billing', role: 'admin' as const } };
 
@@ -72,8 +74,8 @@ export class BillingProcessor {
 
   /** One pass: every due event, backorders (now and then), the outbox. */
   async pass(): Promise<void> {
-    while (!this.stopped && (await this.processOne())) {
-      /* next */
+    while (!this.stopped && (await this.processDue(BATCH)) > 0) {
+      /* next batch */
     }
     if (Date.now() - this.lastBackorders > BACKORDER_EVERY_MS) {
       this.lastBackorders = Date.now();
@@ -87,26 +89,37 @@ export class BillingProcessor {
 
   /** Process the next due event; false when there is none. */
   async processOne(): Promise<boolean> {
-    let failure: { id: string; error: Error; requestId: string | null } | undefined;
-    const did = await this.db.transaction(async () => {
-      const ev = await this.repo.claimEvent();
-      if (!ev) return false;
-      try {
-        const applied = await requestContext.run({ ...BILLING_ACTOR, requestId: ev.request_id ?? undefined }, () => this.db.transaction(() => this.orders.apply(ev)));
-        await this.repo.finishEvent(ev.id, applied.state, applied.result);
-        this.log.info({ eventId: ev.id, type: ev.type, orderId: ev.order_id, state: applied.state, result: applied.result, reqId: ev.request_id }, 'billing event processed');
-      } catch (err) {
-        // The savepoint rolled the event's effects back; the event is retried later.
-        failure = { id: ev.id, error: err as Error, requestId: ev.request_id };
-        const row = await this.repo.retryEvent(ev.id, (err as Error).message, MAX_ATTEMPTS);
-        if (row?.state === 'failed') {
-          const [site] = await this.sites.list();
-          if (site) await this.work.open(site.id, 'automation-failure', `Billing event ${ev.id} (${ev.type}, order ${ev.order_id}) could not be processed: ${(err as Error).message}`, { type: 'billing_event', id: ev.id });
+    return (await this.processDue(1)) > 0;
+  }
+
+  /**
+   * Process up to `limit` due events in one transaction, each in its own savepoint: one that
+   * fails is rolled back alone and retried later; a crash rolls the whole batch back, to be
+   * applied on the next pass. The number of events taken.
+   */
+  async processDue(limit: number): Promise<number> {
+    const failures: { id: string; error: Error; requestId: string | null }[] = [];
+    const done: { id: string; state: string; result: string; type: string; orderId: string; requestId: string | null }[] = [];
+    const taken = await this.db.transaction(async () => {
+      const events = await this.repo.claimEvents(limit);
+      for (const ev of events) {
+        try {
+          const applied = await requestContext.run({ ...BILLING_ACTOR, requestId: ev.request_id ?? undefined }, () => this.orders.apply(ev));
+          done.push({ id: ev.id, state: applied.state, result: applied.result, type: ev.type, orderId: ev.order_id, requestId: ev.request_id });
+        } catch (err) {
+          failures.push({ id: ev.id, error: err as Error, requestId: ev.request_id });
+          const row = await this.repo.retryEvent(ev.id, (err as Error).message, MAX_ATTEMPTS);
+          if (row?.state === 'failed') {
+            const [site] = await this.sites.list();
+            if (site) await this.work.open(site.id, 'automation-failure', `Billing event ${ev.id} (${ev.type}, order ${ev.order_id}) could not be processed: ${(err as Error).message}`, { type: 'billing_event', id: ev.id });
+          }
         }
       }
-      return true;
+      await this.repo.finishEvents(done);
+      return events.length;
     });
-    if (failure) this.log.error({ eventId: failure.id, err: failure.error.message, reqId: failure.requestId }, 'billing event processing failed; will retry');
-    return did;
+    for (const d of done) this.log.info({ eventId: d.id, type: d.type, orderId: d.orderId, state: d.state, result: d.result, reqId: d.requestId }, 'billing event processed');
+    for (const f of failures) this.log.error({ eventId: f.id, err: f.error.message, reqId: f.requestId }, 'billing event processing failed; will retry');
+    return taken;
   }
 }

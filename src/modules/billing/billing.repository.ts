@@ -116,16 +116,19 @@ export class BillingRepository {
     return { stored: false, bodySha256: again.body_sha256 };
   }
 
-  /** The next due event, locked for the caller's transaction (others skip it). */
-  async claimEvent(): Promise<EventRow | undefined> {
-    const [row] = await this.db.rows<EventRow>(
-      `SELECT * FROM billing_events WHERE state = 'pending' AND not_before <= now() ORDER BY occurred_at, received_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
-    );
-    return row;
+  /** Due events, oldest first, locked for the caller's transaction (others skip them). */
+  claimEvents(limit: number): Promise<EventRow[]> {
+    return this.db.rows<EventRow>(`SELECT * FROM billing_events WHERE state = 'pending' AND not_before <= now() ORDER BY occurred_at, received_at LIMIT $1 FOR UPDATE SKIP LOCKED`, [limit]);
   }
 
-  async finishEvent(id: string, state: 'processed' | 'ignored' | 'failed', result: string): Promise<void> {
-    await this.db.rows(`UPDATE billing_events SET state = $2, result = $3, processed_at = now(), attempts = attempts + 1 WHERE id = $1`, [id, state, result]);
+  /** Record what processing did with each event, in one statement. */
+  async finishEvents(done: { id: string; state: string; result: string }[]): Promise<void> {
+    if (!done.length) return;
+    await this.db.rows(
+      `UPDATE billing_events e SET state = v.state, result = v.result, processed_at = now(), attempts = e.attempts + 1
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS v (id, state, result) WHERE e.id = v.id`,
+      [done.map((d) => d.id), done.map((d) => d.state), done.map((d) => d.result)],
+    );
   }
 
   /** Processing threw: try again later (1, 2, 4 … 300 s), or give up after `maxAttempts`. */

@@ -18,6 +18,7 @@ import { WorkQueueService } from '../work-queue/work-queue.service';
 import { BillingRepository, type EventRow, type OrderRow } from './billing.repository';
 import type { BillingEvent, DedicatedSpec } from './billing.schemas';
 import { OutboxService } from './outbox.service';
+import { PlansService } from './plans.service';
 
 export const ORDER_PROVISION = 'order-provision';
 export const ORDER_SUSPEND = 'order-suspend';
@@ -85,6 +86,7 @@ export class OrdersService implements OnModuleInit {
   constructor(
     private readonly repo: BillingRepository,
     private readonly outbox: OutboxService,
+    private readonly plans: PlansService,
     private readonly registry: JobRegistry,
     private readonly jobs: JobService,
     private readonly install: InstallService,
@@ -177,7 +179,7 @@ export class OrdersService implements OnModuleInit {
 
   private async paid(order: OrderRow | undefined, e: BillingEvent, at: Date): Promise<Applied> {
     if (order && order.state !== 'unpaid') return { state: 'ignored', result: `order ${order.id} is already ${order.state}` };
-    const plan = await this.repo.plan(e.order.plan!);
+    const plan = await this.plans.find(e.order.plan!);
     const fields = { customer: e.order.customer, plan: e.order.plan!, kind: plan?.kind ?? null, plan_spec: plan?.spec ?? null, options: e.order.options, paid_at: at };
     let row = order ? await this.repo.updateOrder(order.id, { ...fields, state: 'provisioning' }) : await this.repo.insertOrder({ id: e.order.id, ...fields, state: 'provisioning' });
     await this.audit.record({ action: 'order.paid', targetType: 'order', targetId: row.id, changes: { plan: row.plan, kind: row.kind } });
