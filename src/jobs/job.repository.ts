@@ -212,7 +212,7 @@ export class JobRepository {
   async logToCurrentTask(jobId: string, level: 'info' | 'warn' | 'error', message: string): Promise<void> {
     await this.q(
       `INSERT INTO job_logs (job_id, seq, level, message)
-       VALUES ($1, (SELECT seq FROM job_tasks WHERE job_id = $1 AND state = 'running' ORDER BY seq LIMIT 1), $2, $3)`,
+       VALUES ($1, (SELECT seq FROM job_tasks WHERE job_id = $1 AND state IN ('running', 'waiting') ORDER BY seq LIMIT 1), $2, $3)`,
       [jobId, level, message],
     );
   }

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { buildTestInitramfs, createNetns, requireNetbootPeers, startLabRacksmith, type LabRacksmith, type Netns } from '../support/netboot-lab';
 import { until } from '../support/wait';
+import { signatureHeader } from '../../src/modules/billing/billing-signature';
 
 /**
  * A real network boot (LAB.md): racksmith runs inside a network namespace whose bridge is the
@@ -15,6 +16,7 @@ import { until } from '../support/wait';
  */
 jest.setTimeout(900_000);
 
+const BILLING_SECRET = 'e2e-billing-secret-0123456789';
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl engineer@example';
 
 let dir: string;
@@ -31,7 +33,15 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'assets.yaml'), `debian-12:\n  kernel: ${kernel}\n  initrd: ${initrd}\n  cmdline: console=ttyS0 panic=5 hostname={{hostname}}\n`);
   db = await createTestDatabase();
   ns = createNetns('boot');
-  lab = await startLabRacksmith(ns, db.name, { RACKSMITH_BOOT_ASSETS: join(dir, 'assets.yaml'), RACKSMITH_LOG_LEVEL: 'debug' });
+  // The billing system's side, on the namespace's loopback: keeps what racksmith sends it.
+  const receiver = `require('node:http').createServer((q, r) => { let b = ''; q.on('data', (d) => (b += d)); q.on('end', () => { require('node:fs').appendFileSync(${JSON.stringify(join(dir, 'billing.jsonl'))}, JSON.stringify({ signature: q.headers['racksmith-signature'], body: JSON.parse(b) }) + '\\n'); r.writeHead(200).end(); }); }).listen(18099, '127.0.0.1');`;
+  ns.spawn(process.execPath, ['-e', receiver]);
+  lab = await startLabRacksmith(ns, db.name, {
+    RACKSMITH_BOOT_ASSETS: join(dir, 'assets.yaml'),
+    RACKSMITH_LOG_LEVEL: 'debug',
+    RACKSMITH_BILLING_SECRETS: BILLING_SECRET,
+    RACKSMITH_BILLING_URL: 'http://127.0.0.1:18099/events',
+  });
   modelId = (await call('POST', '/hardware-models', { vendor: 'Lab', model: 'VM', heightU: 1, bmcDriver: 'fake' })).json.id;
 });
 
@@ -42,7 +52,7 @@ afterAll(async () => {
 });
 
 async function serverFor(name: string, mac: string, address: string): Promise<string> {
-  const dev = await call('POST', '/devices', { site: 'lab', name, role: 'rented-server', modelId, bmc: { address: '127.0.0.2' }, nics: [{ name: 'eth0', mac, pxe: true, ip: address }] });
+  const dev = await call('POST', '/devices', { site: 'lab', name, role: 'rented-server', modelId, bmc: { address: '127.0.0.2', username: 'admin', password: 'secret' }, nics: [{ name: 'eth0', mac, pxe: true, ip: address }] });
   expect(dev.status).toBe(201);
   await call('POST', `/servers/${dev.json.id}/transition`, { to: 'available' });
   return dev.json.id;
@@ -75,9 +85,12 @@ const exited = (p: ChildProcess, ms: number) =>
     });
   });
 
-async function installAndBoot(kind: 'bios' | 'uefi', name: string, mac: string, address: string) {
+/** An engineer's install through the API; the job's id. */
+const byApi = async (id: string, name: string) => (await call('POST', `/servers/${id}/install`, { os: 'debian-12', hostname: `${name}.lab.example`, sshKeys: [KEY] })).json.id as string;
+
+async function installAndBoot(kind: 'bios' | 'uefi', name: string, mac: string, address: string, start: (serverId: string, name: string) => Promise<string> = byApi) {
   const id = await serverFor(name, mac, address);
-  const job = (await call('POST', `/servers/${id}/install`, { os: 'debian-12', hostname: `${name}.lab.example`, sshKeys: [KEY] })).json;
+  const job = { id: await start(id, name) };
   await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === 'wait-for-installer' && x.state === 'waiting'), 60_000, 500);
   const serial = join(dir, `${name}.serial.log`);
   const vm = qemu(kind, mac, serial);
@@ -119,6 +132,34 @@ describe('network boot in a VM', () => {
   it('UEFI: DHCP (arch 7), snponly.efi over TFTP, then the same chain', async () => {
     const s = await installAndBoot('uefi', 'vm-uefi', '52:54:00:e2:e0:02', '10.77.0.51');
     console.log(`UEFI boot to callback: ${s} s`);
+  });
+
+  it('a paid order from the billing webhook: installed through the same chain, IPKVM access granted, billing told', async () => {
+    await call('PUT', '/billing/plans/lab-vm', { kind: 'dedicated', spec: { hardwareModel: 'Lab/VM' } });
+    const paidAt = Date.now();
+    const viaBilling = async () => {
+      const body = JSON.stringify({ id: 'evt-e2e-1', type: 'order.paid', occurredAt: new Date().toISOString(), order: { id: 'ord-e2e', customer: 'cus-e2e', plan: 'lab-vm', options: { os: 'debian-12', hostname: 'paid.lab.example', sshKeys: [KEY] } } });
+      const res = await fetch(`${lab.api}/webhooks/billing`, { method: 'POST', headers: { 'content-type': 'application/json', 'racksmith-signature': signatureHeader(BILLING_SECRET, body) }, body });
+      expect(res.status).toBe(202);
+      const order = await until(async () => (await call('GET', '/billing/orders/ord-e2e')).json, (o: { jobId: string | null }) => !!o?.jobId, 30_000, 200);
+      return order.jobId as string;
+    };
+    await installAndBoot('bios', 'vm-paid', '52:54:00:e2:e0:03', '10.77.0.52', viaBilling);
+    expect((await call('GET', '/billing/orders/ord-e2e')).json).toMatchObject({ state: 'active', customer: 'cus-e2e' });
+    const sent = await until(
+      async () => (existsSync(join(dir, 'billing.jsonl')) ? readFileSync(join(dir, 'billing.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : []),
+      (all: { body: { type: string } }[]) => all.some((m) => m.body.type === 'order.provisioned'),
+      30_000,
+      500,
+    );
+    const provisioned = sent.find((m: { body: { type: string } }) => m.body.type === 'order.provisioned');
+    expect(provisioned.signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+    expect(provisioned.body).toMatchObject({
+      order: { id: 'ord-e2e', customer: 'cus-e2e' },
+      service: { hostname: 'paid.lab.example', os: 'debian-12', ipv4: '10.77.0.52', site: 'lab' },
+      ipkvm: { username: expect.stringMatching(/^rs-/), password: expect.any(String) },
+    });
+    console.log(`order.paid to order.provisioned (VM boot and install included): ${Math.round((Date.now() - paidAt) / 1000)} s`);
   });
 
   it('an unknown MAC gets no offer', async () => {
