@@ -95,6 +95,17 @@ export function buildCli(): Command {
     .option('--json', 'print the job as JSON')
     .action(async (server: string, opts) => (await commands()).install(server, opts));
 
+  const bootCmd = program.command('boot').description('network boot');
+  bootCmd
+    .command('wipe-image')
+    .description('write the disk-wipe image wipe jobs boot: this host\'s kernel and a busybox initramfs with storage and network drivers (needs busybox-static and linux-image-amd64)')
+    .option('--out <dir>', 'where to write vmlinuz and initrd.gz (the manifest\'s wipe entry points at the default)', '/var/lib/racksmith/assets/wipe')
+    .action(async (opts: { out: string }) => {
+      const { buildWipeImage } = await import('./modules/boot/wipe-image');
+      const built = buildWipeImage(opts.out);
+      process.stdout.write(`wrote ${built.kernel} and ${built.initrd} (${built.modules.length} modules: ${built.modules.join(' ')})\n`);
+    });
+
   const billingCmd = program.command('billing').description('the billing system\'s side, for engineers and the tour');
   billingCmd
     .command('simulate')

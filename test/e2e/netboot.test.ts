@@ -6,6 +6,7 @@ import { createTestDatabase, type TestDatabase } from '../support/db';
 import { buildTestInitramfs, createNetns, requireNetbootPeers, startLabRacksmith, type LabRacksmith, type Netns } from '../support/netboot-lab';
 import { until } from '../support/wait';
 import { signatureHeader } from '../../src/modules/billing/billing-signature';
+import { buildWipeImage } from '../../src/modules/boot/wipe-image';
 
 /**
  * A real network boot (LAB.md): racksmith runs inside a network namespace whose bridge is the
@@ -27,10 +28,16 @@ let modelId: string;
 const call = (method: string, path: string, body?: unknown) => lab.call(method, path, body);
 
 beforeAll(async () => {
-  const { kernel, modulesDir } = requireNetbootPeers();
+  const { kernel, moduleRoot } = requireNetbootPeers();
   dir = mkdtempSync(join(tmpdir(), 'racksmith-e2e-'));
-  const initrd = buildTestInitramfs(dir, modulesDir);
-  writeFileSync(join(dir, 'assets.yaml'), `debian-12:\n  kernel: ${kernel}\n  initrd: ${initrd}\n  cmdline: console=ttyS0 panic=5 hostname={{hostname}}\n`);
+  const initrd = buildTestInitramfs(dir, moduleRoot);
+  // racksmith's own disk-wipe image (what `racksmith boot wipe-image` writes), for the wipe job.
+  const wipe = buildWipeImage(join(dir, 'wipe'));
+  writeFileSync(
+    join(dir, 'assets.yaml'),
+    `debian-12:\n  kernel: ${kernel}\n  initrd: ${initrd}\n  cmdline: console=ttyS0 panic=5 hostname={{hostname}}\n` +
+      `wipe:\n  kernel: ${wipe.kernel}\n  initrd: ${wipe.initrd}\n  cmdline: console=ttyS0 panic=5 racksmith.wipe={{wipeMode}}\n`,
+  );
   db = await createTestDatabase();
   ns = createNetns('boot');
   // The billing system's side, on the namespace's loopback: keeps what racksmith sends it.
@@ -58,8 +65,8 @@ async function serverFor(name: string, mac: string, address: string): Promise<st
   return dev.json.id;
 }
 
-function qemu(kind: 'bios' | 'uefi', mac: string, serial: string): ChildProcess {
-  const common = ['-accel', 'tcg', '-m', '512', '-nographic', '-no-reboot', '-serial', `file:${serial}`, '-monitor', 'none', '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no'];
+function qemu(kind: 'bios' | 'uefi', mac: string, serial: string, disk?: string): ChildProcess {
+  const common = [...(disk ? ['-drive', `file=${disk},if=virtio,format=raw`] : []), '-accel', 'tcg', '-m', '512', '-nographic', '-no-reboot', '-serial', `file:${serial}`, '-monitor', 'none', '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no'];
   if (kind === 'bios') {
     return ns.spawn('qemu-system-x86_64', [...common, '-machine', 'pc,graphics=off', '-vga', 'none', '-device', `virtio-net-pci,netdev=n0,mac=${mac},disable-legacy=on,romfile=/usr/lib/ipxe/qemu/pxe-virtio.rom`, '-boot', 'n']);
   }
@@ -160,6 +167,35 @@ describe('network boot in a VM', () => {
       ipkvm: { username: expect.stringMatching(/^rs-/), password: expect.any(String) },
     });
     console.log(`order.paid to order.provisioned (VM boot and install included): ${Math.round((Date.now() - paidAt) / 1000)} s`);
+  });
+
+  it('a wipe job boots racksmith\'s wipe image, which clears the disk and reports; the server is available', async () => {
+    const MiB = 1 << 20;
+    const disk = join(dir, 'wipe-disk.raw');
+    writeFileSync(disk, Buffer.alloc(64 * MiB, 0xaa));
+    const id = await serverFor('vm-wipe', '52:54:00:e2:e0:04', '10.77.0.53');
+    const job = (await call('POST', `/servers/${id}/wipe`, { mode: 'quick' })).json;
+    expect(job).toMatchObject({ kind: 'wipe', state: 'queued' });
+    await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === 'wait-for-wipe' && x.state === 'waiting'), 60_000, 500);
+    expect((await call('GET', `/servers/${id}`)).json.state).toBe('wiping');
+    const serial = join(dir, 'vm-wipe.serial.log');
+    const vm = qemu('bios', '52:54:00:e2:e0:04', serial, disk);
+    try {
+      const done = await until(async () => (await call('GET', `/jobs/${job.id}`)).json, (j: { state: string }) => ['succeeded', 'failed', 'cancelled'].includes(j.state), 420_000, 1000).catch((err: Error) => {
+        throw new Error(`${err.message}\n--- serial ---\n${existsSync(serial) ? readFileSync(serial, 'utf8').slice(-4000) : ''}`);
+      });
+      expect(done.state).toBe('succeeded');
+      expect((await call('GET', `/servers/${id}`)).json.state).toBe('available');
+      expect(JSON.stringify((await call('GET', `/jobs/${job.id}/logs`)).json)).toContain('disk wipe finished: wiped (quick) vda:64MiB');
+      expect(await exited(vm, 60_000)).toBe(true);
+      const bytes = readFileSync(disk);
+      expect(bytes.subarray(0, 16 * MiB).equals(Buffer.alloc(16 * MiB))).toBe(true);
+      expect(bytes.subarray(bytes.length - 16 * MiB).equals(Buffer.alloc(16 * MiB))).toBe(true);
+      expect(bytes.subarray(32 * MiB, 33 * MiB).equals(Buffer.alloc(MiB, 0xaa))).toBe(true);
+    } finally {
+      if (vm.exitCode === null) vm.kill('SIGKILL');
+      await exited(vm, 10_000);
+    }
   });
 
   it('an unknown MAC gets no offer', async () => {

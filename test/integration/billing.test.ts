@@ -330,12 +330,21 @@ describe('an order from payment to termination, with the fake BMC', () => {
     const back = await until(async () => received.find((r) => r.body.type === 'order.unsuspended' && r.body.order.id === 'ord-full'), (r) => !!r);
     expect(back!.body.ipkvm).toMatchObject({ username: expect.stringMatching(/^rs-/), password: expect.any(String) });
 
-    // Terminated: access revoked, powered off, server off to be wiped, billing told.
+    // Terminated: access revoked, powered off, billing told; a wipe job network-boots the wipe
+    // image, and once it reports the disks clear the server is back in stock.
     await post(event('order.terminated', { id: 'ord-full', customer: 'cus-full' }));
     await until(() => t.request({ url: '/api/v1/billing/orders/ord-full' }), (r) => r.json.state === 'terminated', 30_000);
     expect(fake.machine(id).users.filter((u) => u.name.startsWith('rs-') && u.enabled)).toEqual([]);
-    expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('wiping');
     await until(async () => received.find((r) => r.body.type === 'order.terminated' && r.body.order.id === 'ord-full'), (r) => !!r);
+    const wipe = await until(async () => (await jobs.list({ serverId: id, kind: 'wipe' }, 5)).items[0], (j) => !!j, 30_000);
+    await until(() => jobs.get(wipe.id), (j) => j.tasks!.find((x) => x.name === 'wait-for-wipe')!.state === 'waiting', 30_000);
+    expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('wiping');
+    expect(fake.machine(id).boot).toMatchObject({ device: 'pxe', once: true });
+    await install.callback(wipe.id, await install.callbackToken(wipe.id), 'done', 'wiped (quick) sda:457862MiB sdb:457862MiB');
+    const wiped = await until(() => jobs.get(wipe.id), (j) => j.state === 'succeeded' || j.state === 'failed', 30_000);
+    expect(wiped.tasks!.map((x) => `${x.name}:${x.state}`)).toEqual(['mark-wiping:succeeded', 'power-off:succeeded', 'pxe-once:succeeded', 'power-on:succeeded', 'wait-for-wipe:succeeded', 'boot-from-disk:succeeded', 'mark-available:succeeded']);
+    expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('available');
+    expect((await jobs.logs(wipe.id)).map((l) => l.message)).toContain('disk wipe finished: wiped (quick) sda:457862MiB sdb:457862MiB');
   }, 90_000);
 
   it('keeps an unacknowledged message and retries it; a replay sends it again', async () => {

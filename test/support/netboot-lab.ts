@@ -1,7 +1,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requirePeer } from './peers';
+import { busyboxInitramfs, hostKernel } from '../../src/modules/boot/wipe-image';
 
 /**
  * The network-boot lab (LAB.md): a network namespace with a bridge (the provisioning network), a
@@ -9,25 +10,19 @@ import { requirePeer } from './peers';
  * initramfs that plays the installer; qemu booting from the network.
  */
 
-const MODULES = ['virtio_ring', 'virtio', 'virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_pci', 'failover', 'net_failover', 'virtio_net'];
-
-export function requireNetbootPeers(): { kernel: string; modulesDir: string } {
+export function requireNetbootPeers(): { kernel: string; moduleRoot: string } {
   requirePeer('/usr/bin/qemu-system-x86_64', 'qemu-system-x86');
   requirePeer('/usr/lib/ipxe/qemu/pxe-virtio.rom', 'ipxe-qemu');
   requirePeer('/usr/share/OVMF/OVMF_CODE_4M.fd', 'ovmf');
   requirePeer('/bin/busybox', 'busybox-static');
-  requirePeer('/usr/bin/cpio', 'cpio');
-  const kernels = existsSync('/boot') ? readdirSync('/boot').filter((f) => /^vmlinuz-.*-amd64$/.test(f)).sort() : [];
-  if (!kernels.length) throw new Error('no /boot/vmlinuz-*-amd64: install the Debian package linux-image-amd64 (.ci/run does)');
-  const version = kernels.at(-1)!.replace(/^vmlinuz-/, '');
-  return { kernel: join('/boot', kernels.at(-1)!), modulesDir: join('/lib/modules', version, 'kernel') };
+  return hostKernel();
 }
 
 /** The "installer": brings up the NIC, takes a DHCP lease, calls racksmith back with `done`, powers off. */
 const INIT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-for m in ${MODULES.join(' ')}; do insmod /lib/$m.ko 2>/dev/null; done
+for m in $(cat /lib/modules.order); do insmod /lib/modules/$m.ko 2>/dev/null; done
 sleep 1
 ip link set lo up; ip link set eth0 up
 udhcpc -i eth0 -s /bin/udhcpc.script -q -t 10 -n || echo "racksmith-test: no DHCP lease"
@@ -43,31 +38,10 @@ sync
 poweroff -f
 `;
 
-const UDHCPC = `#!/bin/sh
-case "$1" in
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/\${mask:-24}" dev "$interface"
-    [ -n "$router" ] && ip route add default via "\${router%% *}"
-    echo "racksmith-test: lease $ip" ;;
-esac
-exit 0
-`;
-
-/** Builds the test installer's initramfs (gzip'd newc cpio) in dir; returns its path. */
-export function buildTestInitramfs(dir: string, modulesDir: string): string {
-  const root = join(dir, 'initramfs');
-  for (const d of ['bin', 'lib', 'proc', 'sys', 'dev']) mkdirSync(join(root, d), { recursive: true });
-  copyFileSync('/bin/busybox', join(root, 'bin', 'busybox'));
-  chmodSync(join(root, 'bin', 'busybox'), 0o755);
-  for (const m of MODULES) {
-    const found = execFileSync('find', [modulesDir, '-name', `${m}.ko`], { encoding: 'utf8' }).trim().split('\n')[0];
-    if (found) copyFileSync(found, join(root, 'lib', `${m}.ko`));
-  }
-  writeFileSync(join(root, 'init'), INIT, { mode: 0o755 });
-  writeFileSync(join(root, 'bin', 'udhcpc.script'), UDHCPC, { mode: 0o755 });
+/** Builds the test installer's initramfs (racksmith's own initramfs writer) in dir; returns its path. */
+export function buildTestInitramfs(dir: string, moduleRoot: string): string {
   const out = join(dir, 'initrd.gz');
-  execFileSync('sh', ['-c', `cd "${root}" && find . | cpio -o -H newc --quiet | gzip -1 > "${out}"`]);
+  writeFileSync(out, busyboxInitramfs(INIT, moduleRoot, ['virtio_pci', 'virtio_net']).image);
   return out;
 }
 

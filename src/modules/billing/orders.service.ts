@@ -14,6 +14,7 @@ import { SitesService } from '../inventory/sites.service';
 import { DevicesService } from '../inventory/devices.service';
 import { InstallService } from '../servers/install.service';
 import { ServerLifecycleService } from '../servers/server-lifecycle.service';
+import { WipeService } from '../servers/wipe.service';
 import { WorkQueueService } from '../work-queue/work-queue.service';
 import { BillingRepository, type EventRow, type OrderRow } from './billing.repository';
 import type { BillingEvent, DedicatedSpec } from './billing.schemas';
@@ -90,6 +91,7 @@ export class OrdersService implements OnModuleInit {
     private readonly registry: JobRegistry,
     private readonly jobs: JobService,
     private readonly install: InstallService,
+    private readonly wipe: WipeService,
     private readonly lifecycle: ServerLifecycleService,
     private readonly console: ConsoleService,
     private readonly bmc: BmcAccess,
@@ -385,16 +387,15 @@ export class OrdersService implements OnModuleInit {
     });
   }
 
-  /** Terminated: the server goes back to stock (wiping its disks is not automated yet: a work task). */
+  /** Terminated: billing is told, and a wipe job (queued behind this one) clears the disks and returns the server to stock. */
   private async release(ctx: TaskContext): Promise<void> {
     await this.db.withLock(`racksmith:order:${String(ctx.params.orderId)}`, async () => {
       const order = (await this.repo.lockOrder(String(ctx.params.orderId)))!;
-      const server = await this.lifecycle.get(ctx.serverId!);
-      if (server.state === 'active' || server.state === 'suspended' || server.state === 'failed') await this.lifecycle.transition(server.id, 'wiping', cause(order.id, 'order terminated'));
+      if (order.state === 'terminated') return ctx.log('the order is already terminated');
+      const wipe = await this.wipe.request(ctx.serverId!, { mode: 'quick', queue: true }, { orderId: order.id });
       const row = await this.repo.updateOrder(order.id, { state: 'terminated', access_enc: null });
-      await this.work.open(server.siteId, 'other', `Wipe the disks of ${server.name} (order ${order.id} terminated), then move it to available`, { type: 'server', id: server.id }, { orderId: order.id });
       await this.outbox.add(order.id, 'order.terminated', { order: this.ref(row) });
-      await ctx.log(`order ${order.id} terminated; server ${server.name} is wiping`);
+      await ctx.log(`order ${order.id} terminated; wipe job ${wipe.id} clears the disks and returns the server to stock`);
     });
   }
 

@@ -82,7 +82,7 @@ export class BootScripts {
       this.log.info({ component: 'boot', mac, from }, 'iPXE script asked for by a MAC racksmith does not know');
       return { status: 404, body: renderTemplate(this.ipxe('missing'), { message: `${mac} is not in the inventory` }) };
     }
-    if (!target.install_job || target.lifecycle !== 'deploying') return { status: 200, body: renderTemplate(this.ipxe('local'), { serverName: target.name }) };
+    if (!target.install_job || (target.lifecycle !== 'deploying' && target.lifecycle !== 'wiping')) return { status: 200, body: renderTemplate(this.ipxe('local'), { serverName: target.name }) };
 
     const jobId = target.install_job;
     const job = await this.jobs.job(jobId);
@@ -110,6 +110,7 @@ export class BootScripts {
       fqdn,
       callbackUrl: `${base}/api/v1/install-callbacks/${jobId}`,
       templateBase: `${base}/boot/templates/${jobId}/${token}/`,
+      wipeMode: String(job!.params.wipeMode ?? 'quick'),
     };
     try {
       vars.cmdline = renderTemplate(asset!.cmdline, vars);

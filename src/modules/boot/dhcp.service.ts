@@ -53,7 +53,7 @@ export class DhcpService implements OnApplicationShutdown {
       const target: BootTarget & { jobId?: string } = {
         serverId: row.id,
         name: row.name,
-        action: row.install_job && row.lifecycle === 'deploying' ? 'install' : 'local',
+        action: row.install_job && (row.lifecycle === 'deploying' || row.lifecycle === 'wiping') ? 'install' : 'local',
         reservation: row.ip && network ? { ip: row.ip, network: { id: network.id, cidr: network.cidr, gateway: network.gateway, dns: network.dns, domain: network.domain, leaseSeconds: network.lease_seconds } } : null,
         jobId: row.install_job ?? undefined,
       };

@@ -6,8 +6,17 @@ import { Public, Roles } from '../auth/auth.decorators';
 import { z } from 'zod';
 import { bulkInstallInput, CALLBACK_STATUSES, callbackInput, installInput, statusCallbackBody, statusCallbackQuery } from './install.schemas';
 import { InstallService } from './install.service';
+import { WipeService } from './wipe.service';
 
 class InstallBody extends createZodDto(installInput) {}
+class WipeBody extends createZodDto(
+  z
+    .object({
+      mode: z.enum(['quick', 'full']).default('quick').describe('quick: the first and last 16 MiB of every disk (tables, RAID/LVM metadata, signatures); full: every byte'),
+      queue: z.boolean().default(false).describe('When the server is busy: queue behind its job instead of a 409'),
+    })
+    .strict(),
+) {}
 class CallbackBody extends createZodDto(callbackInput) {}
 class BulkInstallBody extends createZodDto(bulkInstallInput) {}
 class StatusCallbackQuery extends createZodDto(statusCallbackQuery) {}
@@ -16,7 +25,19 @@ class StatusCallbackParams extends createZodDto(z.object({ id: z.uuid(), status:
 @ApiTags('servers')
 @Controller()
 export class InstallController {
-  constructor(private readonly install: InstallService) {}
+  constructor(
+    private readonly install: InstallService,
+    private readonly wipe: WipeService,
+  ) {}
+
+  @Post('servers/:id/wipe')
+  @ApiBearerAuth()
+  @Roles('admin', 'engineer')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Wipe the server\'s disks by network-booting the wipe image: 202 with the job; the server ends available' })
+  wipeDisks(@Param('id', UuidParam) id: string, @Body() body: WipeBody) {
+    return this.wipe.request(id, body);
+  }
 
   @Post('servers/:id/install')
   @ApiBearerAuth()

@@ -13,6 +13,8 @@ import { ServerLifecycleService } from './server-lifecycle.service';
 import type { BulkInstallInput, InstallInput } from './install.schemas';
 
 export const INSTALL = 'install';
+/** The boot-asset manifest's entry a wipe job boots (the `os` of its params). */
+export const WIPE_OS = 'wipe';
 /** States an install may start from: a free server, one reserved for an order, a failed one, or a reinstall. */
 /** How often a waiting install looks for its installer's report (a callback wakes it sooner). */
 const INSTALLER_RECHECK_MS = 5000;
@@ -55,18 +57,8 @@ export class InstallService implements OnModuleInit {
           if (server.state !== 'deploying') await this.lifecycle.transition(ctx.serverId!, 'deploying', { ...cause(ctx), note: `installing ${String(ctx.params.os)}` }, { from: [...INSTALLABLE] });
         },
       },
-      { name: 'power-off', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'off')) },
-      { name: 'pxe-once', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'pxe', { once: true })) },
-      { name: 'power-on', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'on')) },
-      {
-        name: 'wait-for-installer',
-        maxAttempts: 1,
-        // A retry boots the server into the installer again.
-        retryFrom: 'power-off',
-        timeoutMs: 240 * 60_000,
-        run: (ctx) => this.waitForInstaller(ctx),
-      },
-      { name: 'boot-from-disk', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'disk', { once: false })) },
+      ...this.netbootSteps('wait-for-installer'),
+      this.bootFromDisk(),
       {
         name: 'mark-active',
         run: async (ctx) => {
@@ -77,23 +69,46 @@ export class InstallService implements OnModuleInit {
     ];
   }
 
+  /**
+   * Booting a server into something that calls back (an installer, the disk wipe): power off,
+   * one-time network boot, power on, wait for the callback (a retry boots it again).
+   */
+  netbootSteps(waitName: string): TaskDefinition[] {
+    return [
+      { name: 'power-off', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'off')) },
+      { name: 'pxe-once', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'pxe', { once: true })) },
+      { name: 'power-on', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'on')) },
+      { name: waitName, maxAttempts: 1, retryFrom: 'power-off', timeoutMs: 240 * 60_000, run: (ctx) => this.waitForInstaller(ctx) },
+    ];
+  }
+
+  /** The boot device back to disk, as the last step of a job that network-booted. */
+  bootFromDisk(): TaskDefinition {
+    return { name: 'boot-from-disk', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'disk', { once: false })) };
+  }
+
   async installOnRetry(job: { jobId: string; serverId: string | null }): Promise<void> {
     const server = await this.lifecycle.get(job.serverId!);
     if (server.state === 'failed') await this.lifecycle.transition(job.serverId!, 'deploying', { type: 'job', id: job.jobId, note: 'install retried' });
   }
 
   /** After a failed or cancelled install: the disk boots next, and the server shows the install did not finish. */
-  async installOnEnd(end: JobEnd): Promise<void> {
+  installOnEnd(end: JobEnd): Promise<void> {
+    return this.networkBootEnded(end, 'deploying', 'install');
+  }
+
+  /** A network-booted job ended badly: the disk boots next; a server still `during` is marked failed. */
+  async networkBootEnded(end: JobEnd, during: 'deploying' | 'wiping', what: string): Promise<void> {
     const disk = await this.bmc.call(end.serverId!, ({ driver, target }) => driver.setBootDevice(target, 'disk', { once: false })).then(
       () => null,
       (err: Error) => err.message,
     );
     if (disk) await end.log(`could not set the boot device back to disk: ${disk}`, 'error');
     const server = await this.lifecycle.get(end.serverId!);
-    if (server.state === 'deploying') {
-      await this.lifecycle.transition(end.serverId!, 'failed', { type: 'job', id: end.jobId, note: end.state === 'cancelled' ? 'install cancelled' : (end.error ?? 'install failed') });
+    if (server.state === during) {
+      await this.lifecycle.transition(end.serverId!, 'failed', { type: 'job', id: end.jobId, note: end.state === 'cancelled' ? `${what} cancelled` : (end.error ?? `${what} failed`) });
     }
-    await end.log(`server left ${disk ? 'with its boot device unknown' : 'booting from disk'}${server.state === 'deploying' ? ', marked failed' : ''}`, 'warn');
+    await end.log(`server left ${disk ? 'with its boot device unknown' : 'booting from disk'}${server.state === during ? ', marked failed' : ''}`, 'warn');
   }
 
   /**
@@ -103,11 +118,12 @@ export class InstallService implements OnModuleInit {
    */
   private async waitForInstaller(ctx: TaskContext): Promise<void> {
     const minutes = Number(ctx.params.installerTimeoutMinutes ?? 60);
-    if (!ctx.waits) await ctx.log('waiting for the installer to call back');
+    const who = ctx.params.os === WIPE_OS ? 'disk wipe' : 'installer';
+    if (!ctx.waits) await ctx.log(`waiting for the ${who} to call back`);
     const outcome = await this.callbacks.outcome(ctx.jobId);
-    if (outcome?.status === 'done') return ctx.log(`installer finished${outcome.message ? `: ${outcome.message}` : ''}`);
-    if (outcome?.status === 'failed') throw new Error(`installer reported a failure: ${outcome.message ?? 'no details'}`);
-    if (Date.now() > ctx.firstStartedAt.getTime() + minutes * 60_000) throw new Error(`the installer did not call back within ${minutes} minutes`);
+    if (outcome?.status === 'done') return ctx.log(`${who} finished${outcome.message ? `: ${outcome.message}` : ''}`);
+    if (outcome?.status === 'failed') throw new Error(`${who} reported a failure: ${outcome.message ?? 'no details'}`);
+    if (Date.now() > ctx.firstStartedAt.getTime() + minutes * 60_000) throw new Error(`the ${who} did not call back within ${minutes} minutes`);
     throw new TaskWaiting(INSTALLER_RECHECK_MS);
   }
 

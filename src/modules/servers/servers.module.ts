@@ -7,11 +7,12 @@ import { ServerLifecycleService } from './server-lifecycle.service';
 import { InstallController } from './install.controller';
 import { InstallCallbackRepository } from './install.repository';
 import { InstallService } from './install.service';
+import { WipeService } from './wipe.service';
 
 @Module({
   imports: [InventoryModule, BmcModule],
   controllers: [ServersController, InstallController],
-  providers: [ServerRepository, ServerLifecycleService, InstallCallbackRepository, InstallService],
-  exports: [ServerLifecycleService, InstallService],
+  providers: [ServerRepository, ServerLifecycleService, InstallCallbackRepository, InstallService, WipeService],
+  exports: [ServerLifecycleService, InstallService, WipeService],
 })
 export class ServersModule {}
