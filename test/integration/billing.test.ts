@@ -243,6 +243,49 @@ describe('the billing webhook', () => {
   });
 });
 
+describe('colocation orders', () => {
+  it('reserve rack units and power under the budgets, open intake tasks, and backorder what does not fit', async () => {
+    // A 10U rack at lab2 with a 1000 W budget, one feed and PDU; units 1-2 already taken.
+    const rack = (await t.request({ method: 'POST', url: '/api/v1/racks', body: { site: 'lab2', name: 'C01', heightU: 10, powerBudgetW: 1000 } })).json;
+    const panel = (await t.request({ method: 'POST', url: '/api/v1/power-panels', body: { site: 'lab2', name: 'PP-C' } })).json;
+    const feed = (await t.request({ method: 'POST', url: '/api/v1/power-feeds', body: { panelId: panel.id, rackId: rack.id, name: 'C01-A', amperage: 16 } })).json;
+    expect((await t.request({ method: 'POST', url: '/api/v1/pdus', body: { feedId: feed.id, name: 'pdu-c01-a' } })).status).toBe(201);
+    const switchModel = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'Switch2U', heightU: 2 } })).json.id;
+    expect((await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab2', name: 'sw-c01', role: 'network', modelId: switchModel, placement: { rack: rack.id, position: 1, face: 'front' } } })).status).toBe(201);
+    await t.request({ method: 'PUT', url: '/api/v1/billing/plans/colo-2u', body: { kind: 'colocation', spec: { units: 2, powerW: 300, sites: ['lab2'] } } });
+
+    // Four at once: the rack has units for four, power for three.
+    const bodies = Array.from({ length: 4 }, (_, i) => event('order.paid', { id: `ord-colo-${i}`, customer: `cus-c${i}`, plan: 'colo-2u' }));
+    expect((await Promise.all(bodies.map((b) => post(b)))).every((a) => a.status === 202)).toBe(true);
+    await drain(4);
+    const rows = await query<{ id: string; state: string }>(t.db.url, "SELECT id, state FROM orders WHERE plan = 'colo-2u' ORDER BY id");
+    expect(rows.filter((r) => r.state === 'active')).toHaveLength(3);
+    expect(rows.filter((r) => r.state === 'backordered')).toHaveLength(1);
+    const placed = await query<{ position: number; height_u: number; customer_id: string; allocated_w: number }>(
+      t.db.url,
+      "SELECT d.position, d.height_u, d.customer_id, pc.allocated_w FROM devices d JOIN power_connections pc ON pc.device_id = d.id WHERE d.rack_id = $1 AND d.role = 'colocation' ORDER BY d.position",
+      [rack.id],
+    );
+    expect(placed.map((p) => [p.position, p.height_u, p.allocated_w])).toEqual([[3, 2, 300], [5, 2, 300], [7, 2, 300]]);
+    expect(await count("work_tasks WHERE kind = 'intake' AND state = 'open' AND title LIKE '%rack C01%'")).toBe(3);
+    const active = rows.find((r) => r.state === 'active')!;
+    const msg = (await query<{ payload: any }>(t.db.url, "SELECT payload FROM billing_outbox WHERE order_id = $1 AND type = 'order.provisioned'", [active.id]))[0].payload;
+    expect(msg.colocation).toMatchObject({ site: 'lab2', rack: 'C01', units: [expect.any(Number), expect.any(Number)], powerW: 300 });
+    const utilisation = (await t.request({ url: `/api/v1/racks/${rack.id}/utilisation` })).json;
+    expect(JSON.stringify(utilisation)).toContain('900');
+
+    // Suspend, then terminate one: a person acts on site, billing is told.
+    await post(event('order.suspended', { id: active.id, customer: (await t.request({ url: `/api/v1/billing/orders/${active.id}` })).json.customer }));
+    await drain();
+    expect((await t.request({ url: `/api/v1/billing/orders/${active.id}` })).json.state).toBe('suspended');
+    await post(event('order.terminated', { id: active.id, customer: (await t.request({ url: `/api/v1/billing/orders/${active.id}` })).json.customer }));
+    await drain();
+    expect((await t.request({ url: `/api/v1/billing/orders/${active.id}` })).json.state).toBe('terminated');
+    expect(await count("work_tasks WHERE kind = 'removal' AND ref_id = $1", [active.id])).toBe(1);
+    expect(await count("billing_outbox WHERE order_id = $1 AND type IN ('order.suspended', 'order.terminated')", [active.id])).toBe(2);
+  });
+});
+
 describe('plans', () => {
   it('are checked against their kind and listed', async () => {
     const bad = await t.request({ method: 'PUT', url: '/api/v1/billing/plans/p1', body: { kind: 'vps', spec: { vcpus: 0, ramMb: 1024, diskGb: 10 } } });

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { BmcModule } from '../bmc/bmc.module';
 import { ConsoleModule } from '../console/console.module';
+import { ColocationModule } from '../colocation/colocation.module';
 import { InventoryModule } from '../inventory/inventory.module';
 import { ServersModule } from '../servers/servers.module';
 import { WorkQueueModule } from '../work-queue/work-queue.module';
@@ -13,7 +14,7 @@ import { OutboxService } from './outbox.service';
 import { PlansService } from './plans.service';
 
 @Module({
-  imports: [BmcModule, ConsoleModule, InventoryModule, ServersModule, WorkQueueModule],
+  imports: [BmcModule, ConsoleModule, ColocationModule, InventoryModule, ServersModule, WorkQueueModule],
   controllers: [BillingController],
   providers: [BillingRepository, PlansService, BillingInbox, OrdersService, OutboxService, BillingProcessor],
   exports: [BillingInbox, BillingProcessor, PlansService, OrdersService, OutboxService],

@@ -16,6 +16,7 @@ import { InstallService } from '../servers/install.service';
 import { ServerLifecycleService } from '../servers/server-lifecycle.service';
 import { WipeService } from '../servers/wipe.service';
 import { WorkQueueService } from '../work-queue/work-queue.service';
+import { ColocationService } from '../colocation/colocation.service';
 import { BillingRepository, type EventRow, type OrderRow } from './billing.repository';
 import type { BillingEvent, DedicatedSpec } from './billing.schemas';
 import { OutboxService } from './outbox.service';
@@ -98,6 +99,7 @@ export class OrdersService implements OnModuleInit {
     private readonly sites: SitesService,
     private readonly devices: DevicesService,
     private readonly work: WorkQueueService,
+    private readonly colocation: ColocationService,
     private readonly audit: AuditService,
     private readonly secrets: SecretBox,
     private readonly db: Database,
@@ -186,29 +188,60 @@ export class OrdersService implements OnModuleInit {
     let row = order ? await this.repo.updateOrder(order.id, { ...fields, state: 'provisioning' }) : await this.repo.insertOrder({ id: e.order.id, ...fields, state: 'provisioning' });
     await this.audit.record({ action: 'order.paid', targetType: 'order', targetId: row.id, changes: { plan: row.plan, kind: row.kind } });
     if (!plan) return this.fail(row, `plan ${e.order.plan} does not exist (any more)`);
-    if (plan.kind !== 'dedicated') {
-      // VPS (issue 8) and colocation reservations are not automated yet: a person does it.
+    if (plan.kind === 'vps') {
+      // VPS orders wait for the VPS capability (hypervisors, placement): a person does it meanwhile.
       const site = await this.siteFor(row);
-      await this.work.open(site, 'other', `Set up paid ${plan.kind} order ${row.id} (plan ${plan.code}) for customer ${row.customer} by hand`, { type: 'order', id: row.id }, { plan: plan.code, spec: plan.spec });
-      row = await this.repo.updateOrder(row.id, { state: 'failed', last_error: `${plan.kind} orders are not provisioned automatically yet; the site's work queue has a task` });
+      await this.work.open(site, 'other', `Set up paid vps order ${row.id} (plan ${plan.code}) for customer ${row.customer} by hand`, { type: 'order', id: row.id }, { plan: plan.code, spec: plan.spec });
+      row = await this.repo.updateOrder(row.id, { state: 'failed', last_error: `vps orders are not provisioned automatically yet; the site's work queue has a task` });
       await this.outbox.add(row.id, 'order.failed', { order: this.ref(row), reason: row.last_error });
-      return { state: 'processed', result: `${plan.kind} order handed to the work queue` };
+      return { state: 'processed', result: 'vps order handed to the work queue' };
     }
     return this.place(row);
   }
 
-  /** Reserve a server for a dedicated order and start its provisioning, or backorder it. */
-  private async place(order: OrderRow): Promise<Applied> {
+  /** Provision what the order's plan means (a server, or rack space), or backorder it. */
+  private place(order: OrderRow): Promise<Applied> {
+    return order.kind === 'colocation' ? this.placeColocation(order) : this.placeServer(order);
+  }
+
+  /** Backordered: the site's work queue and billing are told; filled oldest first when stock returns. */
+  private async backorder(order: OrderRow, what: string): Promise<Applied> {
+    if (order.state === 'backordered') return { state: 'ignored', result: `still no ${what}` };
+    const siteId = await this.siteFor(order);
+    const row = await this.repo.updateOrder(order.id, { state: 'backordered', backordered_at: new Date(), site_id: siteId });
+    await this.work.open(siteId, 'backorder', `No ${what} for paid order ${order.id} (plan ${order.plan}): add or free one`, { type: 'order', id: order.id }, { plan: order.plan, spec: order.plan_spec });
+    await this.outbox.add(order.id, 'order.backordered', { order: this.ref(row), reason: `no ${what} is available; it is provisioned as soon as one is` });
+    return { state: 'processed', result: `backordered: no ${what} available` };
+  }
+
+  /** Colocation: rack units and power reserved, the item expected and an intake task; billing told at once. */
+  private async placeColocation(order: OrderRow): Promise<Applied> {
+    const spec = order.plan_spec as { units: number; powerW: number; sites?: string[] };
+    const siteIds: string[] = [];
+    for (const code of [order.options.site, ...(spec.sites ?? [])]) {
+      const site = code ? await this.sites.resolve(code).catch(() => null) : null;
+      if (site && !siteIds.includes(site.id)) siteIds.push(site.id);
+    }
+    // A plan limited to sites that do not exist here has nowhere to go: backordered, not placed anywhere.
+    if (spec.sites?.length && !siteIds.length) return this.backorder(order, `site among ${spec.sites.join(', ')}`);
+    const r = await this.colocation.reserveSpace({ orderId: order.id, customer: order.customer, siteIds, units: spec.units, powerW: spec.powerW });
+    if (!r) return this.backorder(order, `rack space of ${spec.units}U with ${spec.powerW} W`);
+    const row = await this.repo.updateOrder(order.id, { state: 'active', site_id: r.item.siteId, last_error: null });
+    const site = await this.sites.resolve(r.item.siteId);
+    await this.outbox.add(order.id, 'order.provisioned', {
+      order: this.ref(row),
+      colocation: { site: site.code, rack: r.rack, units: [r.position, r.position + spec.units - 1], powerW: spec.powerW, itemId: r.item.id, next: 'deliver the equipment; the site\'s intake task is open' },
+    });
+    if (order.state === 'backordered') await this.work.closeFor({ type: 'order', id: order.id }, 'backorder', 'rack space became available');
+    await this.audit.record({ action: 'order.provisioned', targetType: 'order', targetId: order.id, changes: { colocationItemId: r.item.id } });
+    return { state: 'processed', result: `rack ${r.rack} units ${r.position}-${r.position + spec.units - 1} and ${spec.powerW} W reserved; intake task opened` };
+  }
+
+  /** Reserve a server for a dedicated order and start its provisioning. */
+  private async placeServer(order: OrderRow): Promise<Applied> {
     const spec = order.plan_spec as DedicatedSpec;
     const server = await this.repo.lockMatchingServer(spec, order.options.site);
-    if (!server) {
-      if (order.state === 'backordered') return { state: 'ignored', result: 'still no matching server' };
-      const siteId = await this.siteFor(order);
-      const row = await this.repo.updateOrder(order.id, { state: 'backordered', backordered_at: new Date(), site_id: siteId });
-      await this.work.open(siteId, 'backorder', `No server in stock for paid order ${order.id} (plan ${order.plan}): add or free one`, { type: 'order', id: order.id }, { plan: order.plan, spec });
-      await this.outbox.add(order.id, 'order.backordered', { order: this.ref(row), reason: 'no matching server is available; it is provisioned as soon as one is' });
-      return { state: 'processed', result: 'backordered: no matching server available' };
-    }
+    if (!server) return this.backorder(order, 'matching server');
     await this.lifecycle.transition(server.id, 'reserved', cause(order.id, `order ${order.id}`), { from: ['available'] });
     const opts = order.options as BillingEvent['order']['options'];
     const access: Access = {};
@@ -242,6 +275,7 @@ export class OrdersService implements OnModuleInit {
     }
     if (order.state_event_at && order.state_event_at > at) return { state: 'ignored', result: 'a later suspend/unsuspend was already applied' };
     await this.repo.updateOrder(order.id, { suspend_requested: true, state_event_at: at });
+    if (order.kind === 'colocation' && order.state === 'active') return this.colocationBy(order, 'suspended', 'Suspend', 'cut the power outlets and site access of the customer\'s equipment, as the suspension policy says');
     if (order.state === 'active') {
       const job = await this.serverJob(order, ORDER_SUSPEND);
       await this.repo.updateOrder(order.id, { state: 'suspending', job_id: job });
@@ -262,6 +296,7 @@ export class OrdersService implements OnModuleInit {
     }
     if (order.state_event_at && order.state_event_at > at) return { state: 'ignored', result: 'a later suspend/unsuspend was already applied' };
     await this.repo.updateOrder(order.id, { suspend_requested: false, state_event_at: at });
+    if (order.kind === 'colocation' && order.state === 'suspended') return this.colocationBy(order, 'active', 'Unsuspend', 'restore the power outlets and site access of the customer\'s equipment');
     if (order.state === 'suspended' || order.state === 'suspending') {
       const job = await this.serverJob(order, ORDER_UNSUSPEND, order.state === 'suspending');
       await this.repo.updateOrder(order.id, { state: 'unsuspending', job_id: job });
@@ -280,6 +315,10 @@ export class OrdersService implements OnModuleInit {
       const row = await this.repo.updateOrder(order.id, { state: 'terminated', state_event_at: at });
       await this.work.closeFor({ type: 'order', id: order.id }, 'backorder', 'order terminated');
       if (order.state !== 'unpaid') await this.outbox.add(order.id, 'order.terminated', { order: this.ref(row) });
+      if (order.kind === 'colocation' && (order.state === 'active' || order.state === 'suspended')) {
+        await this.work.open(order.site_id!, 'removal', `Colocation order ${order.id} terminated: remove the customer's equipment (or the reservation) and free its units and power`, { type: 'order', id: order.id });
+        return { state: 'processed', result: 'terminated; the site\'s work queue has the removal' };
+      }
       return { state: 'processed', result: `terminated (it held no server)` };
     }
     // A provisioning still running is cancelled; termination queues behind it.
@@ -288,6 +327,14 @@ export class OrdersService implements OnModuleInit {
     const job = await this.serverJob(order, ORDER_TERMINATE, true);
     await this.repo.updateOrder(order.id, { state: 'terminating', job_id: job, state_event_at: at });
     return { state: 'processed', result: `terminating: job ${job}` };
+  }
+
+  /** Colocation has no hardware racksmith drives: the state changes, a person acts, billing is told. */
+  private async colocationBy(order: OrderRow, to: 'active' | 'suspended', verb: string, what: string): Promise<Applied> {
+    const row = await this.repo.updateOrder(order.id, { state: to });
+    await this.work.open(order.site_id!, 'other', `${verb} colocation order ${order.id} of customer ${order.customer}: ${what}`, { type: 'order', id: order.id });
+    await this.outbox.add(order.id, to === 'suspended' ? 'order.suspended' : 'order.unsuspended', { order: this.ref(row) });
+    return { state: 'processed', result: `${to}; the site's work queue has the task` };
   }
 
   /** A hardware job on the order's server (queued behind the one it has, when asked). */

@@ -1,12 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import { Database } from '../../database/database';
+import { mapDatabaseError } from '../../database/db-errors';
 import { ConflictError, NotFoundError } from '../../common/errors';
 import type { Page } from '../../common/pagination';
 import { requestContext } from '../../common/request-context';
 import { AuditService } from '../audit/audit.service';
 import { DevicesService } from '../inventory/devices.service';
 import { PowerService } from '../inventory/power.service';
+import { HardwareModelsService } from '../inventory/hardware-models.service';
 import { SitesService } from '../inventory/sites.service';
 import { WorkQueueService } from '../work-queue/work-queue.service';
 import { ColocationEventRepository, ColocationItemRepository } from './colocation.repositories';
@@ -57,6 +59,7 @@ export class ColocationService {
     private readonly events: ColocationEventRepository,
     private readonly devices: DevicesService,
     private readonly power: PowerService,
+    private readonly models: HardwareModelsService,
     private readonly sites: SitesService,
     private readonly queue: WorkQueueService,
     private readonly audit: AuditService,
@@ -93,6 +96,52 @@ export class ColocationService {
     if (filter.state) qb.andWhere('i.state = :s', { s: filter.state });
     const page = await this.items.page(qb, 'createdAt', limit, cursor);
     return { items: page.items.map((i) => itemView(i)), nextCursor: page.nextCursor };
+  }
+
+  /**
+   * Rack space and power for a paid colocation order: a placeholder device of `units` U (full
+   * depth, model "Reserved/<n>U") placed in the first rack of the given sites with a free block
+   * and power headroom, a power connection of `powerW` on one of its PDUs, the colocation item
+   * (expected) and the intake task. The inventory's own constraints (no overlapping units, feed and
+   * rack budgets) decide; a candidate another order took meanwhile is skipped. Null: no room.
+   */
+  reserveSpace(input: { orderId: string; customer: string; siteIds: string[]; units: number; powerW: number }): Promise<{ item: ColocationItemView; rack: string; position: number } | null> {
+    // One reservation at a time: two would lock the same feed and rack rows in different orders.
+    return this.db.withLock('racksmith:colocation-space', () => this.reserveSpaceLocked(input));
+  }
+
+  private async reserveSpaceLocked(input: { orderId: string; customer: string; siteIds: string[]; units: number; powerW: number }): Promise<{ item: ColocationItemView; rack: string; position: number } | null> {
+    const model = await this.reservedModel(input.units);
+    for (const rack of await this.items.rackSpace(input.siteIds)) {
+      if (rack.headroom_w !== null && rack.headroom_w < input.powerW) continue;
+      if (!rack.pdus.length) continue;
+      for (const position of freeBlocks(rack.height_u, rack.taken, input.units)) {
+        for (const pduId of rack.pdus) {
+          const made = await this.db
+            .transaction(async () => {
+              const device = await this.devices.create({ site: rack.site_id, name: `reserved-${input.orderId}`, role: 'colocation', modelId: model, customerId: input.customer, placement: { rack: rack.id, position, face: 'front' }, notes: `Reserved for colocation order ${input.orderId}` });
+              await this.power.connect({ deviceId: device.id, pduId, allocatedW: input.powerW, maxW: input.powerW });
+              const item = await this.items.insert({ siteId: rack.site_id, deviceId: device.id, customerId: input.customer, description: `Colocation order ${input.orderId}: ${input.units}U, ${input.powerW} W`, installBy: 'owner', state: 'expected', serials: [], createdBy: me() });
+              await this.events.add(item.id, 'reserved', me(), { orderId: input.orderId, rack: rack.name, position, units: input.units, powerW: input.powerW });
+              await this.audit.record({ action: 'colocation.reserve', targetType: 'colocation_item', targetId: item.id, changes: { orderId: input.orderId, rackId: rack.id, position, units: input.units, powerW: input.powerW } });
+              await this.queue.open(rack.site_id, 'intake', `Receive equipment of customer ${input.customer} for order ${input.orderId}: rack ${rack.name}, units ${position}–${position + input.units - 1}, ${input.powerW} W`, { type: 'colocation_item', id: item.id }, { orderId: input.orderId });
+              return item;
+            })
+            .catch((err: unknown) => {
+              // Taken meanwhile, or over a feed's or the rack's budget: the next candidate.
+              if (err instanceof ConflictError || mapDatabaseError(err)?.status === 409) return null;
+              throw err;
+            });
+          if (made) return { item: await this.get(made.id), rack: rack.name, position };
+        }
+      }
+    }
+    return null;
+  }
+
+  /** The placeholder model of reserved space of `units` U (made on first use). */
+  private async reservedModel(units: number): Promise<string> {
+    return (await this.models.ensure({ vendor: 'Reserved', model: `${units}U`, heightU: units, fullDepth: true, maxDrawW: 100_000, typicalDrawW: 0 })).id;
   }
 
   announce(input: z.infer<typeof announceInput>): Promise<ColocationItemView> {
@@ -155,4 +204,17 @@ export class ColocationService {
       return this.get(id);
     });
   }
+}
+
+/** Lowest positions where `units` contiguous units are free in a rack of `height` units. */
+export function freeBlocks(height: number, taken: [number, number][], units: number): number[] {
+  const used = new Array<boolean>(height + 2).fill(false);
+  for (const [lo, hi] of taken) for (let u = Math.max(1, lo); u <= Math.min(height, hi); u++) used[u] = true;
+  const out: number[] = [];
+  for (let p = 1; p + units - 1 <= height; p++) {
+    let free = true;
+    for (let u = p; u < p + units && free; u++) free = !used[u];
+    if (free) out.push(p);
+  }
+  return out;
 }

@@ -64,6 +64,11 @@ export class HardwareModelsService {
     return m;
   }
 
+  /** A model racksmith itself needs (reserved rack space), made on first use. */
+  async ensure(m: { vendor: string; model: string; heightU: number; fullDepth: boolean; maxDrawW: number; typicalDrawW: number }): Promise<HardwareModelEntity> {
+    return this.models.ensure(m);
+  }
+
   async list(limit: number, cursor?: string): Promise<Page<HardwareModelView>> {
     const page = await this.models.page(this.models.query('m'), 'model', limit, cursor);
     return { items: page.items.map(hardwareModelView), nextCursor: page.nextCursor };

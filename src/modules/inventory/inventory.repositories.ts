@@ -60,6 +60,14 @@ export class HardwareModelRepository extends TableRepository<HardwareModelEntity
     return this.repo.findOneBy({ vendor, model });
   }
 
+  /** The model by name, made with these values if it does not exist (concurrent callers get the same row). */
+  async ensure(m: { vendor: string; model: string; heightU: number; fullDepth: boolean; maxDrawW: number; typicalDrawW: number }): Promise<HardwareModelEntity> {
+    await this.db
+      .manager()
+      .query(`INSERT INTO hardware_models (vendor, model, height_u, full_depth, max_draw_w, typical_draw_w, disks) VALUES ($1, $2, $3, $4, $5, $6, '[]') ON CONFLICT (vendor, model) DO NOTHING`, [m.vendor, m.model, m.heightU, m.fullDepth, m.maxDrawW, m.typicalDrawW]);
+    return (await this.findByName(m.vendor, m.model))!;
+  }
+
   byIds(ids: string[]): Promise<HardwareModelEntity[]> {
     return ids.length ? this.repo.findBy({ id: In(ids) }) : Promise.resolve([]);
   }
