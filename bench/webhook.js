@@ -57,6 +57,23 @@ const api = (base, method, path, body) =>
     return json;
   });
 
+/** `racksmith serve` (role all) on a free port of this database, taking billing webhooks. */
+async function racksmith(databaseUrl, env = {}) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const proc = start(process.execPath, [join(ROOT, 'bin', 'racksmith.js'), 'serve'], {
+    DATABASE_URL: databaseUrl,
+    RACKSMITH_PORT: String(port),
+    RACKSMITH_BOOTSTRAP_TOKEN: BOOTSTRAP,
+    RACKSMITH_BILLING_SECRETS: SECRET,
+    RACKSMITH_INVENTORY_SEED: '',
+    RACKSMITH_POWER_SYNC_INTERVAL: '0',
+    ...env,
+  });
+  await waitFor(`${base}/health`, 60000);
+  return { base, proc };
+}
+
 (async () => {
   const line = (label, r, ref) =>
     console.log(`${label.padEnd(58)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  (${r.total} requests${r.bad ? `, ${r.bad} failed!` : ''})${ref ? `  ratio ${(r.rps / ref.rps).toFixed(3)}` : ''}`);
@@ -79,18 +96,7 @@ const api = (base, method, path, body) =>
   const db = await benchDatabase('webhook');
   try {
     for (const level of ['info', 'warn']) {
-      const port = await freePort();
-      const base = `http://127.0.0.1:${port}`;
-      const proc = start(process.execPath, [join(ROOT, 'bin', 'racksmith.js'), 'serve'], {
-        DATABASE_URL: db.url,
-        RACKSMITH_PORT: String(port),
-        RACKSMITH_BOOTSTRAP_TOKEN: BOOTSTRAP,
-        RACKSMITH_BILLING_SECRETS: SECRET,
-        RACKSMITH_INVENTORY_SEED: '',
-        RACKSMITH_POWER_SYNC_INTERVAL: '0',
-        RACKSMITH_LOG_LEVEL: level,
-      });
-      await waitFor(`${base}/health`, 60000);
+      const { base, proc } = await racksmith(db.url, { RACKSMITH_LOG_LEVEL: level });
       if (level === 'info') await api(base, 'POST', '/api/v1/sites', { code: 'bench', name: 'Bench' });
       const before = Date.now();
       const r = await load(base, '/webhooks/billing', order);
@@ -107,17 +113,7 @@ const api = (base, method, path, body) =>
     }
 
     // order.paid → the install job's first task, with servers in stock and the fake BMC.
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const proc = start(process.execPath, [join(ROOT, 'bin', 'racksmith.js'), 'serve'], {
-      DATABASE_URL: db.url,
-      RACKSMITH_PORT: String(port),
-      RACKSMITH_BOOTSTRAP_TOKEN: BOOTSTRAP,
-      RACKSMITH_BILLING_SECRETS: SECRET,
-      RACKSMITH_INVENTORY_SEED: '',
-      RACKSMITH_POWER_SYNC_INTERVAL: '0',
-    });
-    await waitFor(`${base}/health`, 60000);
+    const { base, proc } = await racksmith(db.url);
     const model = await api(base, 'POST', '/api/v1/hardware-models', { vendor: 'Bench', model: 'Fake', heightU: 1, bmcDriver: 'fake' });
     await api(base, 'PUT', '/api/v1/billing/plans/bench-fake', { kind: 'dedicated', spec: { hardwareModel: 'Bench/Fake' } });
     for (let i = 0; i < PAID; i++) {

@@ -19,6 +19,7 @@ import { ConsoleModule } from './modules/console/console.module';
 import { BootModule } from './modules/boot/boot.module';
 import { TemplatesModule } from './modules/templates/templates.module';
 import { BillingModule } from './modules/billing/billing.module';
+import { VpsModule } from './modules/vps/vps.module';
 
 @Global()
 @Module({})
@@ -43,7 +44,7 @@ export class AppModule {
   static register(rt: Runtime): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule, ConsoleModule, BootModule, TemplatesModule, BillingModule],
+      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule, ConsoleModule, BootModule, TemplatesModule, BillingModule, VpsModule],
     };
   }
 }

@@ -33,3 +33,21 @@ export function toPage<R, T>(rows: R[], limit: number, key: (row: R) => string |
   const items = more ? rows.slice(0, limit) : rows;
   return { items: items.map(map), nextCursor: more ? encodeCursor(key(items[items.length - 1])) : null };
 }
+
+/**
+ * Newest-first pages keyed by (time, id): `fetch` gets limit + 1 and the last row's pair from the
+ * cursor ("rows before this"); the cursor handed out is the last row's pair.
+ */
+export async function newestFirstPage<R, T>(
+  cursor: string | undefined,
+  limit: number,
+  fetch: (limit: number, before?: { at: string; id: string }) => Promise<R[]>,
+  key: (row: R) => { at: Date; id: string },
+  map: (row: R) => T,
+): Promise<Page<T>> {
+  const raw = decodeCursor(cursor);
+  const cut = raw?.indexOf('|') ?? -1;
+  if (raw !== undefined && cut < 1) throw new ValidationError('cursor is not one this API handed out', 'cursor');
+  const rows = await fetch(limit + 1, raw ? { at: raw.slice(0, cut), id: raw.slice(cut + 1) } : undefined);
+  return toPage(rows, limit, (r) => `${key(r).at.toISOString()}|${key(r).id}`, map);
+}

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Database } from '../database/database';
 import { ConflictError, NotFoundError, ValidationError } from '../common/errors';
-import { decodeCursor, encodeCursor, type Page } from '../common/pagination';
+import { newestFirstPage, type Page } from '../common/pagination';
 import { requestContext } from '../common/request-context';
 import { AuditService } from '../modules/audit/audit.service';
 import { JobRegistry } from './job-registry';
@@ -98,13 +98,8 @@ export class JobService {
     return jobView(job, await this.jobs.tasks(id));
   }
 
-  async list(f: { serverId?: string; state?: string; siteId?: string; kind?: string }, limit: number, cursor?: string): Promise<Page<JobView>> {
-    const raw = decodeCursor(cursor);
-    const before = raw ? { at: raw.split('|')[0], id: raw.split('|')[1] } : undefined;
-    const rows = await this.jobs.list(f, limit + 1, before);
-    const items = rows.slice(0, limit);
-    const last = items[items.length - 1];
-    return { items: items.map((j) => jobView(j)), nextCursor: rows.length > limit ? encodeCursor(`${last.created_at.toISOString()}|${last.id}`) : null };
+  list(f: { serverId?: string; state?: string; siteId?: string; kind?: string }, limit: number, cursor?: string): Promise<Page<JobView>> {
+    return newestFirstPage(cursor, limit, (n, before) => this.jobs.list(f, n, before), (j) => ({ at: j.created_at, id: j.id }), (j) => jobView(j));
   }
 
   logs(id: string, afterId?: string): Promise<LogRow[]> {

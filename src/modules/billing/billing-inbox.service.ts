@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { LOGGER } from '../../app.tokens';
 import { AppConfig, type Config } from '../../config/config';
 import { ConflictError, DomainError, ValidationError } from '../../common/errors';
-import { decodeCursor, encodeCursor, type Page } from '../../common/pagination';
+import { newestFirstPage, type Page } from '../../common/pagination';
 import { BillingRepository, type EventRow } from './billing.repository';
 import { billingEvent, type BillingEvent } from './billing.schemas';
 import { SIGNATURE_HEADER, verifySignature } from './billing-signature';
@@ -107,11 +107,7 @@ export class BillingInbox {
     if (plan.kind !== 'dedicated' && e.order.options.os) throw new ValidationError(`order.options.os: plan ${plan.code} is a ${plan.kind} plan; an OS template is for dedicated servers`, 'order.options.os');
   }
 
-  async list(f: { orderId?: string; state?: string }, limit: number, cursor?: string): Promise<Page<EventView>> {
-    const raw = decodeCursor(cursor);
-    const rows = await this.repo.events(f, limit + 1, raw ? { at: raw.split('|')[0], id: raw.split('|')[1] } : undefined);
-    const items = rows.slice(0, limit);
-    const last = items[items.length - 1];
-    return { items: items.map(eventView), nextCursor: rows.length > limit ? encodeCursor(`${last.received_at.toISOString()}|${last.id}`) : null };
+  list(f: { orderId?: string; state?: string }, limit: number, cursor?: string): Promise<Page<EventView>> {
+    return newestFirstPage(cursor, limit, (n, before) => this.repo.events(f, n, before), (e) => ({ at: e.received_at, id: e.id }), eventView);
   }
 }

@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { AppConfig, type Config } from '../../config/config';
 import { NotFoundError } from '../../common/errors';
 import { randomString } from '../../common/crypto';
-import { decodeCursor, encodeCursor, type Page } from '../../common/pagination';
+import { newestFirstPage, type Page } from '../../common/pagination';
 import { SecretBox } from '../../common/secret-box';
 import { Database } from '../../database/database';
 import { JobRegistry, type JobEnd, type TaskContext } from '../../jobs/job-registry';
@@ -501,11 +501,7 @@ export class OrdersService implements OnModuleInit {
     return orderView(o);
   }
 
-  async list(f: { state?: string; customer?: string }, limit: number, cursor?: string): Promise<Page<OrderView>> {
-    const raw = decodeCursor(cursor);
-    const rows = await this.repo.orders(f, limit + 1, raw ? { at: raw.split('|')[0], id: raw.split('|')[1] } : undefined);
-    const items = rows.slice(0, limit);
-    const last = items[items.length - 1];
-    return { items: items.map(orderView), nextCursor: rows.length > limit ? encodeCursor(`${last.created_at.toISOString()}|${last.id}`) : null };
+  list(f: { state?: string; customer?: string }, limit: number, cursor?: string): Promise<Page<OrderView>> {
+    return newestFirstPage(cursor, limit, (n, before) => this.repo.orders(f, n, before), (o) => ({ at: o.created_at, id: o.id }), orderView);
   }
 }

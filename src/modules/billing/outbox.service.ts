@@ -4,7 +4,7 @@ import { request } from 'undici';
 import { LOGGER } from '../../app.tokens';
 import { AppConfig, type Config } from '../../config/config';
 import { NotFoundError } from '../../common/errors';
-import { decodeCursor, encodeCursor, type Page } from '../../common/pagination';
+import { newestFirstPage, type Page } from '../../common/pagination';
 import { SecretBox } from '../../common/secret-box';
 import { Database } from '../../database/database';
 import { AuditService } from '../audit/audit.service';
@@ -79,12 +79,8 @@ export class OutboxService {
     return outboxView(row);
   }
 
-  async list(f: { orderId?: string; state?: string }, limit: number, cursor?: string): Promise<Page<OutboxView>> {
-    const raw = decodeCursor(cursor);
-    const rows = await this.repo.outbox(f, limit + 1, raw ? { at: raw.split('|')[0], id: raw.split('|')[1] } : undefined);
-    const items = rows.slice(0, limit);
-    const last = items[items.length - 1];
-    return { items: items.map(outboxView), nextCursor: rows.length > limit ? encodeCursor(`${last.created_at.toISOString()}|${last.id}`) : null };
+  list(f: { orderId?: string; state?: string }, limit: number, cursor?: string): Promise<Page<OutboxView>> {
+    return newestFirstPage(cursor, limit, (n, before) => this.repo.outbox(f, n, before), (r) => ({ at: r.created_at, id: r.id }), outboxView);
   }
 
   async get(id: string): Promise<OutboxView> {

@@ -1,0 +1,124 @@
+import { Injectable } from '@nestjs/common';
+import { ConflictError, MissingReferenceError, NotFoundError } from '../../common/errors';
+import { SecretBox } from '../../common/secret-box';
+import { Database } from '../../database/database';
+import { describeConstraints } from '../../database/db-errors';
+import { AuditService } from '../audit/audit.service';
+import { DevicesService } from '../inventory/devices.service';
+import { VpsRepository, type HypervisorRow } from './vps.repository';
+import type { HypervisorInput, HypervisorUpdate } from './vps.schemas';
+
+describeConstraints({
+  hypervisors_no_overbooking: { code: 'capacity_in_use', message: 'the VMs on this hypervisor already use more than that capacity', field: 'capacity', status: 409 },
+  hypervisors_pkey: { code: 'already_registered', message: 'this device is already registered as a hypervisor', field: 'deviceId', status: 409 },
+});
+
+export interface HypervisorView {
+  id: string;
+  name: string;
+  siteId: string;
+  state: HypervisorRow['state'];
+  ssh: { host: string; port: number; user: string; keySet: boolean; hostKeySha256: string | null };
+  libvirtUri: string;
+  storagePool: string;
+  capacity: { vcpus: number; ramMb: number; storageGb: number };
+  overcommit: { cpu: number; ram: number; storage: number };
+  used: { vcpus: number; ramMb: number; storageGb: number };
+  free: { vcpus: number; ramMb: number; storageGb: number };
+  vms: number;
+}
+
+export function hypervisorView(h: HypervisorRow): HypervisorView {
+  return {
+    id: h.device_id,
+    name: h.name,
+    siteId: h.site_id,
+    state: h.state,
+    ssh: { host: h.ssh_host, port: h.ssh_port, user: h.ssh_user, keySet: h.ssh_key_enc !== null, hostKeySha256: h.host_key_sha256 },
+    libvirtUri: h.libvirt_uri,
+    storagePool: h.storage_pool,
+    capacity: { vcpus: h.vcpus, ramMb: h.ram_mb, storageGb: h.storage_gb },
+    overcommit: { cpu: Number(h.cpu_ratio), ram: Number(h.ram_ratio), storage: Number(h.storage_ratio) },
+    used: { vcpus: h.used_vcpus, ramMb: h.used_ram_mb, storageGb: h.used_storage_gb },
+    free: { vcpus: h.free_vcpus, ramMb: h.free_ram_mb, storageGb: h.free_storage_gb },
+    vms: h.vms,
+  };
+}
+
+/** The company's KVM hosts: a hypervisor device, its capacity and overcommit, its state, how to reach it. */
+@Injectable()
+export class HypervisorsService {
+  constructor(
+    private readonly repo: VpsRepository,
+    private readonly devices: DevicesService,
+    private readonly secrets: SecretBox,
+    private readonly audit: AuditService,
+    private readonly db: Database,
+  ) {}
+
+  async get(id: string): Promise<HypervisorView> {
+    const h = await this.repo.hypervisor(id);
+    if (!h) throw new NotFoundError('hypervisor', id);
+    return hypervisorView(h);
+  }
+
+  async list(f: { siteId?: string; state?: string }): Promise<HypervisorView[]> {
+    return (await this.repo.hypervisors(f)).map(hypervisorView);
+  }
+
+  register(input: HypervisorInput): Promise<HypervisorView> {
+    return this.db.transaction(async () => {
+      const device = await this.devices.get(input.deviceId).catch(() => {
+        throw new MissingReferenceError('device', input.deviceId, 'deviceId');
+      });
+      if (device.role !== 'hypervisor') throw new ConflictError('not_a_hypervisor', `device ${device.name} has role ${device.role}; register a device whose role is hypervisor`, { role: device.role }, 'deviceId');
+      await this.repo.insertHypervisor({
+        deviceId: device.id,
+        siteId: device.siteId,
+        sshHost: input.ssh.host,
+        sshPort: input.ssh.port,
+        sshUser: input.ssh.user,
+        sshKeyEnc: input.ssh.privateKey ? this.secrets.seal(input.ssh.privateKey) : null,
+        hostKeySha256: input.ssh.hostKeySha256,
+        libvirtUri: input.libvirtUri,
+        storagePool: input.storagePool,
+        vcpus: input.capacity.vcpus,
+        ramMb: input.capacity.ramMb,
+        storageGb: input.capacity.storageGb,
+        cpuRatio: input.overcommit.cpu,
+        ramRatio: input.overcommit.ram,
+        storageRatio: input.overcommit.storage,
+        state: input.state,
+      });
+      const { ssh, ...rest } = input;
+      await this.audit.record({ action: 'hypervisor.register', targetType: 'hypervisor', targetId: device.id, changes: { ...rest, ssh: { host: ssh.host, port: ssh.port, user: ssh.user, hostKeySha256: ssh.hostKeySha256, keySet: !!ssh.privateKey } } });
+      return this.get(device.id);
+    });
+  }
+
+  update(id: string, input: HypervisorUpdate): Promise<HypervisorView> {
+    return this.db.transaction(async () => {
+      await this.get(id);
+      await this.repo.updateHypervisor(id, {
+        ...(input.state ? { state: input.state } : {}),
+        ...(input.capacity?.vcpus ? { vcpus: input.capacity.vcpus } : {}),
+        ...(input.capacity?.ramMb ? { ram_mb: input.capacity.ramMb } : {}),
+        ...(input.capacity?.storageGb ? { storage_gb: input.capacity.storageGb } : {}),
+        ...(input.overcommit?.cpu ? { cpu_ratio: input.overcommit.cpu } : {}),
+        ...(input.overcommit?.ram ? { ram_ratio: input.overcommit.ram } : {}),
+        ...(input.overcommit?.storage ? { storage_ratio: input.overcommit.storage } : {}),
+      });
+      await this.audit.record({ action: 'hypervisor.update', targetType: 'hypervisor', targetId: id, changes: input });
+      return this.get(id);
+    });
+  }
+
+  remove(id: string): Promise<void> {
+    return this.db.transaction(async () => {
+      const h = await this.get(id);
+      if (h.vms) throw new ConflictError('hypervisor_in_use', `hypervisor ${h.name} still holds ${h.vms} VM(s): drain it first`, { vms: h.vms });
+      await this.repo.deleteHypervisor(id);
+      await this.audit.record({ action: 'hypervisor.remove', targetType: 'hypervisor', targetId: id });
+    });
+  }
+}

@@ -1,0 +1,158 @@
+import { Injectable } from '@nestjs/common';
+import { Database } from '../../database/database';
+
+export interface HypervisorRow {
+  device_id: string;
+  site_id: string;
+  name: string;
+  state: 'enabled' | 'draining' | 'down';
+  ssh_host: string;
+  ssh_port: number;
+  ssh_user: string;
+  ssh_key_enc: string | null;
+  host_key_sha256: string | null;
+  libvirt_uri: string;
+  storage_pool: string;
+  vcpus: number;
+  ram_mb: number;
+  storage_gb: number;
+  cpu_ratio: string;
+  ram_ratio: string;
+  storage_ratio: string;
+  used_vcpus: number;
+  used_ram_mb: number;
+  used_storage_gb: number;
+  /** Capacity times overcommit, minus what is handed out. */
+  free_vcpus: number;
+  free_ram_mb: number;
+  free_storage_gb: number;
+  vms: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface VmRow {
+  id: string;
+  name: string;
+  customer: string;
+  hypervisor_id: string;
+  site_id: string;
+  vcpus: number;
+  ram_mb: number;
+  disk_gb: number;
+  anti_affinity: boolean;
+  state: string;
+  order_id: string | null;
+  last_error: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface Need {
+  vcpus: number;
+  ramMb: number;
+  diskGb: number;
+  customer: string;
+  antiAffinity: boolean;
+  siteIds: string[];
+}
+
+const HV = `SELECT h.*, d.name,
+    floor(h.vcpus * h.cpu_ratio)::int - h.used_vcpus AS free_vcpus,
+    floor(h.ram_mb * h.ram_ratio)::int - h.used_ram_mb AS free_ram_mb,
+    floor(h.storage_gb * h.storage_ratio)::int - h.used_storage_gb AS free_storage_gb,
+    (SELECT count(*)::int FROM vms m WHERE m.hypervisor_id = h.device_id AND m.state <> 'deleted') AS vms
+  FROM hypervisors h JOIN devices d ON d.id = h.device_id`;
+
+/** Hypervisors and VMs; placement is one statement that picks a host and books it. */
+@Injectable()
+export class VpsRepository {
+  constructor(private readonly db: Database) {}
+
+  hypervisor(id: string): Promise<HypervisorRow | undefined> {
+    return this.db.rows<HypervisorRow>(`${HV} WHERE h.device_id = $1`, [id]).then((r) => r[0]);
+  }
+
+  hypervisors(f: { siteId?: string; state?: string }): Promise<HypervisorRow[]> {
+    return this.db.rows<HypervisorRow>(`${HV} WHERE ($1::uuid IS NULL OR h.site_id = $1) AND ($2::text IS NULL OR h.state = $2) ORDER BY d.name`, [f.siteId ?? null, f.state ?? null]);
+  }
+
+  async insertHypervisor(h: { deviceId: string; siteId: string; sshHost: string; sshPort: number; sshUser: string; sshKeyEnc: string | null; hostKeySha256: string | null; libvirtUri: string; storagePool: string; vcpus: number; ramMb: number; storageGb: number; cpuRatio: number; ramRatio: number; storageRatio: number; state: string }): Promise<void> {
+    await this.db.rows(
+      `INSERT INTO hypervisors (device_id, site_id, ssh_host, ssh_port, ssh_user, ssh_key_enc, host_key_sha256, libvirt_uri, storage_pool, vcpus, ram_mb, storage_gb, cpu_ratio, ram_ratio, storage_ratio, state)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+      [h.deviceId, h.siteId, h.sshHost, h.sshPort, h.sshUser, h.sshKeyEnc, h.hostKeySha256, h.libvirtUri, h.storagePool, h.vcpus, h.ramMb, h.storageGb, h.cpuRatio, h.ramRatio, h.storageRatio, h.state],
+    );
+  }
+
+  async updateHypervisor(id: string, changes: Record<string, unknown>): Promise<void> {
+    const cols = Object.keys(changes);
+    if (!cols.length) return;
+    await this.db.rows(`UPDATE hypervisors SET ${cols.map((c, i) => `${c} = $${i + 2}`).join(', ')}, updated_at = now() WHERE device_id = $1`, [id, ...cols.map((c) => changes[c])]);
+  }
+
+  async deleteHypervisor(id: string): Promise<void> {
+    await this.db.rows('DELETE FROM hypervisors WHERE device_id = $1', [id]);
+  }
+
+  /**
+   * Pick the best-fitting enabled hypervisor for `need` and book it, in one statement: the host
+   * left with the least free RAM after this VM (then CPU), never a draining or down one, never one
+   * of the customer's own hosts when anti-affinity is asked. Hosts another transaction is booking
+   * are skipped (never waited for: a placement holds one row lock at most, so none deadlock).
+   */
+  async book(need: Need): Promise<HypervisorRow | undefined> {
+    const [row] = await this.db.rows<{ device_id: string }>(
+      `WITH pick AS (
+         SELECT h.device_id FROM hypervisors h
+          WHERE h.state = 'enabled' AND (cardinality($6::uuid[]) = 0 OR h.site_id = ANY ($6::uuid[]))
+            AND floor(h.vcpus * h.cpu_ratio) - h.used_vcpus >= $1
+            AND floor(h.ram_mb * h.ram_ratio) - h.used_ram_mb >= $2
+            AND floor(h.storage_gb * h.storage_ratio) - h.used_storage_gb >= $3
+            AND (NOT $5 OR NOT EXISTS (SELECT 1 FROM vms m WHERE m.hypervisor_id = h.device_id AND m.customer = $4 AND m.state <> 'deleted'))
+          ORDER BY floor(h.ram_mb * h.ram_ratio) - h.used_ram_mb, floor(h.vcpus * h.cpu_ratio) - h.used_vcpus, h.device_id
+          LIMIT 1 FOR UPDATE SKIP LOCKED)
+       UPDATE hypervisors h SET used_vcpus = used_vcpus + $1, used_ram_mb = used_ram_mb + $2, used_storage_gb = used_storage_gb + $3, updated_at = now()
+         FROM pick WHERE h.device_id = pick.device_id
+       RETURNING h.device_id`,
+      [need.vcpus, need.ramMb, need.diskGb, need.customer, need.antiAffinity, need.siteIds],
+    );
+    return row ? this.hypervisor(row.device_id) : undefined;
+  }
+
+  /** Whether some host could take `need` right now (no locks): a booking that found none tries again. */
+  async anyFits(need: Need): Promise<boolean> {
+    const rows = await this.db.rows(
+      `SELECT 1 FROM hypervisors h WHERE h.state = 'enabled' AND (cardinality($6::uuid[]) = 0 OR h.site_id = ANY ($6::uuid[]))
+          AND floor(h.vcpus * h.cpu_ratio) - h.used_vcpus >= $1 AND floor(h.ram_mb * h.ram_ratio) - h.used_ram_mb >= $2
+          AND floor(h.storage_gb * h.storage_ratio) - h.used_storage_gb >= $3
+          AND (NOT $5 OR NOT EXISTS (SELECT 1 FROM vms m WHERE m.hypervisor_id = h.device_id AND m.customer = $4 AND m.state <> 'deleted')) LIMIT 1`,
+      [need.vcpus, need.ramMb, need.diskGb, need.customer, need.antiAffinity, need.siteIds],
+    );
+    return rows.length > 0;
+  }
+
+  /** Give a VM's share back to its host. */
+  async release(hypervisorId: string, vm: { vcpus: number; ram_mb: number; disk_gb: number }): Promise<void> {
+    await this.db.rows(
+      `UPDATE hypervisors SET used_vcpus = greatest(used_vcpus - $2, 0), used_ram_mb = greatest(used_ram_mb - $3, 0), used_storage_gb = greatest(used_storage_gb - $4, 0), updated_at = now() WHERE device_id = $1`,
+      [hypervisorId, vm.vcpus, vm.ram_mb, vm.disk_gb],
+    );
+  }
+
+  async insertVm(v: { name: string; customer: string; hypervisorId: string; siteId: string; vcpus: number; ramMb: number; diskGb: number; antiAffinity: boolean; orderId: string | null }): Promise<VmRow> {
+    const [row] = await this.db.rows<VmRow>(
+      `INSERT INTO vms (name, customer, hypervisor_id, site_id, vcpus, ram_mb, disk_gb, anti_affinity, order_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+      [v.name, v.customer, v.hypervisorId, v.siteId, v.vcpus, v.ramMb, v.diskGb, v.antiAffinity, v.orderId],
+    );
+    return row;
+  }
+
+  vm(id: string): Promise<VmRow | undefined> {
+    return this.db.rows<VmRow>('SELECT * FROM vms WHERE id = $1', [id]).then((r) => r[0]);
+  }
+
+  async setVmState(id: string, state: string, lastError?: string | null): Promise<void> {
+    await this.db.rows('UPDATE vms SET state = $2, last_error = coalesce($3, last_error), updated_at = now() WHERE id = $1', [id, state, lastError ?? null]);
+  }
+}
