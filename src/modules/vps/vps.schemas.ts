@@ -15,7 +15,7 @@ export const hypervisorInput = z
         hostKeySha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected the hex SHA-256 of the host key (ssh-keyscan | ssh-keygen -lf - -E sha256, as hex)').describe('Pinned: a host presenting another key is refused'),
       })
       .strict(),
-    libvirtUri: z.string().regex(/^qemu(\+\w+)?:\/\/[^\s]*\/(system|session)$/).default('qemu:///system'),
+    libvirtUri: z.string().regex(/^qemu(\+\w+)?:\/\/[^\s?]*\/(system|session)(\?[^\s]*)?$/, 'expected a libvirt URI such as qemu:///system').default('qemu:///system'),
     storagePool: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default('default'),
     capacity: z.object({ vcpus: z.number().int().min(1).max(4096), ramMb: z.number().int().min(256).max(67_108_864), storageGb: z.number().int().min(1).max(10_000_000) }).strict(),
     overcommit: z.object({ cpu: ratio.default(4), ram: ratio.default(1), storage: ratio.default(1) }).strict().default({ cpu: 4, ram: 1, storage: 1 }),

@@ -1,0 +1,90 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { requirePeer } from './peers';
+
+/**
+ * A private libvirtd for a test (LAB.md): its own config and unix socket in `dir`, a transient
+ * dir storage pool (nothing kept in /etc/libvirt), stopped by its pid. The machine's qemu.conf
+ * must let qemu run as root without a security driver (.ci/run sets it).
+ */
+export interface Libvirtd {
+  uri: string;
+  pool: string;
+  poolDir: string;
+  virsh(...args: string[]): string;
+  stop(): Promise<void>;
+}
+
+export async function startLibvirtd(dir: string, tag: string): Promise<Libvirtd> {
+  requirePeer('/usr/sbin/libvirtd', 'libvirt-daemon-system');
+  requirePeer('/usr/bin/virsh', 'libvirt-clients');
+  requirePeer('/usr/bin/qemu-img', 'qemu-utils');
+  requirePeer('/usr/bin/genisoimage', 'genisoimage');
+  const qemuConf = existsSync('/etc/libvirt/qemu.conf') ? readFileSync('/etc/libvirt/qemu.conf', 'utf8') : '';
+  if (!/^security_driver\s*=\s*"none"/m.test(qemuConf) || !/^user\s*=\s*"root"/m.test(qemuConf)) {
+    throw new Error('/etc/libvirt/qemu.conf needs user = "root" and security_driver = "none" for the lab libvirtd (.ci/run sets them)');
+  }
+  const sock = join(dir, 'sock');
+  const poolDir = join(dir, 'pool');
+  mkdirSync(sock, { recursive: true });
+  mkdirSync(poolDir, { recursive: true });
+  writeFileSync(join(dir, 'libvirtd.conf'), `unix_sock_dir = "${sock}"\nunix_sock_rw_perms = "0700"\nauth_unix_rw = "none"\nauth_unix_ro = "none"\n`);
+  let log = '';
+  // virtlogd keeps the VMs' console and qemu logs (as on a real hypervisor); ours, stopped with the lab.
+  mkdirSync('/run/libvirt', { recursive: true });
+  const logd: ChildProcess = spawn('/usr/sbin/virtlogd', [], { stdio: ['ignore', 'pipe', 'pipe'] });
+  logd.stderr!.on('data', (d: Buffer) => (log += d));
+  for (let i = 0; i < 50 && !existsSync('/run/libvirt/virtlogd-sock'); i++) await new Promise((r) => setTimeout(r, 100));
+  const proc: ChildProcess = spawn('/usr/sbin/libvirtd', ['-f', join(dir, 'libvirtd.conf'), '-p', join(dir, 'libvirtd.pid')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout!.on('data', (d: Buffer) => (log += d));
+  proc.stderr!.on('data', (d: Buffer) => (log += d));
+  const uri = `qemu:///system?socket=${join(sock, 'libvirt-sock')}`;
+  const virsh = (...args: string[]) => execFileSync('virsh', ['-q', '-c', uri, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  for (let i = 0; i < 200; i++) {
+    if (proc.exitCode !== null) throw new Error(`libvirtd exited: ${log}`);
+    if (existsSync(join(sock, 'libvirt-sock'))) {
+      try {
+        virsh('version');
+        break;
+      } catch {}
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pool = `rs-pool-${tag}`;
+  virsh('pool-create-as', pool, 'dir', '--target', poolDir);
+  return {
+    uri,
+    pool,
+    poolDir,
+    virsh,
+    async stop() {
+      // Domains this test left (a failed run): gone with their qemu processes.
+      try {
+        for (const name of virsh('list', '--all', '--name').split('\n').filter((n) => n.includes(tag))) {
+          try {
+            virsh('destroy', name);
+          } catch {}
+          try {
+            virsh('undefine', name);
+          } catch {}
+        }
+        virsh('pool-destroy', pool);
+      } catch {}
+      for (const p of [proc, logd]) {
+        if (p.exitCode !== null || p.signalCode !== null) continue;
+        p.kill('SIGTERM');
+        await new Promise<void>((r) => {
+          const t = setTimeout(() => {
+            p.kill('SIGKILL');
+            r();
+          }, 10_000);
+          p.once('exit', () => {
+            clearTimeout(t);
+            r();
+          });
+        });
+      }
+    },
+  };
+}
