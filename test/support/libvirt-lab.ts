@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requirePeer } from './peers';
+import { requirePeer, stopPeer } from './peers';
 
 /**
  * A private libvirtd for a test (LAB.md): its own config and unix socket in `dir`, a transient
@@ -71,20 +71,8 @@ export async function startLibvirtd(dir: string, tag: string): Promise<Libvirtd>
         }
         virsh('pool-destroy', pool);
       } catch {}
-      for (const p of [proc, logd]) {
-        if (p.exitCode !== null || p.signalCode !== null) continue;
-        p.kill('SIGTERM');
-        await new Promise<void>((r) => {
-          const t = setTimeout(() => {
-            p.kill('SIGKILL');
-            r();
-          }, 10_000);
-          p.once('exit', () => {
-            clearTimeout(t);
-            r();
-          });
-        });
-      }
+      await stopPeer(proc);
+      await stopPeer(logd);
     },
   };
 }

@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requirePeer } from './peers';
+import { requirePeer, stopPeer } from './peers';
 import { busyboxInitramfs, hostKernel } from '../../src/modules/boot/wipe-image';
 
 /**
@@ -102,20 +102,7 @@ export function createNetns(tag: string): Netns {
       return child;
     },
     async destroy() {
-      for (const c of children) {
-        if (c.exitCode !== null || c.signalCode !== null) continue;
-        c.kill('SIGTERM');
-        await new Promise<void>((r) => {
-          const t = setTimeout(() => {
-            c.kill('SIGKILL');
-            r();
-          }, 10_000);
-          c.once('exit', () => {
-            clearTimeout(t);
-            r();
-          });
-        });
-      }
+      for (const c of children) await stopPeer(c);
       try {
         ip('link', 'del', host);
       } catch {}

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requirePeer } from './peers';
+import { requirePeer, stopPeer } from './peers';
 
 /** A real OpenSSH server on 127.0.0.1 (LAB.md): its own config, host key and authorized key; stopped by pid. */
 export interface Sshd {
@@ -72,19 +72,7 @@ export async function startSshd(port: number): Promise<Sshd> {
     logins: () => (log.match(/Accepted publickey/g) ?? []).length,
     log: () => log,
     async stop() {
-      if (proc.exitCode === null) {
-        proc.kill('SIGTERM');
-        await new Promise<void>((r) => {
-          const t = setTimeout(() => {
-            proc.kill('SIGKILL');
-            r();
-          }, 5000);
-          proc.once('exit', () => {
-            clearTimeout(t);
-            r();
-          });
-        });
-      }
+      await stopPeer(proc, 5000);
       rmSync(dir, { recursive: true, force: true });
     },
   };
