@@ -217,11 +217,7 @@ export class OrdersService implements OnModuleInit {
   /** Colocation: rack units and power reserved, the item expected and an intake task; billing told at once. */
   private async placeColocation(order: OrderRow): Promise<Applied> {
     const spec = order.plan_spec as { units: number; powerW: number; sites?: string[] };
-    const siteIds: string[] = [];
-    for (const code of [order.options.site, ...(spec.sites ?? [])]) {
-      const site = code ? await this.sites.resolve(code).catch(() => null) : null;
-      if (site && !siteIds.includes(site.id)) siteIds.push(site.id);
-    }
+    const siteIds = await this.preferredSites(order);
     // A plan limited to sites that do not exist here has nowhere to go: backordered, not placed anywhere.
     if (spec.sites?.length && !siteIds.length) return this.backorder(order, `site among ${spec.sites.join(', ')}`);
     const r = await this.colocation.reserveSpace({ orderId: order.id, customer: order.customer, siteIds, units: spec.units, powerW: spec.powerW });
@@ -479,15 +475,21 @@ export class OrdersService implements OnModuleInit {
     return { id: o.id, customer: o.customer, plan: o.plan, state: o.state };
   }
 
+  /** The order's preferred site, then its plan's sites, as ids (codes not in the inventory left out). */
+  private async preferredSites(order: OrderRow): Promise<string[]> {
+    const ids: string[] = [];
+    for (const code of [order.options.site, ...((order.plan_spec?.sites as string[] | undefined) ?? [])]) {
+      const site = code ? await this.sites.resolve(code).catch(() => null) : null;
+      if (site && !ids.includes(site.id)) ids.push(site.id);
+    }
+    return ids;
+  }
+
   /** The site an order's paperwork goes to: its own, the preferred one, the plan's first, or the first site. */
   private async siteFor(order: OrderRow): Promise<string> {
     if (order.site_id) return order.site_id;
-    for (const code of [order.options.site, ...((order.plan_spec?.sites as string[] | undefined) ?? [])]) {
-      if (code) {
-        const site = await this.sites.resolve(code).catch(() => null);
-        if (site) return site.id;
-      }
-    }
+    const [preferred] = await this.preferredSites(order);
+    if (preferred) return preferred;
     const [first] = await this.sites.list();
     if (!first) throw new Error('no site in the inventory to queue the order\'s work at');
     return first.id;
