@@ -12,6 +12,7 @@ import { Discovery1732560000000 } from './1732560000000-discovery';
 import { Billing1732570000000 } from './1732570000000-billing';
 import { TaskWaiting1732580000000 } from './1732580000000-task-waiting';
 import { Vps1732590000000 } from './1732590000000-vps';
+import { VpsVms1732600000000 } from './1732600000000-vps-vms';
 
 /** Every migration, in order. Schema changes only ever happen here. */
-export const MIGRATIONS = [Foundation1732460000000, Inventory1732470000000, Colocation1732480000000, ServerLifecycle1732490000000, Jobs1732500000000, Install1732510000000, Bmc1732520000000, BmcConsoleDriver1732530000000, Boot1732540000000, InstallTemplates1732550000000, Discovery1732560000000, Billing1732570000000, TaskWaiting1732580000000, Vps1732590000000];
+export const MIGRATIONS = [Foundation1732460000000, Inventory1732470000000, Colocation1732480000000, ServerLifecycle1732490000000, Jobs1732500000000, Install1732510000000, Bmc1732520000000, BmcConsoleDriver1732530000000, Boot1732540000000, InstallTemplates1732550000000, Discovery1732560000000, Billing1732570000000, TaskWaiting1732580000000, Vps1732590000000, VpsVms1732600000000];

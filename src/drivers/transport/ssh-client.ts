@@ -78,19 +78,25 @@ export class SshConnections {
           }
         })
         .on('close', () => this.kept.delete(key));
-      client.connect({
-        host: t.host,
+      try {
+        client.connect({
+          host: t.host,
         port: t.port,
         username: t.user,
         privateKey: t.privateKey,
         readyTimeout: CONNECT_TIMEOUT_MS,
         keepaliveInterval: 15_000,
         hostHash: 'sha256',
-        hostVerifier: (hash: string) => {
-          presented = hash;
-          return hash === t.hostKeySha256;
-        },
-      });
+          hostVerifier: (hash: string) => {
+            presented = hash;
+            return hash === t.hostKeySha256;
+          },
+        });
+      } catch (err) {
+        // A key ssh2 cannot read: nothing was sent; the next call tries again (a fixed key).
+        queueMicrotask(() => this.kept.delete(key));
+        reject(new SshError(`the SSH key for ${t.user}@${t.host}:${t.port} cannot be used: ${(err as Error).message}`, 'auth_failed'));
+      }
     });
     this.opened++;
     this.kept.set(key, { client, ready });

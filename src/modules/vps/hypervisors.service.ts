@@ -18,6 +18,7 @@ export interface HypervisorView {
   name: string;
   siteId: string;
   state: HypervisorRow['state'];
+  driver: HypervisorRow['driver'];
   ssh: { host: string; port: number; user: string; keySet: boolean; hostKeySha256: string | null };
   libvirtUri: string;
   storagePool: string;
@@ -34,6 +35,7 @@ export function hypervisorView(h: HypervisorRow): HypervisorView {
     name: h.name,
     siteId: h.site_id,
     state: h.state,
+    driver: h.driver,
     ssh: { host: h.ssh_host, port: h.ssh_port, user: h.ssh_user, keySet: h.ssh_key_enc !== null, hostKeySha256: h.host_key_sha256 },
     libvirtUri: h.libvirt_uri,
     storagePool: h.storage_pool,
@@ -73,6 +75,7 @@ export class HypervisorsService {
       });
       if (device.role !== 'hypervisor') throw new ConflictError('not_a_hypervisor', `device ${device.name} has role ${device.role}; register a device whose role is hypervisor`, { role: device.role }, 'deviceId');
       await this.repo.insertHypervisor({
+        driver: input.driver,
         deviceId: device.id,
         siteId: device.siteId,
         sshHost: input.ssh.host,

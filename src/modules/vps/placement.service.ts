@@ -29,12 +29,12 @@ export class PlacementService {
   ) {}
 
   /** Book a host and record the VM (placed), in one transaction; 409 `no_capacity` naming the shortfall. */
-  place(need: Need, vm: { name: string; orderId?: string | null }): Promise<{ vm: VmRow; hypervisor: HypervisorRow }> {
+  place(need: Need, vm: { name: string; orderId?: string | null; baseImage?: string; hostname?: string }): Promise<{ vm: VmRow; hypervisor: HypervisorRow }> {
     return this.db.transaction(async () => {
       for (let i = 0; i < ROUNDS; i++) {
         const host = await this.repo.book(need);
         if (host) {
-          const row = await this.repo.insertVm({ name: vm.name, customer: need.customer, hypervisorId: host.device_id, siteId: host.site_id, vcpus: need.vcpus, ramMb: need.ramMb, diskGb: need.diskGb, antiAffinity: need.antiAffinity, orderId: vm.orderId ?? null });
+          const row = await this.repo.insertVm({ name: vm.name, customer: need.customer, hypervisorId: host.device_id, siteId: host.site_id, vcpus: need.vcpus, ramMb: need.ramMb, diskGb: need.diskGb, antiAffinity: need.antiAffinity, orderId: vm.orderId ?? null, baseImage: vm.baseImage, hostname: vm.hostname });
           return { vm: row, hypervisor: host };
         }
         // Nothing free that nobody is booking: is there a host that could still take it once the

@@ -7,10 +7,12 @@ import { UuidParam } from '../../common/http/params';
 import { Roles } from '../auth/auth.decorators';
 import { SitesService } from '../inventory/sites.service';
 import { HypervisorsService } from './hypervisors.service';
-import { HYPERVISOR_STATES, hypervisorInput, hypervisorUpdate } from './vps.schemas';
+import { HYPERVISOR_STATES, hypervisorInput, hypervisorUpdate, vpsInput } from './vps.schemas';
+import { VpsService } from './vps.service';
 
 class HypervisorBody extends createZodDto(hypervisorInput) {}
 class HypervisorPatch extends createZodDto(hypervisorUpdate) {}
+class VpsBody extends createZodDto(vpsInput) {}
 class HypervisorQuery extends createZodDto(z.object({ site: z.string().max(64).optional(), state: z.enum(HYPERVISOR_STATES).optional() }).strict()) {}
 
 @ApiTags('vps')
@@ -43,5 +45,27 @@ export class HypervisorsController {
 
   @Delete(':id') @Roles('admin', 'engineer') @HttpCode(204) async remove(@Param('id', UuidParam) id: string) {
     await this.hypervisors.remove(id);
+  }
+}
+
+@ApiTags('vps')
+@ApiBearerAuth()
+@Controller('vps')
+export class VpsController {
+  constructor(private readonly vps: VpsService) {}
+
+  @Post() @Roles('admin', 'engineer', 'billing') @HttpCode(202)
+  @ApiOperation({ summary: 'A VM: placed at once (409 no_capacity naming the shortfall), made on its hypervisor by the job in the answer' })
+  create(@Body() body: VpsBody) {
+    return this.vps.create(body);
+  }
+
+  @Get(':id') @Roles(...READ_ROLES, 'billing') get(@Param('id', UuidParam) id: string) {
+    return this.vps.get(id);
+  }
+
+  @Delete(':id') @Roles('admin', 'engineer', 'billing') @HttpCode(202) @ApiOperation({ summary: 'Undefine the VM, remove its disks, free its capacity: 202 with the job' })
+  remove(@Param('id', UuidParam) id: string) {
+    return this.vps.remove(id);
   }
 }

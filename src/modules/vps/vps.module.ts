@@ -1,14 +1,25 @@
 import { Module } from '@nestjs/common';
+import { FakeHypervisorDriver } from '../../drivers/hypervisor/fake-hypervisor.driver';
+import { LibvirtSshDriver } from '../../drivers/hypervisor/libvirt-ssh.driver';
+import { SshConnections } from '../../drivers/transport/ssh-client';
 import { InventoryModule } from '../inventory/inventory.module';
+import { HypervisorDrivers } from './hypervisor-drivers';
 import { HypervisorsService } from './hypervisors.service';
 import { PlacementService } from './placement.service';
-import { HypervisorsController } from './vps.controller';
+import { HypervisorsController, VpsController } from './vps.controller';
 import { VpsRepository } from './vps.repository';
+import { VpsService } from './vps.service';
 
 @Module({
   imports: [InventoryModule],
-  controllers: [HypervisorsController],
-  providers: [VpsRepository, HypervisorsService, PlacementService],
-  exports: [HypervisorsService, PlacementService],
+  controllers: [HypervisorsController, VpsController],
+  providers: [
+    VpsRepository,
+    HypervisorsService,
+    PlacementService,
+    VpsService,
+    { provide: HypervisorDrivers, useFactory: () => new HypervisorDrivers([new LibvirtSshDriver(new SshConnections()), new FakeHypervisorDriver()]) },
+  ],
+  exports: [HypervisorsService, PlacementService, VpsService, HypervisorDrivers],
 })
 export class VpsModule {}

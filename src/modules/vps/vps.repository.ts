@@ -6,6 +6,7 @@ export interface HypervisorRow {
   site_id: string;
   name: string;
   state: 'enabled' | 'draining' | 'down';
+  driver: 'libvirt-over-ssh' | 'fake';
   ssh_host: string;
   ssh_port: number;
   ssh_user: string;
@@ -43,6 +44,9 @@ export interface VmRow {
   anti_affinity: boolean;
   state: string;
   order_id: string | null;
+  base_image: string | null;
+  hostname: string | null;
+  job_id: string | null;
   last_error: string | null;
   created_at: Date;
   updated_at: Date;
@@ -77,11 +81,11 @@ export class VpsRepository {
     return this.db.rows<HypervisorRow>(`${HV} WHERE ($1::uuid IS NULL OR h.site_id = $1) AND ($2::text IS NULL OR h.state = $2) ORDER BY d.name`, [f.siteId ?? null, f.state ?? null]);
   }
 
-  async insertHypervisor(h: { deviceId: string; siteId: string; sshHost: string; sshPort: number; sshUser: string; sshKeyEnc: string | null; hostKeySha256: string | null; libvirtUri: string; storagePool: string; vcpus: number; ramMb: number; storageGb: number; cpuRatio: number; ramRatio: number; storageRatio: number; state: string }): Promise<void> {
+  async insertHypervisor(h: { driver: string; deviceId: string; siteId: string; sshHost: string; sshPort: number; sshUser: string; sshKeyEnc: string | null; hostKeySha256: string | null; libvirtUri: string; storagePool: string; vcpus: number; ramMb: number; storageGb: number; cpuRatio: number; ramRatio: number; storageRatio: number; state: string }): Promise<void> {
     await this.db.rows(
-      `INSERT INTO hypervisors (device_id, site_id, ssh_host, ssh_port, ssh_user, ssh_key_enc, host_key_sha256, libvirt_uri, storage_pool, vcpus, ram_mb, storage_gb, cpu_ratio, ram_ratio, storage_ratio, state)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-      [h.deviceId, h.siteId, h.sshHost, h.sshPort, h.sshUser, h.sshKeyEnc, h.hostKeySha256, h.libvirtUri, h.storagePool, h.vcpus, h.ramMb, h.storageGb, h.cpuRatio, h.ramRatio, h.storageRatio, h.state],
+      `INSERT INTO hypervisors (device_id, site_id, ssh_host, ssh_port, ssh_user, ssh_key_enc, host_key_sha256, libvirt_uri, storage_pool, vcpus, ram_mb, storage_gb, cpu_ratio, ram_ratio, storage_ratio, state, driver)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+      [h.deviceId, h.siteId, h.sshHost, h.sshPort, h.sshUser, h.sshKeyEnc, h.hostKeySha256, h.libvirtUri, h.storagePool, h.vcpus, h.ramMb, h.storageGb, h.cpuRatio, h.ramRatio, h.storageRatio, h.state, h.driver],
     );
   }
 
@@ -140,12 +144,27 @@ export class VpsRepository {
     );
   }
 
-  async insertVm(v: { name: string; customer: string; hypervisorId: string; siteId: string; vcpus: number; ramMb: number; diskGb: number; antiAffinity: boolean; orderId: string | null }): Promise<VmRow> {
+  async insertVm(v: { name: string; customer: string; hypervisorId: string; siteId: string; vcpus: number; ramMb: number; diskGb: number; antiAffinity: boolean; orderId: string | null; baseImage?: string; hostname?: string }): Promise<VmRow> {
     const [row] = await this.db.rows<VmRow>(
-      `INSERT INTO vms (name, customer, hypervisor_id, site_id, vcpus, ram_mb, disk_gb, anti_affinity, order_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
-      [v.name, v.customer, v.hypervisorId, v.siteId, v.vcpus, v.ramMb, v.diskGb, v.antiAffinity, v.orderId],
+      `INSERT INTO vms (name, customer, hypervisor_id, site_id, vcpus, ram_mb, disk_gb, anti_affinity, order_id, base_image, hostname) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *`,
+      [v.name, v.customer, v.hypervisorId, v.siteId, v.vcpus, v.ramMb, v.diskGb, v.antiAffinity, v.orderId, v.baseImage ?? null, v.hostname ?? null],
     );
     return row;
+  }
+
+  async setVmJob(id: string, jobId: string): Promise<void> {
+    await this.db.rows('UPDATE vms SET job_id = $2, updated_at = now() WHERE id = $1', [id, jobId]);
+  }
+
+  /** The VM row, locked for the rest of the transaction. */
+  lockVm(id: string): Promise<VmRow | undefined> {
+    return this.db.rows<VmRow>('SELECT * FROM vms WHERE id = $1 FOR UPDATE', [id]).then((r) => r[0]);
+  }
+
+  /** The host's SSH key (sealed), which views never carry. */
+  async sshKey(hypervisorId: string): Promise<string | null> {
+    const [row] = await this.db.rows<{ ssh_key_enc: string | null }>('SELECT ssh_key_enc FROM hypervisors WHERE device_id = $1', [hypervisorId]);
+    return row?.ssh_key_enc ?? null;
   }
 
   vm(id: string): Promise<VmRow | undefined> {

@@ -6,6 +6,7 @@ export const HYPERVISOR_STATES = ['enabled', 'draining', 'down'] as const;
 export const hypervisorInput = z
   .object({
     deviceId: z.uuid().describe('The inventory device (role hypervisor)'),
+    driver: z.enum(['libvirt-over-ssh', 'fake']).default('libvirt-over-ssh').describe('fake: in memory, for tests and demos'),
     ssh: z
       .object({
         host: z.string().min(1).max(255),
@@ -33,3 +34,22 @@ export const hypervisorUpdate = z
 
 export type HypervisorInput = z.infer<typeof hypervisorInput>;
 export type HypervisorUpdate = z.infer<typeof hypervisorUpdate>;
+
+export const vpsInput = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a VM name: lowercase letters, digits and dashes'),
+    hostname: z.string().max(253).regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i, 'expected a host name such as vps1.example.com').optional(),
+    customer: z.string().trim().min(1).max(200),
+    vcpus: z.number().int().min(1).max(256),
+    ramMb: z.number().int().min(256).max(4_194_304),
+    diskGb: z.number().int().min(1).max(65_536),
+    baseImage: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'expected a base image file name in the storage pool'),
+    sshKeys: z.array(z.string().max(16_384).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, 'expected an OpenSSH public key')).max(20).default([]),
+    rootPassword: z.string().min(8).max(128).optional().describe('Hashed (SHA-512 crypt) at once'),
+    site: z.string().max(64).optional(),
+    antiAffinity: z.boolean().default(false).describe('Not on a host that already runs a VM of this customer'),
+    orderId: z.string().max(128).optional(),
+  })
+  .strict()
+  .refine((v) => v.sshKeys.length > 0 || !!v.rootPassword, { message: 'give sshKeys and/or rootPassword', path: ['sshKeys'] });
+export type VpsInput = z.infer<typeof vpsInput>;

@@ -1,0 +1,99 @@
+import { HypervisorError, type HypervisorDriver, type HypervisorTarget, type VmPowerState } from './hypervisor-driver';
+
+interface FakeHost {
+  files: Map<string, string>;
+  domains: Map<string, { xml: string; state: VmPowerState }>;
+  unreachable: boolean;
+  calls: string[];
+}
+
+/** Hypervisors in memory, for the logic above the driver (never the proof libvirt works). */
+export class FakeHypervisorDriver implements HypervisorDriver {
+  readonly name = 'fake';
+  private readonly hosts = new Map<string, FakeHost>();
+
+  host(name: string): FakeHost {
+    let h = this.hosts.get(name);
+    if (!h) this.hosts.set(name, (h = { files: new Map(), domains: new Map(), unreachable: false, calls: [] }));
+    return h;
+  }
+
+  private on(t: HypervisorTarget, call: string): FakeHost {
+    const h = this.host(t.name);
+    if (h.unreachable) throw new HypervisorError(`cannot reach ${t.ssh.host}:${t.ssh.port} over SSH: connect ECONNREFUSED (fake)`);
+    h.calls.push(call);
+    return h;
+  }
+
+  private domain(t: HypervisorTarget, vm: string) {
+    const d = this.host(t.name).domains.get(vm);
+    if (!d) throw new HypervisorError(`domain ${vm} does not exist on ${t.name}`);
+    return d;
+  }
+
+  async domainType(): Promise<'kvm' | 'qemu'> {
+    return 'kvm';
+  }
+
+  async poolPath(t: HypervisorTarget): Promise<string> {
+    this.on(t, 'pool');
+    return `/pool/${t.storagePool}`;
+  }
+
+  async createDisk(t: HypervisorTarget, vm: string, baseImage: string, sizeGb: number): Promise<string> {
+    const path = `/pool/${t.storagePool}/${vm}.qcow2`;
+    this.on(t, `disk ${vm}`).files.set(path, `overlay of ${baseImage}, ${sizeGb}G`);
+    return path;
+  }
+
+  async writeSeed(t: HypervisorTarget, vm: string, files: Record<string, string>): Promise<string> {
+    const path = `/pool/${t.storagePool}/${vm}-seed.iso`;
+    this.on(t, `seed ${vm}`).files.set(path, JSON.stringify(files));
+    return path;
+  }
+
+  async define(t: HypervisorTarget, vm: string, domainXml: string): Promise<void> {
+    const h = this.on(t, `define ${vm}`);
+    h.domains.set(vm, { xml: domainXml, state: h.domains.get(vm)?.state ?? 'shut off' });
+  }
+
+  async start(t: HypervisorTarget, vm: string): Promise<void> {
+    this.on(t, `start ${vm}`);
+    this.domain(t, vm).state = 'running';
+  }
+
+  async stop(t: HypervisorTarget, vm: string): Promise<void> {
+    this.on(t, `stop ${vm}`);
+    this.domain(t, vm).state = 'shut off';
+  }
+
+  async reboot(t: HypervisorTarget, vm: string): Promise<void> {
+    this.on(t, `reboot ${vm}`);
+    this.domain(t, vm);
+  }
+
+  async suspend(t: HypervisorTarget, vm: string): Promise<void> {
+    this.on(t, `suspend ${vm}`);
+    this.domain(t, vm).state = 'paused';
+  }
+
+  async resume(t: HypervisorTarget, vm: string): Promise<void> {
+    this.on(t, `resume ${vm}`);
+    this.domain(t, vm).state = 'running';
+  }
+
+  async state(t: HypervisorTarget, vm: string): Promise<VmPowerState> {
+    return this.on(t, `state ${vm}`).domains.get(vm)?.state ?? 'absent';
+  }
+
+  async resize(t: HypervisorTarget, vm: string): Promise<void> {
+    this.on(t, `resize ${vm}`);
+    if (this.domain(t, vm).state !== 'shut off') throw new HypervisorError(`${vm} must be shut off to be resized`);
+  }
+
+  async remove(t: HypervisorTarget, vm: string): Promise<void> {
+    const h = this.on(t, `remove ${vm}`);
+    h.domains.delete(vm);
+    for (const path of [...h.files.keys()]) if (path.includes(`/${vm}.`) || path.includes(`/${vm}-seed`)) h.files.delete(path);
+  }
+}

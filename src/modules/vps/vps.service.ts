@@ -1,0 +1,185 @@
+import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { ConflictError, NotFoundError } from '../../common/errors';
+import { SecretBox } from '../../common/secret-box';
+import { Database } from '../../database/database';
+import { HypervisorError, type HypervisorDriver, type HypervisorTarget } from '../../drivers/hypervisor/hypervisor-driver';
+import { JobRegistry, type TaskContext } from '../../jobs/job-registry';
+import { JobService, type JobView } from '../../jobs/job.service';
+import { AuditService } from '../audit/audit.service';
+import { SitesService } from '../inventory/sites.service';
+import { sha512Crypt } from '../servers/password-hash';
+import { HypervisorDrivers } from './hypervisor-drivers';
+import { PlacementService } from './placement.service';
+import { domainXml, seedFiles, vmMac } from './vm-config';
+import { VpsRepository, type HypervisorRow, type VmRow } from './vps.repository';
+import type { VpsInput } from './vps.schemas';
+
+export const VPS_CREATE = 'vps-create';
+export const VPS_DELETE = 'vps-delete';
+
+export interface VmView {
+  id: string;
+  name: string;
+  hostname: string | null;
+  customer: string;
+  hypervisorId: string;
+  siteId: string;
+  size: { vcpus: number; ramMb: number; diskGb: number };
+  baseImage: string | null;
+  state: string;
+  jobId: string | null;
+  lastError: string | null;
+  createdAt: string;
+}
+
+export const vmView = (v: VmRow): VmView => ({
+  id: v.id,
+  name: v.name,
+  hostname: v.hostname,
+  customer: v.customer,
+  hypervisorId: v.hypervisor_id,
+  siteId: v.site_id,
+  size: { vcpus: v.vcpus, ramMb: v.ram_mb, diskGb: v.disk_gb },
+  baseImage: v.base_image,
+  state: v.state,
+  jobId: v.job_id,
+  lastError: v.last_error,
+  createdAt: v.created_at.toISOString(),
+});
+
+/**
+ * VMs: placed (capacity booked) when asked for, then made on their hypervisor by a job (overlay
+ * disk, seed, domain, start); a create that fails removes what it made and gives the capacity
+ * back. Delete undefines the VM, removes its disks and gives the capacity back.
+ */
+@Injectable()
+export class VpsService implements OnModuleInit {
+  constructor(
+    private readonly repo: VpsRepository,
+    private readonly placement: PlacementService,
+    private readonly drivers: HypervisorDrivers,
+    private readonly registry: JobRegistry,
+    private readonly jobs: JobService,
+    private readonly sites: SitesService,
+    private readonly secrets: SecretBox,
+    private readonly audit: AuditService,
+    private readonly db: Database,
+  ) {}
+
+  onModuleInit(): void {
+    const on = (fn: (h: { vm: VmRow; host: HypervisorRow; driver: HypervisorDriver; target: HypervisorTarget }, ctx: TaskContext) => Promise<void>) => async (ctx: TaskContext) =>
+      fn(await this.handle(String(ctx.params.vmId)), ctx);
+    this.registry.define({
+      kind: VPS_CREATE,
+      hardware: false,
+      tasks: [
+        { name: 'mark-creating', run: async (ctx) => this.repo.setVmState(String(ctx.params.vmId), 'creating') },
+        { name: 'create-disk', timeoutMs: 300_000, run: on(async ({ vm, driver, target }) => void (await driver.createDisk(target, vm.name, vm.base_image!, vm.disk_gb))) },
+        {
+          name: 'write-seed',
+          timeoutMs: 120_000,
+          run: on(async ({ vm, driver, target }, ctx) => {
+            const files = seedFiles({ instanceId: vm.id, hostname: vm.hostname ?? vm.name, sshKeys: (ctx.params.sshKeys as string[]) ?? [], rootPasswordHash: ctx.params.rootPasswordHash as string | undefined, network: { mode: 'dhcp' }, mac: vmMac(vm.id) });
+            await driver.writeSeed(target, vm.name, files);
+          }),
+        },
+        {
+          name: 'define',
+          run: on(async ({ vm, driver, target }) => {
+            const pool = await driver.poolPath(target);
+            const xml = domainXml({ domainType: await driver.domainType(target), name: vm.name, uuid: vm.id, title: `${vm.hostname ?? vm.name} (customer ${vm.customer})`, vcpus: vm.vcpus, ramMb: vm.ram_mb, disk: `${pool}/${vm.name}.qcow2`, seed: `${pool}/${vm.name}-seed.iso`, mac: vmMac(vm.id), consoleLog: `${pool}/${vm.name}.console.log` });
+            await driver.define(target, vm.name, xml);
+          }),
+        },
+        { name: 'start', timeoutMs: 120_000, run: on(async ({ vm, driver, target }) => driver.start(target, vm.name)) },
+        { name: 'mark-running', run: async (ctx) => this.repo.setVmState(String(ctx.params.vmId), 'running') },
+      ],
+      // A create that did not finish leaves nothing behind: what was made is removed, the capacity given back.
+      onEnd: async (end) => {
+        const id = String(end.params.vmId);
+        let cleaned: string | null = null;
+        try {
+          const { vm, driver, target } = await this.handle(id);
+          await driver.remove(target, vm.name);
+        } catch (err) {
+          cleaned = (err as Error).message;
+        }
+        await this.release(id, 'failed', end.error ?? end.state);
+        await end.log(cleaned ? `could not clean up on the hypervisor: ${cleaned}` : 'what the create made on the hypervisor was removed; its capacity is free again', cleaned ? 'error' : 'warn');
+      },
+    });
+    this.registry.define({
+      kind: VPS_DELETE,
+      hardware: false,
+      tasks: [
+        { name: 'remove', timeoutMs: 300_000, run: on(async ({ vm, driver, target }) => driver.remove(target, vm.name)) },
+        { name: 'release', run: async (ctx) => this.release(String(ctx.params.vmId), 'deleted', null) },
+      ],
+    });
+  }
+
+  /** The VM, its hypervisor, the driver and how to reach it. */
+  private async handle(vmId: string): Promise<{ vm: VmRow; host: HypervisorRow; driver: HypervisorDriver; target: HypervisorTarget }> {
+    const vm = await this.repo.vm(vmId);
+    if (!vm) throw new NotFoundError('vm', vmId);
+    const host = (await this.repo.hypervisor(vm.hypervisor_id))!;
+    const key = await this.repo.sshKey(host.device_id);
+    if (host.driver !== 'fake' && (!key || !host.host_key_sha256)) throw new HypervisorError(`hypervisor ${host.name} has no SSH key or pinned host key`);
+    const target: HypervisorTarget = {
+      name: host.name,
+      ssh: { host: host.ssh_host, port: host.ssh_port, user: host.ssh_user, privateKey: key ? this.secrets.open(key) : '', hostKeySha256: host.host_key_sha256 ?? '' },
+      libvirtUri: host.libvirt_uri,
+      storagePool: host.storage_pool,
+    };
+    return { vm, host, driver: this.drivers.get(host.driver), target };
+  }
+
+  /** The VM ends (deleted or failed): its capacity goes back to the host, once. */
+  private release(vmId: string, state: 'deleted' | 'failed', error: string | null): Promise<void> {
+    return this.db.transaction(async () => {
+      const vm = await this.repo.lockVm(vmId);
+      if (!vm || vm.state === 'deleted' || vm.state === 'failed') return;
+      await this.repo.release(vm.hypervisor_id, vm);
+      await this.repo.setVmState(vmId, state, error);
+    });
+  }
+
+  /** 202: the VM placed (409 `no_capacity` naming the shortfall) and its create job. */
+  async create(input: VpsInput): Promise<{ vm: VmView; job: JobView }> {
+    const siteIds = input.site ? [(await this.sites.resolve(input.site, 'site')).id] : [];
+    const rootPasswordHash = input.rootPassword ? await sha512Crypt(input.rootPassword) : undefined;
+    return this.db.transaction(async () => {
+      const { vm, hypervisor } = await this.placement.place(
+        { vcpus: input.vcpus, ramMb: input.ramMb, diskGb: input.diskGb, customer: input.customer, antiAffinity: input.antiAffinity, siteIds },
+        { name: input.name, baseImage: input.baseImage, hostname: input.hostname, orderId: input.orderId ?? null },
+      );
+      const site = await this.sites.resolve(hypervisor.site_id);
+      const job = await this.jobs.create(VPS_CREATE, { siteId: site.id, siteCode: site.code }, { vmId: vm.id, sshKeys: input.sshKeys, rootPasswordHash });
+      await this.repo.setVmJob(vm.id, job.id);
+      await this.audit.record({ action: 'vps.create', targetType: 'vm', targetId: vm.id, changes: { ...input, rootPassword: undefined, hypervisor: hypervisor.name } });
+      return { vm: vmView({ ...vm, job_id: job.id }), job };
+    });
+  }
+
+  async get(id: string): Promise<VmView> {
+    const vm = await this.repo.vm(id);
+    if (!vm) throw new NotFoundError('vm', id);
+    return vmView(vm);
+  }
+
+  /** 202: the delete job. */
+  async remove(id: string): Promise<JobView> {
+    return this.db.transaction(async () => {
+      const vm = await this.repo.lockVm(id);
+      if (!vm) throw new NotFoundError('vm', id);
+      if (vm.state === 'deleted' || vm.state === 'deleting') throw new ConflictError('vm_gone', `VM ${vm.name} is already ${vm.state}`, { state: vm.state });
+      if (vm.state === 'creating' || vm.state === 'placed') throw new ConflictError('vm_busy', `VM ${vm.name} is still being created (job ${vm.job_id}); cancel that job or wait`, { state: vm.state, jobId: vm.job_id });
+      const site = await this.sites.resolve(vm.site_id);
+      const job = await this.jobs.create(VPS_DELETE, { siteId: site.id, siteCode: site.code }, { vmId: vm.id });
+      await this.repo.setVmState(vm.id, 'deleting');
+      await this.repo.setVmJob(vm.id, job.id);
+      await this.audit.record({ action: 'vps.delete', targetType: 'vm', targetId: vm.id });
+      return job;
+    });
+  }
+}
