@@ -76,6 +76,33 @@ describe('VPS jobs', () => {
     expect(seed['user-data']).toContain(KEY);
     expect((await hv(host.id)).used).toEqual({ vcpus: 2, ramMb: 2048, storageGb: 40 });
 
+    // Power actions and an offline resize, each a job; a wrong state is a 409 naming it.
+    const vmUrl = `/api/v1/vps/${res.json.vm.id}`;
+    const act = async (action: string, body: Record<string, unknown> = {}) => {
+      const r = await t.request({ method: 'POST', url: `${vmUrl}/actions`, body: { action, ...body } });
+      if (r.status !== 202) return r.json;
+      expect((await settled(r.json.id)).state).toBe('succeeded');
+      return (await t.request({ url: vmUrl })).json;
+    };
+    expect((await act('start')).error).toMatchObject({ code: 'illegal_transition', details: { state: 'running' } });
+    expect((await act('suspend')).state).toBe('paused');
+    expect(machine.domains.get('web-1')!.state).toBe('paused');
+    expect((await act('resume')).state).toBe('running');
+    expect((await act('reboot')).state).toBe('running');
+    const running = await t.request({ method: 'POST', url: `${vmUrl}/resize`, body: { vcpus: 4, ramMb: 4096, diskGb: 60 } });
+    expect(running.json.error).toMatchObject({ code: 'illegal_transition', details: { state: 'running' } });
+    expect((await act('stop', { force: true })).state).toBe('stopped');
+    const tooBig = await t.request({ method: 'POST', url: `${vmUrl}/resize`, body: { vcpus: 4, ramMb: 16384, diskGb: 60 } });
+    expect(tooBig.json.error).toMatchObject({ code: 'no_capacity' });
+    const shrink = await t.request({ method: 'POST', url: `${vmUrl}/resize`, body: { vcpus: 1, ramMb: 1024, diskGb: 20 } });
+    expect(shrink.json.error).toMatchObject({ code: 'validation_failed', field: 'diskGb' });
+    const resize = await t.request({ method: 'POST', url: `${vmUrl}/resize`, body: { vcpus: 4, ramMb: 4096, diskGb: 60 } });
+    expect(resize.status).toBe(202);
+    expect((await settled(resize.json.id)).state).toBe('succeeded');
+    expect((await t.request({ url: vmUrl })).json.size).toEqual({ vcpus: 4, ramMb: 4096, diskGb: 60 });
+    expect((await hv(host.id)).used).toEqual({ vcpus: 4, ramMb: 4096, storageGb: 60 });
+    expect((await act('start')).state).toBe('running');
+
     const del = await t.request({ method: 'DELETE', url: `/api/v1/vps/${res.json.vm.id}` });
     expect(del.status).toBe(202);
     expect((await settled(del.json.id)).state).toBe('succeeded');

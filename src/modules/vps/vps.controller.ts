@@ -8,11 +8,13 @@ import { Roles } from '../auth/auth.decorators';
 import { SitesService } from '../inventory/sites.service';
 import { HypervisorsService } from './hypervisors.service';
 import { HYPERVISOR_STATES, hypervisorInput, hypervisorUpdate, vpsInput } from './vps.schemas';
-import { VpsService } from './vps.service';
+import { VM_ACTIONS, VpsService } from './vps.service';
 
 class HypervisorBody extends createZodDto(hypervisorInput) {}
 class HypervisorPatch extends createZodDto(hypervisorUpdate) {}
 class VpsBody extends createZodDto(vpsInput) {}
+class VpsActionBody extends createZodDto(z.object({ action: z.enum(VM_ACTIONS), force: z.boolean().default(false).describe('stop: pull the plug instead of an ACPI shutdown') }).strict()) {}
+class VpsResizeBody extends createZodDto(z.object({ vcpus: z.number().int().min(1).max(256), ramMb: z.number().int().min(256).max(4_194_304), diskGb: z.number().int().min(1).max(65_536) }).strict()) {}
 class HypervisorQuery extends createZodDto(z.object({ site: z.string().max(64).optional(), state: z.enum(HYPERVISOR_STATES).optional() }).strict()) {}
 
 @ApiTags('vps')
@@ -62,6 +64,16 @@ export class VpsController {
 
   @Get(':id') @Roles(...READ_ROLES, 'billing') get(@Param('id', UuidParam) id: string) {
     return this.vps.get(id);
+  }
+
+  @Post(':id/actions') @Roles('admin', 'engineer', 'billing') @HttpCode(202) @ApiOperation({ summary: 'start, stop (force: plug pulled), reboot, suspend, resume: 202 with the job; 409 vm_busy or illegal_transition' })
+  act(@Param('id', UuidParam) id: string, @Body() body: VpsActionBody) {
+    return this.vps.act(id, body.action, body.force);
+  }
+
+  @Post(':id/resize') @Roles('admin', 'engineer', 'billing') @HttpCode(202) @ApiOperation({ summary: 'Offline resize of a stopped VM (the disk only grows); the new size is booked on its host at once (409 no_capacity)' })
+  resize(@Param('id', UuidParam) id: string, @Body() body: VpsResizeBody) {
+    return this.vps.resize(id, body);
   }
 
   @Delete(':id') @Roles('admin', 'engineer', 'billing') @HttpCode(202) @ApiOperation({ summary: 'Undefine the VM, remove its disks, free its capacity: 202 with the job' })

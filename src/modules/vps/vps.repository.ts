@@ -136,6 +136,24 @@ export class VpsRepository {
     return rows.length > 0;
   }
 
+  /**
+   * Book (sign 1) or give back (sign -1) a size change on a host; a booking that would pass its
+   * capacity × overcommit books nothing (false).
+   */
+  async rebook(hypervisorId: string, d: { vcpus: number; ramMb: number; diskGb: number }, sign: 1 | -1): Promise<boolean> {
+    const rows = await this.db.rows(
+      `UPDATE hypervisors SET used_vcpus = used_vcpus + $2, used_ram_mb = used_ram_mb + $3, used_storage_gb = used_storage_gb + $4, updated_at = now()
+        WHERE device_id = $1 AND used_vcpus + $2 <= floor(vcpus * cpu_ratio) AND used_ram_mb + $3 <= floor(ram_mb * ram_ratio) AND used_storage_gb + $4 <= floor(storage_gb * storage_ratio)
+        RETURNING device_id`,
+      [hypervisorId, sign * d.vcpus, sign * d.ramMb, sign * d.diskGb],
+    );
+    return rows.length > 0;
+  }
+
+  async setVmSize(id: string, s: { vcpus: number; ramMb: number; diskGb: number }): Promise<void> {
+    await this.db.rows('UPDATE vms SET vcpus = $2, ram_mb = $3, disk_gb = $4, updated_at = now() WHERE id = $1', [id, s.vcpus, s.ramMb, s.diskGb]);
+  }
+
   /** Give a VM's share back to its host. */
   async release(hypervisorId: string, vm: { vcpus: number; ram_mb: number; disk_gb: number }): Promise<void> {
     await this.db.rows(

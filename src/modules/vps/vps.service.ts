@@ -1,5 +1,5 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
-import { ConflictError, NotFoundError } from '../../common/errors';
+import { ConflictError, NotFoundError, ValidationError } from '../../common/errors';
 import { SecretBox } from '../../common/secret-box';
 import { Database } from '../../database/database';
 import { HypervisorError, type HypervisorDriver, type HypervisorTarget } from '../../drivers/hypervisor/hypervisor-driver';
@@ -16,6 +16,12 @@ import type { VpsInput } from './vps.schemas';
 
 export const VPS_CREATE = 'vps-create';
 export const VPS_DELETE = 'vps-delete';
+export const VPS_RESIZE = 'vps-resize';
+export const VM_ACTIONS = ['start', 'stop', 'reboot', 'suspend', 'resume'] as const;
+export type VmAction = (typeof VM_ACTIONS)[number];
+/** The state each action leaves a VM in, and the states it applies to. */
+const ACTION_STATE: Record<VmAction, string> = { start: 'running', stop: 'stopped', reboot: 'running', suspend: 'paused', resume: 'running' };
+const ACTION_FROM: Record<VmAction, string[]> = { start: ['stopped'], stop: ['running', 'paused'], reboot: ['running'], suspend: ['running'], resume: ['paused'] };
 
 export interface VmView {
   id: string;
@@ -116,6 +122,88 @@ export class VpsService implements OnModuleInit {
         { name: 'release', run: async (ctx) => this.release(String(ctx.params.vmId), 'deleted', null) },
       ],
     });
+    // Power actions: one driver call, then the state it leaves the VM in.
+    for (const [action, after] of Object.entries(ACTION_STATE) as [VmAction, string][]) {
+      this.registry.define({
+        kind: `vps-${action}`,
+        hardware: false,
+        tasks: [
+          {
+            name: action,
+            timeoutMs: 180_000,
+            run: on(async ({ vm, driver, target }, ctx) => {
+              if (action === 'start') await driver.start(target, vm.name);
+              else if (action === 'stop') await driver.stop(target, vm.name, ctx.params.force === true);
+              else if (action === 'reboot') await driver.reboot(target, vm.name);
+              else if (action === 'suspend') await driver.suspend(target, vm.name);
+              else await driver.resume(target, vm.name);
+              await this.repo.setVmState(vm.id, after);
+            }),
+          },
+        ],
+      });
+    }
+    this.registry.define({
+      kind: VPS_RESIZE,
+      hardware: false,
+      tasks: [
+        {
+          name: 'resize',
+          timeoutMs: 300_000,
+          run: on(async ({ vm, driver, target }, ctx) => {
+            await driver.resize(target, vm.name, { vcpus: Number(ctx.params.vcpus), ramMb: Number(ctx.params.ramMb), diskGb: Number(ctx.params.diskGb) });
+            await this.repo.setVmSize(vm.id, { vcpus: Number(ctx.params.vcpus), ramMb: Number(ctx.params.ramMb), diskGb: Number(ctx.params.diskGb) });
+          }),
+        },
+      ],
+      // Not resized: the booking goes back to the old size.
+      onEnd: async (end) => {
+        const vm = await this.repo.vm(String(end.params.vmId));
+        if (vm) await this.repo.rebook(vm.hypervisor_id, { vcpus: Number(end.params.vcpus) - vm.vcpus, ramMb: Number(end.params.ramMb) - vm.ram_mb, diskGb: Number(end.params.diskGb) - vm.disk_gb }, -1);
+      },
+    });
+  }
+
+  /** A VM with a job in progress takes no other (409 naming it). */
+  private async idle(vm: VmRow): Promise<void> {
+    const job = vm.job_id ? await this.jobs.get(vm.job_id).catch(() => null) : null;
+    if (job && (job.state === 'queued' || job.state === 'running')) throw new ConflictError('vm_busy', `VM ${vm.name} is busy with job ${job.id} (${job.kind})`, { jobId: job.id, kind: job.kind });
+  }
+
+  /** 202: a power action; 409 when the VM is not in a state it applies to. */
+  async act(id: string, action: VmAction, force = false): Promise<JobView> {
+    return this.db.transaction(async () => {
+      const vm = await this.repo.lockVm(id);
+      if (!vm) throw new NotFoundError('vm', id);
+      if (!ACTION_FROM[action].includes(vm.state)) throw new ConflictError('illegal_transition', `VM ${vm.name} is ${vm.state}; ${action} applies to a VM that is ${ACTION_FROM[action].join(' or ')}`, { state: vm.state });
+      await this.idle(vm);
+      const site = await this.sites.resolve(vm.site_id);
+      const job = await this.jobs.create(`vps-${action}`, { siteId: site.id, siteCode: site.code }, { vmId: vm.id, force });
+      await this.repo.setVmJob(vm.id, job.id);
+      await this.audit.record({ action: `vps.${action}`, targetType: 'vm', targetId: vm.id, changes: { force } });
+      return job;
+    });
+  }
+
+  /** 202: an offline resize (the VM stopped); the new size is booked on its host now (409 `no_capacity` if it does not fit there). */
+  async resize(id: string, size: { vcpus: number; ramMb: number; diskGb: number }): Promise<JobView> {
+    return this.db.transaction(async () => {
+      const vm = await this.repo.lockVm(id);
+      if (!vm) throw new NotFoundError('vm', id);
+      if (vm.state !== 'stopped') throw new ConflictError('illegal_transition', `VM ${vm.name} is ${vm.state}; stop it before a resize`, { state: vm.state });
+      if (size.diskGb < vm.disk_gb) throw new ValidationError(`diskGb: a disk grows, never shrinks (now ${vm.disk_gb} GB)`, 'diskGb');
+      await this.idle(vm);
+      const delta = { vcpus: size.vcpus - vm.vcpus, ramMb: size.ramMb - vm.ram_mb, diskGb: size.diskGb - vm.disk_gb };
+      if (!(await this.repo.rebook(vm.hypervisor_id, delta, 1))) {
+        const host = (await this.repo.hypervisor(vm.hypervisor_id))!;
+        throw new ConflictError('no_capacity', `hypervisor ${host.name} cannot take ${vm.name} at ${size.vcpus} vCPU, ${size.ramMb} MB RAM, ${size.diskGb} GB (free: ${host.free_vcpus} vCPU, ${host.free_ram_mb} MB, ${host.free_storage_gb} GB)`, { free: { vcpus: host.free_vcpus, ramMb: host.free_ram_mb, diskGb: host.free_storage_gb } });
+      }
+      const site = await this.sites.resolve(vm.site_id);
+      const job = await this.jobs.create(VPS_RESIZE, { siteId: site.id, siteCode: site.code }, { vmId: vm.id, ...size });
+      await this.repo.setVmJob(vm.id, job.id);
+      await this.audit.record({ action: 'vps.resize', targetType: 'vm', targetId: vm.id, changes: size });
+      return job;
+    });
   }
 
   /** The VM, its hypervisor, the driver and how to reach it. */
@@ -174,6 +262,7 @@ export class VpsService implements OnModuleInit {
       if (!vm) throw new NotFoundError('vm', id);
       if (vm.state === 'deleted' || vm.state === 'deleting') throw new ConflictError('vm_gone', `VM ${vm.name} is already ${vm.state}`, { state: vm.state });
       if (vm.state === 'creating' || vm.state === 'placed') throw new ConflictError('vm_busy', `VM ${vm.name} is still being created (job ${vm.job_id}); cancel that job or wait`, { state: vm.state, jobId: vm.job_id });
+      await this.idle(vm);
       const site = await this.sites.resolve(vm.site_id);
       const job = await this.jobs.create(VPS_DELETE, { siteId: site.id, siteCode: site.code }, { vmId: vm.id });
       await this.repo.setVmState(vm.id, 'deleting');
