@@ -91,7 +91,8 @@ export class LibvirtSshDriver implements HypervisorDriver {
 
   async stop(t: HypervisorTarget, vm: string, force: boolean): Promise<void> {
     this.check(vm);
-    if ((await this.state(t, vm)) !== 'running' && (await this.state(t, vm)) !== 'paused') return;
+    const state = await this.state(t, vm);
+    if (state !== 'running' && state !== 'paused') return;
     await this.virsh(t, [force ? 'destroy' : 'shutdown', vm]);
   }
 
