@@ -1,15 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { LibvirtSshDriver } from '../../src/drivers/hypervisor/libvirt-ssh.driver';
 import type { HypervisorTarget } from '../../src/drivers/hypervisor/hypervisor-driver';
 import { SshConnections } from '../../src/drivers/transport/ssh-client';
-import { busyboxInitramfs, hostKernel } from '../../src/modules/boot/wipe-image';
 import { domainXml, seedFiles, vmMac } from '../../src/modules/vps/vm-config';
 import { freePort } from '../support/cli';
-import { startLibvirtd, type Libvirtd } from '../support/libvirt-lab';
+import { startLibvirtd, testVmImage, type Libvirtd } from '../support/libvirt-lab';
 import { startSshd, type Sshd } from '../support/sshd';
 import { until } from '../support/wait';
 
@@ -23,18 +22,6 @@ jest.setTimeout(240_000);
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl customer@example';
 const TAG = String(process.pid);
 
-/** The test image: reads the cidata seed and says what it found, then idles. */
-const VM_INIT = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-for m in $(cat /lib/modules.order); do insmod /lib/modules/$m.ko 2>/dev/null; done
-sleep 1
-mkdir -p /seed
-for d in /dev/sr0 /dev/sr1; do mount -t iso9660 -o ro $d /seed 2>/dev/null && break; done
-echo "racksmith-vm: seed $(cat /seed/meta-data | tr '\\n' ' ')"
-echo "racksmith-vm: $(grep -c ^processor /proc/cpuinfo) cpus, disk $(cat /sys/block/vda/size) sectors"
-while true; do sleep 60; done
-`;
 
 let dir: string;
 let sshd: Sshd;
@@ -47,10 +34,7 @@ let initrd: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'racksmith-libvirt-'));
-  const host = hostKernel();
-  kernel = host.kernel;
-  initrd = join(dir, 'vm-initrd.gz');
-  writeFileSync(initrd, busyboxInitramfs(VM_INIT, host.moduleRoot, ['virtio_pci', 'virtio_blk', 'ahci', 'sr_mod', 'isofs']).image);
+  ({ kernel, initrd } = testVmImage(dir));
   lv = await startLibvirtd(dir, TAG);
   sshd = await startSshd(await freePort());
   ssh = new SshConnections();

@@ -17,6 +17,7 @@ import { HypervisorDrivers } from '../../src/modules/vps/hypervisor-drivers';
 
 /** VM create and delete as jobs, with the fake hypervisor driver; an unreachable host through the real SSH transport. */
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl customer@example';
+const KEY2 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3Wq2gP8wqXg8k9bXq3l0uG9Zq7vZb8eZ2a9c1aQ0Zs other@example';
 let PRIVATE = '';
 
 let t: TestApp;
@@ -33,6 +34,8 @@ beforeAll(async () => {
   jobs = t.app.get(JobService);
   await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'vj', name: 'VPS jobs' } });
   modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'HV', heightU: 1 } })).json.id;
+  const image = await t.request({ method: 'PUT', url: '/api/v1/vps/images/debian-12', body: { os: 'debian 12', file: 'debian-12-generic.qcow2', url: 'https://images.example/debian-12-generic.qcow2', sha256: 'e'.repeat(64), minDiskGb: 4 } });
+  expect(image.status).toBe(201);
   runner = new JobRunner(t.app.get(Database), t.app.get(JobRepository), t.app.get(JobRegistry), t.app.get(JobQueue), pino({ level: 'silent' }), { allSiteCodes: async () => ['vj'], heartbeatMs: 200, staleAfterSeconds: 3 });
   await runner.start();
 }, 60_000);
@@ -55,23 +58,25 @@ const hv = (id: string) => t.request({ url: `/api/v1/hypervisors/${id}` }).then(
 describe('VPS jobs', () => {
   it('creates a VM on its hypervisor (disk, seed, domain, start) and deletes it, giving the capacity back', async () => {
     const host = await hypervisor({ driver: 'fake', ssh: { host: 'hv.example', hostKeySha256: 'a'.repeat(64) } });
-    const bad = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'Bad Name', customer: 'c', vcpus: 1, ramMb: 1024, diskGb: 10, baseImage: 'debian-12.qcow2', sshKeys: [KEY] } });
+    const bad = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'Bad Name', customer: 'c', vcpus: 1, ramMb: 1024, diskGb: 10, baseImage: 'debian-12', sshKeys: [KEY] } });
     expect(bad.json.error).toMatchObject({ code: 'validation_failed', field: 'name' });
-    const big = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'too-big', customer: 'c', vcpus: 2, ramMb: 65536, diskGb: 10, baseImage: 'debian-12.qcow2', sshKeys: [KEY] } });
+    const big = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'too-big', customer: 'c', vcpus: 2, ramMb: 65536, diskGb: 10, baseImage: 'debian-12', sshKeys: [KEY] } });
     expect(big.status).toBe(409);
     expect(big.json.error).toMatchObject({ code: 'no_capacity', details: { closest: { hypervisor: host.name, lacks: { ramMb: 65536 - 8192 } } } });
 
-    const res = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'web-1', hostname: 'web-1.example.com', customer: 'cus-v', vcpus: 2, ramMb: 2048, diskGb: 40, baseImage: 'debian-12.qcow2', sshKeys: [KEY] } });
+    const res = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'web-1', hostname: 'web-1.example.com', customer: 'cus-v', vcpus: 2, ramMb: 2048, diskGb: 40, baseImage: 'debian-12', sshKeys: [KEY] } });
     expect(res.status).toBe(202);
     expect(res.json.vm).toMatchObject({ name: 'web-1', state: 'placed', hypervisorId: host.id });
     const done = await settled(res.json.job.id);
     expect(done.state).toBe('succeeded');
-    expect(done.tasks!.map((x) => x.name)).toEqual(['mark-creating', 'create-disk', 'write-seed', 'define', 'start', 'mark-running']);
+    expect(done.tasks!.map((x) => x.name)).toEqual(['mark-creating', 'fetch-image', 'create-disk', 'write-seed', 'define', 'start', 'mark-running']);
     expect((await t.request({ url: `/api/v1/vps/${res.json.vm.id}` })).json.state).toBe('running');
     const fake = t.app.get(HypervisorDrivers).get('fake') as FakeHypervisorDriver;
     const machine = fake.host(host.name);
     expect(machine.domains.get('web-1')).toMatchObject({ state: 'running' });
     expect(machine.domains.get('web-1')!.xml).toContain('<memory unit=\'MiB\'>2048</memory>');
+    expect(machine.files.get('/pool/default/debian-12-generic.qcow2')).toBe('fetched from https://images.example/debian-12-generic.qcow2');
+    expect(machine.files.get('/pool/default/web-1.qcow2')).toBe('overlay of debian-12-generic.qcow2, 40G');
     const seed = JSON.parse(machine.files.get('/pool/default/web-1-seed.iso')!);
     expect(seed['user-data']).toContain(KEY);
     expect((await hv(host.id)).used).toEqual({ vcpus: 2, ramMb: 2048, storageGb: 40 });
@@ -103,6 +108,29 @@ describe('VPS jobs', () => {
     expect((await hv(host.id)).used).toEqual({ vcpus: 4, ramMb: 4096, storageGb: 60 });
     expect((await act('start')).state).toBe('running');
 
+    // Rebuild from another image with new keys: a fresh disk and a new cloud-init instance, same place and size.
+    const rebuildUrl = `${vmUrl}/rebuild`;
+    expect((await t.request({ method: 'POST', url: rebuildUrl, body: { baseImage: 'nope' , sshKeys: [KEY] } })).json.error).toMatchObject({ code: 'validation_failed', field: 'baseImage' });
+    expect((await t.request({ method: 'POST', url: rebuildUrl, body: {} })).json.error).toMatchObject({ code: 'validation_failed', field: 'sshKeys' });
+    await t.request({ method: 'PUT', url: '/api/v1/vps/images/rocky-9', body: { os: 'rocky 9', file: 'rocky-9.qcow2', url: 'https://images.example/rocky-9.qcow2', sha256: 'f'.repeat(64) } });
+    const rebuild = await t.request({ method: 'POST', url: rebuildUrl, body: { baseImage: 'rocky-9', sshKeys: [KEY2] } });
+    expect(rebuild.status).toBe(202);
+    expect((await t.request({ method: 'POST', url: `${vmUrl}/actions`, body: { action: 'stop' } })).json.error.code).toBe('vm_busy');
+    const rebuilt = await settled(rebuild.json.id);
+    expect(rebuilt.state).toBe('succeeded');
+    expect(rebuilt.tasks!.map((x) => x.name)).toEqual(['power-off', 'fetch-image', 'create-disk', 'write-seed', 'define', 'start', 'mark-running']);
+    expect((await t.request({ url: vmUrl })).json).toMatchObject({ state: 'running', baseImage: 'rocky-9', size: { vcpus: 4, ramMb: 4096, diskGb: 60 } });
+    expect(machine.files.get('/pool/default/web-1.qcow2')).toBe('overlay of rocky-9.qcow2, 60G');
+    const reseed = JSON.parse(machine.files.get('/pool/default/web-1-seed.iso')!);
+    expect(reseed['user-data']).toContain(KEY2);
+    expect(reseed['user-data']).not.toContain(KEY);
+    expect(reseed['meta-data']).toContain(`instance-id: ${res.json.vm.id}-${rebuild.json.id.slice(0, 8)}`);
+    expect((await hv(host.id)).used).toEqual({ vcpus: 4, ramMb: 4096, storageGb: 60 });
+    // An image VMs were made from is not deleted (disabled instead); the list knows the VM.
+    expect((await t.request({ method: 'DELETE', url: '/api/v1/vps/images/rocky-9' })).json.error).toMatchObject({ code: 'image_in_use', details: { vms: 1 } });
+    const mine = await t.request({ url: '/api/v1/vps?customer=cus-v&state=running' });
+    expect(mine.json.items.map((v: { name: string }) => v.name)).toEqual(['web-1']);
+
     const del = await t.request({ method: 'DELETE', url: `/api/v1/vps/${res.json.vm.id}` });
     expect(del.status).toBe(202);
     expect((await settled(del.json.id)).state).toBe('succeeded');
@@ -113,10 +141,30 @@ describe('VPS jobs', () => {
     expect((await t.request({ method: 'DELETE', url: `/api/v1/vps/${res.json.vm.id}` })).json.error.code).toBe('vm_gone');
   });
 
+  it('keeps base images through the API, refusing bad ones with the field at fault', async () => {
+    const put = (name: string, body: Record<string, unknown>) => t.request({ method: 'PUT', url: `/api/v1/vps/images/${name}`, body });
+    expect((await put('alma-9', { os: 'alma 9', file: 'alma.qcow2', url: 'https://images.example/alma.qcow2' })).json.error).toMatchObject({ code: 'validation_failed', field: 'sha256' });
+    expect((await put('alma-9', { os: 'alma 9', file: '../etc/passwd' })).json.error).toMatchObject({ code: 'validation_failed', field: 'file' });
+    expect((await put('alma-9', { os: 'alma 9', file: 'alma.qcow2', url: 'ftp://images.example/alma.qcow2', sha256: 'a'.repeat(64) })).json.error).toMatchObject({ code: 'validation_failed', field: 'url' });
+    expect((await put('Bad Name', { os: 'alma 9', file: 'alma.qcow2' })).json.error).toMatchObject({ code: 'validation_failed', field: 'name' });
+    const boot = { kernel: { file: 'vmlinuz' }, initrd: { file: 'initrd.gz', url: 'https://images.example/initrd.gz', sha256: 'b'.repeat(64) }, cmdline: 'console=ttyS0 quiet' };
+    expect((await put('alma-9', { os: 'alma 9', file: 'alma.qcow2', minDiskGb: 10, boot })).status).toBe(201);
+    expect((await put('alma-9', { os: 'alma 9', file: 'alma.qcow2', minDiskGb: 20, boot, enabled: false })).status).toBe(200);
+    expect((await t.request({ url: '/api/v1/vps/images/alma-9' })).json).toMatchObject({ minDiskGb: 20, enabled: false, boot, vms: 0 });
+    const disabled = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'alma-1', customer: 'c', vcpus: 1, ramMb: 1024, diskGb: 30, baseImage: 'alma-9', sshKeys: [KEY] } });
+    expect(disabled.json.error).toMatchObject({ code: 'validation_failed', field: 'baseImage' });
+    await put('alma-9', { os: 'alma 9', file: 'alma.qcow2', minDiskGb: 20 });
+    const small = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'alma-1', customer: 'c', vcpus: 1, ramMb: 1024, diskGb: 10, baseImage: 'alma-9', sshKeys: [KEY] } });
+    expect(small.json.error).toMatchObject({ code: 'validation_failed', field: 'diskGb' });
+    expect((await t.request({ url: '/api/v1/vps/images' })).json.map((i: { name: string }) => i.name)).toEqual(expect.arrayContaining(['alma-9', 'debian-12']));
+    expect((await t.request({ method: 'DELETE', url: '/api/v1/vps/images/alma-9' })).status).toBe(204);
+    expect((await t.request({ url: '/api/v1/vps/images/alma-9' })).status).toBe(404);
+  });
+
   it('fails a create on an unreachable hypervisor with the SSH error, leaving nothing booked', async () => {
     await t.request({ method: 'PATCH', url: `/api/v1/hypervisors/${(await t.request({ url: '/api/v1/hypervisors' })).json[0].id}`, body: { state: 'down' } });
     const host = await hypervisor({ ssh: { host: '127.0.0.1', port: await freePort(), privateKey: PRIVATE, hostKeySha256: 'b'.repeat(64) } });
-    const res = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'db-1', customer: 'cus-v', vcpus: 1, ramMb: 1024, diskGb: 10, baseImage: 'debian-12.qcow2', rootPassword: 'correct horse battery' } });
+    const res = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'db-1', customer: 'cus-v', vcpus: 1, ramMb: 1024, diskGb: 10, baseImage: 'debian-12', rootPassword: 'correct horse battery' } });
     expect(res.status).toBe(202);
     const done = await settled(res.json.job.id);
     expect(done.state).toBe('failed');

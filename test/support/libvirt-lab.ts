@@ -1,7 +1,29 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { busyboxInitramfs, hostKernel } from '../../src/modules/boot/wipe-image';
 import { requirePeer, stopPeer } from './peers';
+
+/** The test VM's init: reads the cidata seed and says what it found on the serial console, then idles. */
+const VM_INIT = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in $(cat /lib/modules.order); do insmod /lib/modules/$m.ko 2>/dev/null; done
+sleep 1
+mkdir -p /seed
+for d in /dev/sr0 /dev/sr1; do mount -t iso9660 -o ro $d /seed 2>/dev/null && break; done
+echo "racksmith-vm: seed $(cat /seed/meta-data | tr '\\n' ' ')"
+echo "racksmith-vm: $(grep -c ^processor /proc/cpuinfo) cpus, disk $(cat /sys/block/vda/size) sectors"
+while true; do sleep 60; done
+`;
+
+/** A small test image for direct kernel boot: the host's kernel and a busybox initramfs written to `dir`. */
+export function testVmImage(dir: string): { kernel: string; initrd: string } {
+  const host = hostKernel();
+  const initrd = join(dir, 'vm-initrd.gz');
+  writeFileSync(initrd, busyboxInitramfs(VM_INIT, host.moduleRoot, ['virtio_pci', 'virtio_blk', 'ahci', 'sr_mod', 'isofs']).image);
+  return { kernel: host.kernel, initrd };
+}
 
 /**
  * A private libvirtd for a test (LAB.md): its own config and unix socket in `dir`, a transient

@@ -1,4 +1,4 @@
-import { HypervisorError, type HypervisorDriver, type HypervisorTarget, type VmPowerState } from './hypervisor-driver';
+import { HypervisorError, type HypervisorDriver, type HypervisorTarget, type PoolFile, type VmPowerState } from './hypervisor-driver';
 
 interface FakeHost {
   files: Map<string, string>;
@@ -38,6 +38,19 @@ export class FakeHypervisorDriver implements HypervisorDriver {
   async poolPath(t: HypervisorTarget): Promise<string> {
     this.on(t, 'pool');
     return `/pool/${t.storagePool}`;
+  }
+
+  async ensureFile(t: HypervisorTarget, f: PoolFile): Promise<'present' | 'fetched'> {
+    const path = `/pool/${t.storagePool}/${f.file}`;
+    const h = this.on(t, `ensure ${f.file}`);
+    if (h.files.has(path)) return 'present';
+    if (!f.url) throw new HypervisorError(`${f.file} is not in storage pool ${t.storagePool} on ${t.name}, and its image names no URL to fetch it from`);
+    h.files.set(path, `fetched from ${f.url}`);
+    return 'fetched';
+  }
+
+  async list(t: HypervisorTarget): Promise<Map<string, VmPowerState>> {
+    return new Map([...this.on(t, 'list').domains].map(([name, d]) => [name, d.state]));
   }
 
   async createDisk(t: HypervisorTarget, vm: string, baseImage: string, sizeGb: number): Promise<string> {

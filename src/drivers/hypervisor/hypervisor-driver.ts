@@ -8,6 +8,13 @@ export interface HypervisorTarget {
   storagePool: string;
 }
 
+/** A file in a storage pool and, optionally, where to fetch it. */
+export interface PoolFile {
+  file: string;
+  url?: string;
+  sha256?: string;
+}
+
 export type VmPowerState = 'running' | 'shut off' | 'paused' | 'absent' | 'other';
 
 export class HypervisorError extends Error {
@@ -28,7 +35,14 @@ export interface HypervisorDriver {
   domainType(t: HypervisorTarget): Promise<'kvm' | 'qemu'>;
   /** The directory of the storage pool VM disks go in. */
   poolPath(t: HypervisorTarget): Promise<string>;
-  /** A qcow2 overlay of `sizeGb` on the base image (a file name in the pool); its path. */
+  /**
+   * A file of a base image in the pool: there already, or fetched from its URL on the host
+   * (checked against its SHA-256; concurrent fetches of one file wait for each other).
+   */
+  ensureFile(t: HypervisorTarget, file: PoolFile): Promise<'present' | 'fetched'>;
+  /** Every VM defined on the host and its state (the status sync). */
+  list(t: HypervisorTarget): Promise<Map<string, VmPowerState>>;
+  /** A qcow2 overlay of `sizeGb` on the base image (a file name in the pool), replacing any disk the VM had; its path. */
   createDisk(t: HypervisorTarget, vm: string, baseImage: string, sizeGb: number): Promise<string>;
   /** A NoCloud seed ISO (volume id cidata) holding these files; its path. */
   writeSeed(t: HypervisorTarget, vm: string, files: Record<string, string>): Promise<string>;
@@ -42,6 +56,8 @@ export interface HypervisorDriver {
   state(t: HypervisorTarget, vm: string): Promise<VmPowerState>;
   /** Offline: vCPUs and RAM of the definition, the disk grown (never shrunk). */
   resize(t: HypervisorTarget, vm: string, size: { vcpus: number; ramMb: number; diskGb: number }): Promise<void>;
+  /** Close what the driver keeps open (SSH connections). */
+  close?(): Promise<void>;
   /** Stop, undefine and remove the VM's disk and seed; nothing left is not an error. */
   remove(t: HypervisorTarget, vm: string): Promise<void>;
 }

@@ -1,8 +1,17 @@
 import { SshConnections, type ExecResult } from '../transport/ssh-client';
-import { HypervisorError, type HypervisorDriver, type HypervisorTarget, type VmPowerState } from './hypervisor-driver';
+import { HypervisorError, type HypervisorDriver, type HypervisorTarget, type PoolFile, type VmPowerState } from './hypervisor-driver';
 
 const VM_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const BASE_IMAGE = /^[A-Za-z0-9._-]{1,128}$/;
+/** Fetch $1 to $2 unless it is there (under a lock: one fetch per file at a time), check its SHA-256 ($3), then move it in place. */
+const FETCH = `set -e
+exec 9>"$2.lock"
+flock 9
+[ -f "$2" ] && exit 0
+rm -f "$2.part"
+curl -fsS --retry 2 --connect-timeout 20 -o "$2.part" "$1"
+if ! echo "$3  $2.part" | sha256sum -c --status; then rm -f "$2.part"; echo "the file fetched from $1 does not have the SHA-256 the image names" >&2; exit 3; fi
+mv "$2.part" "$2"`;
 
 /**
  * libvirt on the hypervisor, driven with `virsh`, `qemu-img` and `genisoimage` over one kept SSH
@@ -48,6 +57,29 @@ export class LibvirtSshDriver implements HypervisorDriver {
     if (!path) throw new HypervisorError(`storage pool ${t.storagePool} on ${t.name} has no directory (racksmith needs a dir pool)`);
     this.pools.set(key, path);
     return path;
+  }
+
+  async ensureFile(t: HypervisorTarget, f: PoolFile): Promise<'present' | 'fetched'> {
+    if (!BASE_IMAGE.test(f.file)) throw new HypervisorError(`not a pool file name: ${f.file}`);
+    const path = `${await this.poolPath(t)}/${f.file}`;
+    if ((await this.run(t, ['test', '-f', path], { ok: () => true })).code === 0) return 'present';
+    if (!f.url || !f.sha256) throw new HypervisorError(`${f.file} is not in storage pool ${t.storagePool} on ${t.name}, and its image names no URL to fetch it from`);
+    const r = await this.run(t, ['sh', '-c', FETCH, 'sh', f.url, path, f.sha256], { timeoutMs: 3_600_000, ok: () => true });
+    if (r.code !== 0) throw new HypervisorError(`fetching ${f.file} onto ${t.name} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+    return 'fetched';
+  }
+
+  async list(t: HypervisorTarget): Promise<Map<string, VmPowerState>> {
+    // `virsh list --all`: "<id or -> <name> <state...>" per domain.
+    const out = (await this.virsh(t, ['list', '--all'])).stdout;
+    const vms = new Map<string, VmPowerState>();
+    for (const line of out.split('\n')) {
+      const m = /^\s*(\d+|-)\s+(\S+)\s+(.+?)\s*$/.exec(line);
+      if (!m) continue;
+      const s = m[3]!;
+      vms.set(m[2]!, s === 'running' || s === 'shut off' || s === 'paused' ? s : 'other');
+    }
+    return vms;
   }
 
   async createDisk(t: HypervisorTarget, vm: string, baseImage: string, sizeGb: number): Promise<string> {
@@ -133,6 +165,10 @@ export class LibvirtSshDriver implements HypervisorDriver {
     const disk = `${await this.poolPath(t)}/${vm}.qcow2`;
     const info = JSON.parse((await this.run(t, ['qemu-img', 'info', '-U', '--output=json', disk])).stdout) as { 'virtual-size': number };
     if (info['virtual-size'] < size.diskGb * 1024 ** 3) await this.run(t, ['qemu-img', 'resize', '-q', disk, `${size.diskGb}G`]);
+  }
+
+  close(): Promise<void> {
+    return this.ssh.close();
   }
 
   async remove(t: HypervisorTarget, vm: string): Promise<void> {

@@ -22,6 +22,9 @@ export interface HypervisorView {
   ssh: { host: string; port: number; user: string; keySet: boolean; hostKeySha256: string | null };
   libvirtUri: string;
   storagePool: string;
+  domainType: HypervisorRow['domain_type'];
+  bridge: string | null;
+  sync: { at: string | null; error: string | null };
   capacity: { vcpus: number; ramMb: number; storageGb: number };
   overcommit: { cpu: number; ram: number; storage: number };
   used: { vcpus: number; ramMb: number; storageGb: number };
@@ -39,6 +42,9 @@ export function hypervisorView(h: HypervisorRow): HypervisorView {
     ssh: { host: h.ssh_host, port: h.ssh_port, user: h.ssh_user, keySet: h.ssh_key_enc !== null, hostKeySha256: h.host_key_sha256 },
     libvirtUri: h.libvirt_uri,
     storagePool: h.storage_pool,
+    domainType: h.domain_type,
+    bridge: h.bridge,
+    sync: { at: h.synced_at?.toISOString() ?? null, error: h.sync_error },
     capacity: { vcpus: h.vcpus, ramMb: h.ram_mb, storageGb: h.storage_gb },
     overcommit: { cpu: Number(h.cpu_ratio), ram: Number(h.ram_ratio), storage: Number(h.storage_ratio) },
     used: { vcpus: h.used_vcpus, ramMb: h.used_ram_mb, storageGb: h.used_storage_gb },
@@ -92,6 +98,8 @@ export class HypervisorsService {
         ramRatio: input.overcommit.ram,
         storageRatio: input.overcommit.storage,
         state: input.state,
+        domainType: input.domainType,
+        bridge: input.bridge ?? null,
       });
       const { ssh, ...rest } = input;
       await this.audit.record({ action: 'hypervisor.register', targetType: 'hypervisor', targetId: device.id, changes: { ...rest, ssh: { host: ssh.host, port: ssh.port, user: ssh.user, hostKeySha256: ssh.hostKeySha256, keySet: !!ssh.privateKey } } });
@@ -104,6 +112,8 @@ export class HypervisorsService {
       await this.get(id);
       await this.repo.updateHypervisor(id, {
         ...(input.state ? { state: input.state } : {}),
+        ...(input.domainType ? { domain_type: input.domainType } : {}),
+        ...(input.bridge !== undefined ? { bridge: input.bridge } : {}),
         ...(input.capacity?.vcpus ? { vcpus: input.capacity.vcpus } : {}),
         ...(input.capacity?.ramMb ? { ram_mb: input.capacity.ramMb } : {}),
         ...(input.capacity?.storageGb ? { storage_gb: input.capacity.storageGb } : {}),

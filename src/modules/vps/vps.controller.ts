@@ -1,13 +1,17 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
+import { ValidationError } from '../../common/errors';
+import { pageQuerySchema } from '../../common/pagination';
 import { READ_ROLES } from '../../common/roles';
 import { UuidParam } from '../../common/http/params';
 import { Roles } from '../auth/auth.decorators';
 import { SitesService } from '../inventory/sites.service';
 import { HypervisorsService } from './hypervisors.service';
-import { HYPERVISOR_STATES, hypervisorInput, hypervisorUpdate, vpsInput } from './vps.schemas';
+import { HYPERVISOR_STATES, IMAGE_NAME, hypervisorInput, hypervisorUpdate, vmImageInput, vpsInput, vpsRebuildInput } from './vps.schemas';
+import { VmImagesService } from './vm-images.service';
 import { VM_ACTIONS, VpsService } from './vps.service';
 
 class HypervisorBody extends createZodDto(hypervisorInput) {}
@@ -15,6 +19,16 @@ class HypervisorPatch extends createZodDto(hypervisorUpdate) {}
 class VpsBody extends createZodDto(vpsInput) {}
 class VpsActionBody extends createZodDto(z.object({ action: z.enum(VM_ACTIONS), force: z.boolean().default(false).describe('stop: pull the plug instead of an ACPI shutdown') }).strict()) {}
 class VpsResizeBody extends createZodDto(z.object({ vcpus: z.number().int().min(1).max(256), ramMb: z.number().int().min(256).max(4_194_304), diskGb: z.number().int().min(1).max(65_536) }).strict()) {}
+class VpsRebuildBody extends createZodDto(vpsRebuildInput) {}
+class VmImageBody extends createZodDto(vmImageInput) {}
+const VM_STATES = ['placed', 'creating', 'running', 'stopped', 'paused', 'rebuilding', 'error', 'missing', 'deleting', 'deleted', 'failed'] as const;
+class VpsQuery extends createZodDto(
+  pageQuerySchema.extend({ customer: z.string().max(200).optional(), hypervisor: z.uuid().optional(), state: z.enum(VM_STATES).optional(), order: z.string().max(128).optional() }).strict(),
+) {}
+const imageName = (name: string) => {
+  if (!IMAGE_NAME.safeParse(name).success) throw new ValidationError('name: expected an image name such as debian-12', 'name');
+  return name;
+};
 class HypervisorQuery extends createZodDto(z.object({ site: z.string().max(64).optional(), state: z.enum(HYPERVISOR_STATES).optional() }).strict()) {}
 
 @ApiTags('vps')
@@ -62,6 +76,11 @@ export class VpsController {
     return this.vps.create(body);
   }
 
+  @Get() @Roles(...READ_ROLES, 'billing') @ApiOperation({ summary: 'VMs, newest first; by customer, hypervisor, state or order' })
+  list(@Query() q: VpsQuery) {
+    return this.vps.list({ customer: q.customer, hypervisorId: q.hypervisor, state: q.state, orderId: q.order }, q.limit, q.cursor);
+  }
+
   @Get(':id') @Roles(...READ_ROLES, 'billing') get(@Param('id', UuidParam) id: string) {
     return this.vps.get(id);
   }
@@ -76,8 +95,43 @@ export class VpsController {
     return this.vps.resize(id, body);
   }
 
+  @Post(':id/rebuild') @Roles('admin', 'engineer', 'billing') @HttpCode(202)
+  @ApiOperation({ summary: 'Make the VM again from an image (its own or another) with new SSH keys or root password: its disk is replaced, place and size kept' })
+  rebuild(@Param('id', UuidParam) id: string, @Body() body: VpsRebuildBody) {
+    return this.vps.rebuild(id, body);
+  }
+
   @Delete(':id') @Roles('admin', 'engineer', 'billing') @HttpCode(202) @ApiOperation({ summary: 'Undefine the VM, remove its disks, free its capacity: 202 with the job' })
   remove(@Param('id', UuidParam) id: string) {
     return this.vps.remove(id);
+  }
+}
+
+@ApiTags('vps')
+@ApiBearerAuth()
+@Controller('vps/images')
+export class VmImagesController {
+  constructor(private readonly images: VmImagesService) {}
+
+  @Get() @Roles(...READ_ROLES, 'billing') @ApiOperation({ summary: 'Base images VMs are made from, with how many live VMs use each' })
+  list() {
+    return this.images.list();
+  }
+
+  @Get(':name') @Roles(...READ_ROLES, 'billing') get(@Param('name') name: string) {
+    return this.images.get(imageName(name));
+  }
+
+  @Put(':name') @Roles('admin', 'engineer')
+  @ApiOperation({ summary: 'Create or change an image: its qcow2 file in each pool, where hypervisors fetch it (URL + SHA-256), direct kernel boot, minimum disk. 201 when created.' })
+  async put(@Param('name') name: string, @Body() body: VmImageBody, @Res({ passthrough: true }) reply: FastifyReply) {
+    const { image, created } = await this.images.put(imageName(name), body);
+    void reply.status(created ? 201 : 200);
+    return image;
+  }
+
+  @Delete(':name') @Roles('admin', 'engineer') @HttpCode(204) @ApiOperation({ summary: '409 image_in_use while live VMs were made from it (disable it instead)' })
+  async remove(@Param('name') name: string) {
+    await this.images.remove(imageName(name));
   }
 }

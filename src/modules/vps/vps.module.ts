@@ -6,20 +6,24 @@ import { InventoryModule } from '../inventory/inventory.module';
 import { HypervisorDrivers } from './hypervisor-drivers';
 import { HypervisorsService } from './hypervisors.service';
 import { PlacementService } from './placement.service';
-import { HypervisorsController, VpsController } from './vps.controller';
+import { HypervisorsController, VmImagesController, VpsController } from './vps.controller';
+import { VmImagesRepository } from './vm-images.repository';
+import { VmImagesService } from './vm-images.service';
 import { VpsRepository } from './vps.repository';
 import { VpsService } from './vps.service';
 
 @Module({
   imports: [InventoryModule],
-  controllers: [HypervisorsController, VpsController],
+  controllers: [HypervisorsController, VmImagesController, VpsController],
   providers: [
     VpsRepository,
+    VmImagesRepository,
+    VmImagesService,
     HypervisorsService,
     PlacementService,
     VpsService,
     { provide: HypervisorDrivers, useFactory: () => new HypervisorDrivers([new LibvirtSshDriver(new SshConnections()), new FakeHypervisorDriver()]) },
   ],
-  exports: [HypervisorsService, PlacementService, VpsService, HypervisorDrivers],
+  exports: [HypervisorsService, PlacementService, VpsService, VmImagesService, HypervisorDrivers],
 })
 export class VpsModule {}

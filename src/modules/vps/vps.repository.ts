@@ -14,6 +14,10 @@ export interface HypervisorRow {
   host_key_sha256: string | null;
   libvirt_uri: string;
   storage_pool: string;
+  domain_type: 'auto' | 'kvm' | 'qemu';
+  bridge: string | null;
+  synced_at: Date | null;
+  sync_error: string | null;
   vcpus: number;
   ram_mb: number;
   storage_gb: number;
@@ -81,11 +85,11 @@ export class VpsRepository {
     return this.db.rows<HypervisorRow>(`${HV} WHERE ($1::uuid IS NULL OR h.site_id = $1) AND ($2::text IS NULL OR h.state = $2) ORDER BY d.name`, [f.siteId ?? null, f.state ?? null]);
   }
 
-  async insertHypervisor(h: { driver: string; deviceId: string; siteId: string; sshHost: string; sshPort: number; sshUser: string; sshKeyEnc: string | null; hostKeySha256: string | null; libvirtUri: string; storagePool: string; vcpus: number; ramMb: number; storageGb: number; cpuRatio: number; ramRatio: number; storageRatio: number; state: string }): Promise<void> {
+  async insertHypervisor(h: { driver: string; deviceId: string; siteId: string; sshHost: string; sshPort: number; sshUser: string; sshKeyEnc: string | null; hostKeySha256: string | null; libvirtUri: string; storagePool: string; vcpus: number; ramMb: number; storageGb: number; cpuRatio: number; ramRatio: number; storageRatio: number; state: string; domainType: string; bridge: string | null }): Promise<void> {
     await this.db.rows(
-      `INSERT INTO hypervisors (device_id, site_id, ssh_host, ssh_port, ssh_user, ssh_key_enc, host_key_sha256, libvirt_uri, storage_pool, vcpus, ram_mb, storage_gb, cpu_ratio, ram_ratio, storage_ratio, state, driver)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-      [h.deviceId, h.siteId, h.sshHost, h.sshPort, h.sshUser, h.sshKeyEnc, h.hostKeySha256, h.libvirtUri, h.storagePool, h.vcpus, h.ramMb, h.storageGb, h.cpuRatio, h.ramRatio, h.storageRatio, h.state, h.driver],
+      `INSERT INTO hypervisors (device_id, site_id, ssh_host, ssh_port, ssh_user, ssh_key_enc, host_key_sha256, libvirt_uri, storage_pool, vcpus, ram_mb, storage_gb, cpu_ratio, ram_ratio, storage_ratio, state, driver, domain_type, bridge)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+      [h.deviceId, h.siteId, h.sshHost, h.sshPort, h.sshUser, h.sshKeyEnc, h.hostKeySha256, h.libvirtUri, h.storagePool, h.vcpus, h.ramMb, h.storageGb, h.cpuRatio, h.ramRatio, h.storageRatio, h.state, h.driver, h.domainType, h.bridge],
     );
   }
 
@@ -183,6 +187,19 @@ export class VpsRepository {
   async sshKey(hypervisorId: string): Promise<string | null> {
     const [row] = await this.db.rows<{ ssh_key_enc: string | null }>('SELECT ssh_key_enc FROM hypervisors WHERE device_id = $1', [hypervisorId]);
     return row?.ssh_key_enc ?? null;
+  }
+
+  vms(f: { customer?: string; hypervisorId?: string; state?: string; orderId?: string }, limit: number, before?: { at: string; id: string }): Promise<VmRow[]> {
+    return this.db.rows<VmRow>(
+      `SELECT * FROM vms WHERE ($1::text IS NULL OR customer = $1) AND ($2::uuid IS NULL OR hypervisor_id = $2) AND ($3::text IS NULL OR state = $3)
+         AND ($4::text IS NULL OR order_id = $4) AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6)) ORDER BY created_at DESC, id DESC LIMIT $7`,
+      [f.customer ?? null, f.hypervisorId ?? null, f.state ?? null, f.orderId ?? null, before?.at ?? null, before?.id ?? null, limit],
+    );
+  }
+
+  async updateVm(id: string, changes: Partial<Pick<VmRow, 'state' | 'base_image' | 'job_id' | 'last_error'>>): Promise<void> {
+    const cols = Object.keys(changes) as (keyof typeof changes)[];
+    await this.db.rows(`UPDATE vms SET ${cols.map((c, i) => `${c} = $${i + 2}`).join(', ')}, updated_at = now() WHERE id = $1`, [id, ...cols.map((c) => changes[c])]);
   }
 
   vm(id: string): Promise<VmRow | undefined> {

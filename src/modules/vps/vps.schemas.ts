@@ -2,6 +2,16 @@ import { z } from 'zod';
 
 const ratio = z.number().min(1).max(100);
 export const HYPERVISOR_STATES = ['enabled', 'draining', 'down'] as const;
+const BRIDGE = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'expected a bridge interface name such as br0');
+const SSH_KEYS = z.array(z.string().max(16_384).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, 'expected an OpenSSH public key')).max(20).default([]);
+export const DOMAIN_TYPES = ['auto', 'kvm', 'qemu'] as const;
+const FILE = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'expected a file name in the storage pool (letters, digits, dot, dash, underscore)');
+const SHA256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex SHA-256');
+/** A file of an image: its name in each hypervisor's pool and, optionally, where a hypervisor fetches it (checked by its SHA-256). */
+const artifact = z
+  .object({ file: FILE, url: z.url({ protocol: /^https?$/ }).max(2048).optional(), sha256: SHA256.optional() })
+  .strict()
+  .refine((a) => !a.url || !!a.sha256, { message: 'a file fetched from a URL needs its sha256', path: ['sha256'] });
 
 export const hypervisorInput = z
   .object({
@@ -21,6 +31,8 @@ export const hypervisorInput = z
     capacity: z.object({ vcpus: z.number().int().min(1).max(4096), ramMb: z.number().int().min(256).max(67_108_864), storageGb: z.number().int().min(1).max(10_000_000) }).strict(),
     overcommit: z.object({ cpu: ratio.default(4), ram: ratio.default(1), storage: ratio.default(1) }).strict().default({ cpu: 4, ram: 1, storage: 1 }),
     state: z.enum(HYPERVISOR_STATES).default('enabled'),
+    bridge: BRIDGE.optional().describe('The host bridge VM NICs attach to (none: user-mode networking, for labs)'),
+    domainType: z.enum(DOMAIN_TYPES).default('auto').describe('auto: kvm where /dev/kvm is usable on the host, else qemu (emulated); force one where auto guesses wrong'),
   })
   .strict();
 
@@ -29,11 +41,33 @@ export const hypervisorUpdate = z
     state: z.enum(HYPERVISOR_STATES).optional().describe('draining: no new VMs; down: unreachable or in repair'),
     capacity: z.object({ vcpus: z.number().int().min(1).max(4096), ramMb: z.number().int().min(256).max(67_108_864), storageGb: z.number().int().min(1).max(10_000_000) }).partial().strict().optional(),
     overcommit: z.object({ cpu: ratio, ram: ratio, storage: ratio }).partial().strict().optional(),
+    domainType: z.enum(DOMAIN_TYPES).optional(),
+    bridge: BRIDGE.nullable().optional(),
   })
   .strict();
 
 export type HypervisorInput = z.infer<typeof hypervisorInput>;
 export type HypervisorUpdate = z.infer<typeof hypervisorUpdate>;
+
+export const IMAGE_NAME = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected an image name such as debian-12');
+
+export const vmImageInput = z
+  .object({
+    os: z.string().trim().min(1).max(64).describe('What the image holds, e.g. debian 12'),
+    file: FILE.describe('The qcow2 file in each hypervisor storage pool VM disks are overlays of'),
+    url: z.url({ protocol: /^https?$/ }).max(2048).optional().describe('Where a hypervisor fetches the file when its pool lacks it'),
+    sha256: SHA256.optional(),
+    minDiskGb: z.number().int().min(1).max(65_536).default(1),
+    boot: z
+      .object({ kernel: artifact, initrd: artifact.optional(), cmdline: z.string().max(1024).regex(/^[^\x00-\x1f<>&]*$/, 'no control characters or markup').default('console=ttyS0') })
+      .strict()
+      .optional()
+      .describe('Direct kernel boot (images without a boot loader)'),
+    enabled: z.boolean().default(true).describe('false: no new VMs from it; VMs made from it keep running'),
+  })
+  .strict()
+  .refine((v) => !v.url || !!v.sha256, { message: 'a file fetched from a URL needs its sha256', path: ['sha256'] });
+export type VmImageInput = z.infer<typeof vmImageInput>;
 
 export const vpsInput = z
   .object({
@@ -43,8 +77,8 @@ export const vpsInput = z
     vcpus: z.number().int().min(1).max(256),
     ramMb: z.number().int().min(256).max(4_194_304),
     diskGb: z.number().int().min(1).max(65_536),
-    baseImage: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'expected a base image file name in the storage pool'),
-    sshKeys: z.array(z.string().max(16_384).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, 'expected an OpenSSH public key')).max(20).default([]),
+    baseImage: IMAGE_NAME.describe('A base image registered under /api/v1/vps/images'),
+    sshKeys: SSH_KEYS,
     rootPassword: z.string().min(8).max(128).optional().describe('Hashed (SHA-512 crypt) at once'),
     site: z.string().max(64).optional(),
     antiAffinity: z.boolean().default(false).describe('Not on a host that already runs a VM of this customer'),
@@ -53,3 +87,14 @@ export const vpsInput = z
   .strict()
   .refine((v) => v.sshKeys.length > 0 || !!v.rootPassword, { message: 'give sshKeys and/or rootPassword', path: ['sshKeys'] });
 export type VpsInput = z.infer<typeof vpsInput>;
+
+
+export const vpsRebuildInput = z
+  .object({
+    baseImage: IMAGE_NAME.optional().describe('Another image; the VM\'s own when left out'),
+    sshKeys: SSH_KEYS,
+    rootPassword: z.string().min(8).max(128).optional(),
+  })
+  .strict()
+  .refine((v) => v.sshKeys.length > 0 || !!v.rootPassword, { message: 'give sshKeys and/or rootPassword', path: ['sshKeys'] });
+export type VpsRebuildInput = z.infer<typeof vpsRebuildInput>;

@@ -3,25 +3,36 @@ import { ConflictError, NotFoundError, ValidationError } from '../../common/erro
 import { SecretBox } from '../../common/secret-box';
 import { Database } from '../../database/database';
 import { HypervisorError, type HypervisorDriver, type HypervisorTarget } from '../../drivers/hypervisor/hypervisor-driver';
-import { JobRegistry, type TaskContext } from '../../jobs/job-registry';
+import { JobRegistry, type TaskContext, type TaskDefinition } from '../../jobs/job-registry';
 import { JobService, type JobView } from '../../jobs/job.service';
 import { AuditService } from '../audit/audit.service';
 import { SitesService } from '../inventory/sites.service';
 import { sha512Crypt } from '../servers/password-hash';
 import { HypervisorDrivers } from './hypervisor-drivers';
 import { PlacementService } from './placement.service';
+import { imageArtifacts, VmImagesService } from './vm-images.service';
 import { domainXml, seedFiles, vmMac } from './vm-config';
 import { VpsRepository, type HypervisorRow, type VmRow } from './vps.repository';
-import type { VpsInput } from './vps.schemas';
+import type { VpsInput, VpsRebuildInput } from './vps.schemas';
+import { newestFirstPage, type Page } from '../../common/pagination';
 
 export const VPS_CREATE = 'vps-create';
 export const VPS_DELETE = 'vps-delete';
 export const VPS_RESIZE = 'vps-resize';
+export const VPS_REBUILD = 'vps-rebuild';
 export const VM_ACTIONS = ['start', 'stop', 'reboot', 'suspend', 'resume'] as const;
 export type VmAction = (typeof VM_ACTIONS)[number];
 /** The state each action leaves a VM in, and the states it applies to. */
 const ACTION_STATE: Record<VmAction, string> = { start: 'running', stop: 'stopped', reboot: 'running', suspend: 'paused', resume: 'running' };
+const REBUILD_FROM = ['running', 'stopped', 'paused', 'error', 'missing'];
 const ACTION_FROM: Record<VmAction, string[]> = { start: ['stopped'], stop: ['running', 'paused'], reboot: ['running'], suspend: ['running'], resume: ['paused'] };
+
+interface Handle {
+  vm: VmRow;
+  host: HypervisorRow;
+  driver: HypervisorDriver;
+  target: HypervisorTarget;
+}
 
 export interface VmView {
   id: string;
@@ -63,6 +74,7 @@ export class VpsService implements OnModuleInit {
   constructor(
     private readonly repo: VpsRepository,
     private readonly placement: PlacementService,
+    private readonly images: VmImagesService,
     private readonly drivers: HypervisorDrivers,
     private readonly registry: JobRegistry,
     private readonly jobs: JobService,
@@ -73,33 +85,11 @@ export class VpsService implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    const on = (fn: (h: { vm: VmRow; host: HypervisorRow; driver: HypervisorDriver; target: HypervisorTarget }, ctx: TaskContext) => Promise<void>) => async (ctx: TaskContext) =>
-      fn(await this.handle(String(ctx.params.vmId)), ctx);
+    const on = this.on.bind(this);
     this.registry.define({
       kind: VPS_CREATE,
       hardware: false,
-      tasks: [
-        { name: 'mark-creating', run: async (ctx) => this.repo.setVmState(String(ctx.params.vmId), 'creating') },
-        { name: 'create-disk', timeoutMs: 300_000, run: on(async ({ vm, driver, target }) => void (await driver.createDisk(target, vm.name, vm.base_image!, vm.disk_gb))) },
-        {
-          name: 'write-seed',
-          timeoutMs: 120_000,
-          run: on(async ({ vm, driver, target }, ctx) => {
-            const files = seedFiles({ instanceId: vm.id, hostname: vm.hostname ?? vm.name, sshKeys: (ctx.params.sshKeys as string[]) ?? [], rootPasswordHash: ctx.params.rootPasswordHash as string | undefined, network: { mode: 'dhcp' }, mac: vmMac(vm.id) });
-            await driver.writeSeed(target, vm.name, files);
-          }),
-        },
-        {
-          name: 'define',
-          run: on(async ({ vm, driver, target }) => {
-            const pool = await driver.poolPath(target);
-            const xml = domainXml({ domainType: await driver.domainType(target), name: vm.name, uuid: vm.id, title: `${vm.hostname ?? vm.name} (customer ${vm.customer})`, vcpus: vm.vcpus, ramMb: vm.ram_mb, disk: `${pool}/${vm.name}.qcow2`, seed: `${pool}/${vm.name}-seed.iso`, mac: vmMac(vm.id), consoleLog: `${pool}/${vm.name}.console.log` });
-            await driver.define(target, vm.name, xml);
-          }),
-        },
-        { name: 'start', timeoutMs: 120_000, run: on(async ({ vm, driver, target }) => driver.start(target, vm.name)) },
-        { name: 'mark-running', run: async (ctx) => this.repo.setVmState(String(ctx.params.vmId), 'running') },
-      ],
+      tasks: [{ name: 'mark-creating', run: async (ctx) => this.repo.setVmState(String(ctx.params.vmId), 'creating') }, ...this.buildTasks()],
       // A create that did not finish leaves nothing behind: what was made is removed, the capacity given back.
       onEnd: async (end) => {
         const id = String(end.params.vmId);
@@ -112,6 +102,19 @@ export class VpsService implements OnModuleInit {
         }
         await this.release(id, 'failed', end.error ?? end.state);
         await end.log(cleaned ? `could not clean up on the hypervisor: ${cleaned}` : 'what the create made on the hypervisor was removed; its capacity is free again', cleaned ? 'error' : 'warn');
+      },
+    });
+    this.registry.define({
+      kind: VPS_REBUILD,
+      hardware: false,
+      tasks: [
+        { name: 'power-off', timeoutMs: 120_000, run: on(async ({ vm, driver, target }) => driver.stop(target, vm.name, true)) },
+        ...this.buildTasks(),
+      ],
+      // The VM keeps its place (and its booking); it needs another rebuild or a delete.
+      onEnd: async (end) => {
+        await this.repo.setVmState(String(end.params.vmId), 'error', `rebuild ${end.state}: ${end.error ?? ''}`.trim());
+        await end.log('the rebuild did not finish: the VM is in state error (rebuild it again or delete it)', 'error');
       },
     });
     this.registry.define({
@@ -164,6 +167,69 @@ export class VpsService implements OnModuleInit {
     });
   }
 
+  private on(fn: (h: Handle, ctx: TaskContext) => Promise<void>): (ctx: TaskContext) => Promise<void> {
+    return async (ctx) => fn(await this.handle(String(ctx.params.vmId)), ctx);
+  }
+
+  /**
+   * The steps that make a VM on its host from its image (create and rebuild): the image's files
+   * in the pool (fetched once per host), a fresh overlay disk, the seed, the domain, start.
+   */
+  private buildTasks(): TaskDefinition[] {
+    const on = this.on.bind(this);
+    const image = async (vm: VmRow) => {
+      const i = await this.images.find(vm.base_image!);
+      if (!i) throw new HypervisorError(`image ${vm.base_image} was deleted while VM ${vm.name} was being made from it`);
+      return i;
+    };
+    return [
+      {
+        name: 'fetch-image',
+        timeoutMs: 3_600_000,
+        run: on(async ({ vm, driver, target }, ctx) => {
+          for (const f of imageArtifacts(await image(vm))) {
+            if ((await driver.ensureFile(target, f)) === 'fetched') await ctx.log(`${f.file} fetched onto ${target.name} from ${f.url}`);
+          }
+        }),
+      },
+      { name: 'create-disk', timeoutMs: 300_000, run: on(async ({ vm, driver, target }) => void (await driver.createDisk(target, vm.name, (await image(vm)).file, vm.disk_gb))) },
+      {
+        name: 'write-seed',
+        timeoutMs: 120_000,
+        run: on(async ({ vm, driver, target }, ctx) => {
+          // A rebuild is a new instance to cloud-init (it runs again); a create's instance is the VM.
+          const instanceId = ctx.params.rebuild ? `${vm.id}-${ctx.jobId.slice(0, 8)}` : vm.id;
+          const files = seedFiles({ instanceId, hostname: vm.hostname ?? vm.name, sshKeys: (ctx.params.sshKeys as string[]) ?? [], rootPasswordHash: ctx.params.rootPasswordHash as string | undefined, network: { mode: 'dhcp' }, mac: vmMac(vm.id) });
+          await driver.writeSeed(target, vm.name, files);
+        }),
+      },
+      {
+        name: 'define',
+        run: on(async ({ vm, host, driver, target }) => {
+          const pool = await driver.poolPath(target);
+          const boot = (await image(vm)).boot;
+          const xml = domainXml({
+            domainType: host.domain_type === 'auto' ? await driver.domainType(target) : host.domain_type,
+            name: vm.name,
+            uuid: vm.id,
+            title: `${vm.hostname ?? vm.name} (customer ${vm.customer})`,
+            vcpus: vm.vcpus,
+            ramMb: vm.ram_mb,
+            disk: `${pool}/${vm.name}.qcow2`,
+            seed: `${pool}/${vm.name}-seed.iso`,
+            mac: vmMac(vm.id),
+            consoleLog: `${pool}/${vm.name}.console.log`,
+            ...(host.bridge ? { bridge: host.bridge } : {}),
+            ...(boot ? { kernel: `${pool}/${boot.kernel.file}`, ...(boot.initrd ? { initrd: `${pool}/${boot.initrd.file}` } : {}), cmdline: boot.cmdline } : {}),
+          });
+          await driver.define(target, vm.name, xml);
+        }),
+      },
+      { name: 'start', timeoutMs: 120_000, run: on(async ({ vm, driver, target }) => driver.start(target, vm.name)) },
+      { name: 'mark-running', run: async (ctx) => this.repo.setVmState(String(ctx.params.vmId), 'running') },
+    ];
+  }
+
   /** A VM with a job in progress takes no other (409 naming it). */
   private async idle(vm: VmRow): Promise<void> {
     const job = vm.job_id ? await this.jobs.get(vm.job_id).catch(() => null) : null;
@@ -175,8 +241,8 @@ export class VpsService implements OnModuleInit {
     return this.db.transaction(async () => {
       const vm = await this.repo.lockVm(id);
       if (!vm) throw new NotFoundError('vm', id);
-      if (!ACTION_FROM[action].includes(vm.state)) throw new ConflictError('illegal_transition', `VM ${vm.name} is ${vm.state}; ${action} applies to a VM that is ${ACTION_FROM[action].join(' or ')}`, { state: vm.state });
       await this.idle(vm);
+      if (!ACTION_FROM[action].includes(vm.state)) throw new ConflictError('illegal_transition', `VM ${vm.name} is ${vm.state}; ${action} applies to a VM that is ${ACTION_FROM[action].join(' or ')}`, { state: vm.state });
       const site = await this.sites.resolve(vm.site_id);
       const job = await this.jobs.create(`vps-${action}`, { siteId: site.id, siteCode: site.code }, { vmId: vm.id, force });
       await this.repo.setVmJob(vm.id, job.id);
@@ -190,9 +256,9 @@ export class VpsService implements OnModuleInit {
     return this.db.transaction(async () => {
       const vm = await this.repo.lockVm(id);
       if (!vm) throw new NotFoundError('vm', id);
+      await this.idle(vm);
       if (vm.state !== 'stopped') throw new ConflictError('illegal_transition', `VM ${vm.name} is ${vm.state}; stop it before a resize`, { state: vm.state });
       if (size.diskGb < vm.disk_gb) throw new ValidationError(`diskGb: a disk grows, never shrinks (now ${vm.disk_gb} GB)`, 'diskGb');
-      await this.idle(vm);
       const delta = { vcpus: size.vcpus - vm.vcpus, ramMb: size.ramMb - vm.ram_mb, diskGb: size.diskGb - vm.disk_gb };
       if (!(await this.repo.rebook(vm.hypervisor_id, delta, 1))) {
         const host = (await this.repo.hypervisor(vm.hypervisor_id))!;
@@ -207,7 +273,7 @@ export class VpsService implements OnModuleInit {
   }
 
   /** The VM, its hypervisor, the driver and how to reach it. */
-  private async handle(vmId: string): Promise<{ vm: VmRow; host: HypervisorRow; driver: HypervisorDriver; target: HypervisorTarget }> {
+  private async handle(vmId: string): Promise<Handle> {
     const vm = await this.repo.vm(vmId);
     if (!vm) throw new NotFoundError('vm', vmId);
     const host = (await this.repo.hypervisor(vm.hypervisor_id))!;
@@ -234,6 +300,7 @@ export class VpsService implements OnModuleInit {
 
   /** 202: the VM placed (409 `no_capacity` naming the shortfall) and its create job. */
   async create(input: VpsInput): Promise<{ vm: VmView; job: JobView }> {
+    await this.images.usable(input.baseImage, input.diskGb);
     const siteIds = input.site ? [(await this.sites.resolve(input.site, 'site')).id] : [];
     const rootPasswordHash = input.rootPassword ? await sha512Crypt(input.rootPassword) : undefined;
     return this.db.transaction(async () => {
@@ -247,6 +314,27 @@ export class VpsService implements OnModuleInit {
       await this.audit.record({ action: 'vps.create', targetType: 'vm', targetId: vm.id, changes: { ...input, rootPassword: undefined, hypervisor: hypervisor.name } });
       return { vm: vmView({ ...vm, job_id: job.id }), job };
     });
+  }
+
+  /** 202: the VM made again from an image (its own or another) with new access: its disk is replaced, its place and size kept. */
+  async rebuild(id: string, input: VpsRebuildInput): Promise<JobView> {
+    const rootPasswordHash = input.rootPassword ? await sha512Crypt(input.rootPassword) : undefined;
+    return this.db.transaction(async () => {
+      const vm = await this.repo.lockVm(id);
+      if (!vm) throw new NotFoundError('vm', id);
+      await this.idle(vm);
+      if (!REBUILD_FROM.includes(vm.state)) throw new ConflictError('illegal_transition', `VM ${vm.name} is ${vm.state}; a rebuild applies to a VM that is ${REBUILD_FROM.join(', ')}`, { state: vm.state });
+      const image = await this.images.usable(input.baseImage ?? vm.base_image!, vm.disk_gb);
+      const site = await this.sites.resolve(vm.site_id);
+      const job = await this.jobs.create(VPS_REBUILD, { siteId: site.id, siteCode: site.code }, { vmId: vm.id, rebuild: true, sshKeys: input.sshKeys, rootPasswordHash });
+      await this.repo.updateVm(vm.id, { state: 'rebuilding', base_image: image.name, job_id: job.id, last_error: null });
+      await this.audit.record({ action: 'vps.rebuild', targetType: 'vm', targetId: vm.id, changes: { ...input, rootPassword: undefined, baseImage: image.name } });
+      return job;
+    });
+  }
+
+  list(f: { customer?: string; hypervisorId?: string; state?: string; orderId?: string }, limit: number, cursor?: string): Promise<Page<VmView>> {
+    return newestFirstPage(cursor, limit, (n, before) => this.repo.vms(f, n, before), (v) => ({ at: v.created_at, id: v.id }), vmView);
   }
 
   async get(id: string): Promise<VmView> {
