@@ -123,6 +123,38 @@ export function buildCli(): Command {
     .option('--url <url>', 'racksmith\'s base URL (default: http://RACKSMITH_HOST:RACKSMITH_PORT)')
     .action(async (event: string, opts) => (await commands()).billingSimulate(event, opts));
 
+  const vpsCli = () => import('./cli/vps');
+  const repeat = (v: string, all: string[] = []) => [...all, v];
+  const vps = program.command('vps').description('VMs on the KVM hypervisors (each change is a job: follow it with `racksmith jobs watch`)');
+  vps.command('list').description('VMs, newest first').option('--customer <id>').option('--hypervisor <id>').option('--state <state>').option('--json').action(async (opts) => (await vpsCli()).vpsList(opts));
+  vps.command('show').argument('<id>', 'VM id').option('--json').action(async (id: string, opts) => (await vpsCli()).vpsShow(id, opts));
+  vps
+    .command('create')
+    .description('place a VM (best-fitting hypervisor) and start its create job')
+    .requiredOption('--name <name>', 'VM name: lowercase letters, digits, dashes')
+    .requiredOption('--customer <id>')
+    .requiredOption('--vcpus <n>')
+    .requiredOption('--ram-mb <mb>')
+    .requiredOption('--disk-gb <gb>')
+    .requiredOption('--image <name>', 'base image (racksmith vps images)')
+    .option('--ssh-key <key>', 'an OpenSSH public key for root (repeatable; at least one)', repeat)
+    .option('--hostname <fqdn>')
+    .option('--site <code>')
+    .option('--anti-affinity', 'not on a host that runs another VM of this customer')
+    .option('--order <id>', 'the billing order it belongs to')
+    .option('--json')
+    .action(async (opts) => (await vpsCli()).vpsCreate(opts));
+  for (const action of ['start', 'stop', 'reboot', 'suspend', 'resume']) {
+    const c = vps.command(action).description(`${action} a VM`).argument('<id>', 'VM id').option('--json');
+    if (action === 'stop') c.option('--force', 'pull the plug instead of an ACPI shutdown');
+    c.action(async (id: string, opts) => (await vpsCli()).vpsAction(action, id, opts));
+  }
+  vps.command('resize').description('offline resize of a stopped VM (the disk only grows)').argument('<id>', 'VM id').requiredOption('--vcpus <n>').requiredOption('--ram-mb <mb>').requiredOption('--disk-gb <gb>').option('--json').action(async (id: string, opts) => (await vpsCli()).vpsResize(id, opts));
+  vps.command('rebuild').description('make the VM again from its image (or --image) with new SSH keys').argument('<id>', 'VM id').option('--image <name>').option('--ssh-key <key>', 'repeatable; at least one', repeat).option('--json').action(async (id: string, opts) => (await vpsCli()).vpsRebuild(id, opts));
+  vps.command('delete').description('undefine the VM, remove its disks, free its capacity').argument('<id>', 'VM id').option('--json').action(async (id: string, opts) => (await vpsCli()).vpsDelete(id, opts));
+  vps.command('images').description('base images VMs are made from').option('--json').action(async (opts) => (await vpsCli()).vpsImages(opts));
+  vps.command('sync').description('run the VM status sync now (exit 1 if a hypervisor could not be asked)').argument('[hypervisor]', 'one hypervisor id (default: all not down)').option('--json').action(async (h: string | undefined, opts) => (await vpsCli()).vpsSync(h, opts));
+
   const jobsCmd = program.command('jobs').description('jobs that touch hardware');
   jobsCmd
     .command('watch')

@@ -38,7 +38,7 @@ function cliLogger(config: Config) {
 }
 
 /** Run fn with a database and the app's services, as the CLI actor (audited as "cli:<user>"). */
-async function withApp<T>(fn: (get: <S>(cls: new (...a: never[]) => S) => S) => Promise<T>): Promise<T> {
+export async function withApp<T>(fn: (get: <S>(cls: new (...a: never[]) => S) => S) => Promise<T>): Promise<T> {
   const config = configFor();
   const rt = await openRuntime(config, cliLogger(config));
   const ctx = await NestFactory.createApplicationContext(AppModule.register(rt), { logger: false, abortOnError: false });
@@ -53,7 +53,7 @@ async function withApp<T>(fn: (get: <S>(cls: new (...a: never[]) => S) => S) => 
   }
 }
 
-function print(json: boolean, value: unknown, text: () => string): void {
+export function print(json: boolean, value: unknown, text: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : text());
 }
 

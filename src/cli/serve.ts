@@ -11,6 +11,7 @@ import { JobRepository } from '../jobs/job.repository';
 import { JobRegistry } from '../jobs/job-registry';
 import { JobQueue } from '../jobs/job-queue';
 import { HealthService } from '../modules/health/health.service';
+import { VpsSync } from '../modules/vps/vps-sync.service';
 import { PowerSync } from '../modules/power/power-sync.service';
 import { ConsoleReconciler } from '../modules/console/console-reconciler.service';
 import { TftpService } from '../modules/boot/tftp.service';
@@ -65,6 +66,7 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
     // The BMCs of this agent's site (or all of them): power-state sync and grant revocation.
     const siteIds = rt.config.role === 'agent' && rt.config.site ? [(await sites.resolve(rt.config.site)).id] : undefined;
     app.get(PowerSync).start(siteIds);
+    app.get(VpsSync).start(siteIds?.[0]);
     // Grants that ended while racksmith was down are revoked now, then on a schedule.
     await app.get(ConsoleReconciler).start(siteIds);
     // Network boot (off unless a boot address is configured).

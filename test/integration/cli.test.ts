@@ -9,7 +9,7 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 describe('racksmith CLI', () => {
-  it.each([[[]], [['serve']], [['migrate']], [['token']], [['token', 'create']], [['token', 'list']], [['token', 'revoke']], [['config']]])(
+  it.each([[[]], [['serve']], [['migrate']], [['token']], [['token', 'create']], [['token', 'list']], [['token', 'revoke']], [['config']], [['vps']], [['vps', 'create']]])(
     'has --help for %j',
     async (cmd) => {
       const res = await runCli([...cmd, '--help']);

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { startTestApp, type TestApp } from '../support/app';
-import { freePort } from '../support/cli';
+import { SECRET_KEY, startTestApp, type TestApp } from '../support/app';
+import { freePort, runCli } from '../support/cli';
 import { until } from '../support/wait';
 import { Database } from '../../src/database/database';
 import { FakeHypervisorDriver } from '../../src/drivers/hypervisor/fake-hypervisor.driver';
@@ -161,8 +161,59 @@ describe('VPS jobs', () => {
     expect((await t.request({ url: '/api/v1/vps/images/alma-9' })).status).toBe(404);
   });
 
+  it('syncs VM states with what the hypervisor says, leaving VMs a job works on to the job', async () => {
+    const host = await hypervisor({ driver: 'fake', ssh: { host: 'hv-sync.example', hostKeySha256: 'a'.repeat(64) } });
+    const make = async (name: string) => {
+      const r = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name, customer: 'cus-sync', vcpus: 1, ramMb: 512, diskGb: 10, baseImage: 'debian-12', sshKeys: [KEY], site: 'vj' } });
+      expect((await settled(r.json.job.id)).state).toBe('succeeded');
+      return r.json.vm.id as string;
+    };
+    // Only this host takes new VMs for the moment.
+    const others = (await t.request({ url: '/api/v1/hypervisors' })).json.filter((h: { id: string; state: string }) => h.id !== host.id && h.state === 'enabled');
+    for (const o of others) await t.request({ method: 'PATCH', url: `/api/v1/hypervisors/${o.id}`, body: { state: 'draining' } });
+    const [a, b] = [await make('sync-a'), await make('sync-b')];
+    for (const o of others) await t.request({ method: 'PATCH', url: `/api/v1/hypervisors/${o.id}`, body: { state: 'enabled' } });
+    const machine = (t.app.get(HypervisorDrivers).get('fake') as FakeHypervisorDriver).host(host.name);
+    machine.domains.get('sync-a')!.state = 'shut off';
+    machine.domains.delete('sync-b');
+    machine.domains.set('handmade', { xml: '<domain/>', state: 'running' });
+    const sync = await t.request({ method: 'POST', url: `/api/v1/hypervisors/${host.id}/sync` });
+    expect(sync.status).toBe(200);
+    expect(sync.json).toMatchObject({ error: null, vms: 2, unmanaged: ['handmade'] });
+    expect(sync.json.changed).toEqual(expect.arrayContaining([
+      { vmId: a, name: 'sync-a', from: 'running', to: 'stopped' },
+      { vmId: b, name: 'sync-b', from: 'running', to: 'missing' },
+    ]));
+    expect((await t.request({ url: `/api/v1/vps/${b}` })).json).toMatchObject({ state: 'missing', lastError: expect.stringContaining('no longer has this VM') });
+    const audit = await t.request({ url: `/api/v1/audit?targetId=${a}` });
+    expect(audit.json.items.map((e: { action: string }) => e.action)).toContain('vps.state_sync');
+    // Nothing new: nothing changes. A VM with a job in progress is left to its job.
+    expect((await t.request({ method: 'POST', url: `/api/v1/hypervisors/${host.id}/sync` })).json.changed).toEqual([]);
+    let release = () => {};
+    machine.holds.set('start sync-a', new Promise<void>((r) => (release = r)));
+    const start = await t.request({ method: 'POST', url: `/api/v1/vps/${a}/actions`, body: { action: 'start' } });
+    await until(() => jobs.get(start.json.id), (j) => j.state === 'running');
+    machine.domains.get('sync-a')!.state = 'paused';
+    expect((await t.request({ method: 'POST', url: `/api/v1/hypervisors/${host.id}/sync` })).json.changed).toEqual([]);
+    expect((await t.request({ url: `/api/v1/vps/${a}` })).json.state).toBe('stopped');
+    release();
+    machine.holds.clear();
+    expect((await settled(start.json.id)).state).toBe('succeeded');
+    expect((await t.request({ url: `/api/v1/vps/${a}` })).json.state).toBe('running');
+    // A host that can't be asked keeps its VMs' states and shows why.
+    machine.unreachable = true;
+    const down = await t.request({ method: 'POST', url: `/api/v1/hypervisors/${host.id}/sync` });
+    expect(down.json).toMatchObject({ error: expect.stringContaining('ECONNREFUSED'), changed: [] });
+    expect((await hv(host.id)).sync).toMatchObject({ error: expect.stringContaining('ECONNREFUSED') });
+    expect((await t.request({ url: `/api/v1/vps/${a}` })).json.state).toBe('running');
+    machine.unreachable = false;
+    const all = await t.request({ method: 'POST', url: '/api/v1/hypervisors/sync' });
+    expect(all.json.find((r: { hypervisorId: string }) => r.hypervisorId === host.id)).toMatchObject({ error: null });
+    expect((await hv(host.id)).sync).toMatchObject({ error: null, at: expect.any(String) });
+  });
+
   it('fails a create on an unreachable hypervisor with the SSH error, leaving nothing booked', async () => {
-    await t.request({ method: 'PATCH', url: `/api/v1/hypervisors/${(await t.request({ url: '/api/v1/hypervisors' })).json[0].id}`, body: { state: 'down' } });
+    for (const h of (await t.request({ url: '/api/v1/hypervisors' })).json) await t.request({ method: 'PATCH', url: `/api/v1/hypervisors/${h.id}`, body: { state: 'down' } });
     const host = await hypervisor({ ssh: { host: '127.0.0.1', port: await freePort(), privateKey: PRIVATE, hostKeySha256: 'b'.repeat(64) } });
     const res = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'db-1', customer: 'cus-v', vcpus: 1, ramMb: 1024, diskGb: 10, baseImage: 'debian-12', rootPassword: 'correct horse battery' } });
     expect(res.status).toBe(202);
@@ -171,5 +222,30 @@ describe('VPS jobs', () => {
     expect(done.error).toContain('ECONNREFUSED');
     expect((await t.request({ url: `/api/v1/vps/${res.json.vm.id}` })).json).toMatchObject({ state: 'failed', lastError: expect.stringContaining('ECONNREFUSED') });
     expect((await hv(host.id)).used).toEqual({ vcpus: 0, ramMb: 0, storageGb: 0 });
+  }, 60_000);
+
+  it('drives VMs from the racksmith vps CLI', async () => {
+    const env = { DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: SECRET_KEY };
+    // The unreachable host of the test before takes no VM; it is still asked by a sync of it alone.
+    const unreachable = (await t.request({ url: '/api/v1/hypervisors' })).json.find((h: { driver: string }) => h.driver === 'libvirt-over-ssh');
+    await t.request({ method: 'PATCH', url: `/api/v1/hypervisors/${unreachable.id}`, body: { state: 'down' } });
+    await hypervisor({ driver: 'fake', ssh: { host: 'hv-cli.example', hostKeySha256: 'a'.repeat(64) } });
+    const images = await runCli(['vps', 'images'], env);
+    expect(images.stdout).toMatch(/^debian-12\s+enabled/m);
+    const bad = await runCli(['vps', 'create', '--name', 'Bad Name', '--customer', 'c', '--vcpus', '1', '--ram-mb', '512', '--disk-gb', '10', '--image', 'debian-12', '--ssh-key', KEY], env);
+    expect(bad).toMatchObject({ code: 2, stderr: expect.stringContaining('name: expected a VM name') });
+    const created = await runCli(['vps', 'create', '--name', 'cli-1', '--customer', 'cus-cli', '--vcpus', '1', '--ram-mb', '512', '--disk-gb', '10', '--image', 'debian-12', '--ssh-key', KEY, '--json'], env);
+    expect(created.code).toBe(0);
+    const { vm, job } = JSON.parse(created.stdout);
+    expect((await settled(job.id)).state).toBe('succeeded');
+    const list = await runCli(['vps', 'list', '--customer', 'cus-cli'], env);
+    expect(list.stdout).toMatch(new RegExp(`^${vm.id}  running\\s+cli-1\\s+1 vCPU 512 MB 10 GB`, 'm'));
+    const start = await runCli(['vps', 'start', vm.id], env);
+    expect(start).toMatchObject({ code: 1, stderr: expect.stringContaining('(illegal_transition)') });
+    const stop = await runCli(['vps', 'stop', vm.id, '--force'], env);
+    expect(stop.stdout).toContain('racksmith jobs watch');
+    expect(await runCli(['vps', 'show', 'nope'], env)).toMatchObject({ code: 2 });
+    const sync = await runCli(['vps', 'sync', unreachable.id], env);
+    expect(sync).toMatchObject({ code: 1, stdout: expect.stringContaining('not reachable') });
   }, 60_000);
 });

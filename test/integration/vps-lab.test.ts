@@ -6,7 +6,7 @@ import { until } from '../support/wait';
 /**
  * The VPS jobs end to end against a real libvirtd over a real sshd (LAB.md): the hypervisor
  * fetches the image (checked by SHA-256) once, the VM boots and reads its seed, stop and start
- * work, a rebuild gives it a new cloud-init instance, delete leaves nothing; an image whose
+ * work, the status sync sees a VM powered off behind its back, a rebuild gives it a new cloud-init instance, delete leaves nothing; an image whose
  * SHA-256 is wrong fails the create with nothing left behind.
  */
 jest.setTimeout(600_000);
@@ -49,6 +49,13 @@ describe('VPS on a real libvirtd over SSH', () => {
     };
     await act('stop', { force: true });
     expect(lab.lv.virsh('domstate', name).trim()).toBe('shut off');
+    await act('start');
+    expect(lab.lv.virsh('domstate', name).trim()).toBe('running');
+    // Powered off behind racksmith's back: the status sync sees it.
+    lab.lv.virsh('destroy', name);
+    const sync = await t.request({ method: 'POST', url: `/api/v1/hypervisors/${lab.hypervisorId}/sync` });
+    expect(sync.json).toMatchObject({ error: null, changed: [{ name, from: 'running', to: 'stopped' }] });
+    expect((await t.request({ url: vmUrl })).json.state).toBe('stopped');
     await act('start');
     expect(lab.lv.virsh('domstate', name).trim()).toBe('running');
 

@@ -4,6 +4,8 @@ interface FakeHost {
   files: Map<string, string>;
   domains: Map<string, { xml: string; state: VmPowerState }>;
   unreachable: boolean;
+  /** Calls (such as `start web-1`) that wait until their promise resolves: a slow host, for tests of what happens meanwhile. */
+  holds: Map<string, Promise<void>>;
   calls: string[];
 }
 
@@ -14,12 +16,14 @@ export class FakeHypervisorDriver implements HypervisorDriver {
 
   host(name: string): FakeHost {
     let h = this.hosts.get(name);
-    if (!h) this.hosts.set(name, (h = { files: new Map(), domains: new Map(), unreachable: false, calls: [] }));
+    if (!h) this.hosts.set(name, (h = { files: new Map(), domains: new Map(), unreachable: false, holds: new Map(), calls: [] }));
     return h;
   }
 
-  private on(t: HypervisorTarget, call: string): FakeHost {
+  private async on(t: HypervisorTarget, call: string): Promise<FakeHost> {
     const h = this.host(t.name);
+    const hold = h.holds.get(call);
+    if (hold) await hold;
     if (h.unreachable) throw new HypervisorError(`cannot reach ${t.ssh.host}:${t.ssh.port} over SSH: connect ECONNREFUSED (fake)`);
     h.calls.push(call);
     return h;
@@ -36,13 +40,13 @@ export class FakeHypervisorDriver implements HypervisorDriver {
   }
 
   async poolPath(t: HypervisorTarget): Promise<string> {
-    this.on(t, 'pool');
+    await this.on(t, 'pool');
     return `/pool/${t.storagePool}`;
   }
 
   async ensureFile(t: HypervisorTarget, f: PoolFile): Promise<'present' | 'fetched'> {
     const path = `/pool/${t.storagePool}/${f.file}`;
-    const h = this.on(t, `ensure ${f.file}`);
+    const h = await this.on(t, `ensure ${f.file}`);
     if (h.files.has(path)) return 'present';
     if (!f.url) throw new HypervisorError(`${f.file} is not in storage pool ${t.storagePool} on ${t.name}, and its image names no URL to fetch it from`);
     h.files.set(path, `fetched from ${f.url}`);
@@ -50,62 +54,62 @@ export class FakeHypervisorDriver implements HypervisorDriver {
   }
 
   async list(t: HypervisorTarget): Promise<Map<string, VmPowerState>> {
-    return new Map([...this.on(t, 'list').domains].map(([name, d]) => [name, d.state]));
+    return new Map([...(await this.on(t, 'list')).domains].map(([name, d]) => [name, d.state]));
   }
 
   async createDisk(t: HypervisorTarget, vm: string, baseImage: string, sizeGb: number): Promise<string> {
     const path = `/pool/${t.storagePool}/${vm}.qcow2`;
-    this.on(t, `disk ${vm}`).files.set(path, `overlay of ${baseImage}, ${sizeGb}G`);
+    (await this.on(t, `disk ${vm}`)).files.set(path, `overlay of ${baseImage}, ${sizeGb}G`);
     return path;
   }
 
   async writeSeed(t: HypervisorTarget, vm: string, files: Record<string, string>): Promise<string> {
     const path = `/pool/${t.storagePool}/${vm}-seed.iso`;
-    this.on(t, `seed ${vm}`).files.set(path, JSON.stringify(files));
+    (await this.on(t, `seed ${vm}`)).files.set(path, JSON.stringify(files));
     return path;
   }
 
   async define(t: HypervisorTarget, vm: string, domainXml: string): Promise<void> {
-    const h = this.on(t, `define ${vm}`);
+    const h = await this.on(t, `define ${vm}`);
     h.domains.set(vm, { xml: domainXml, state: h.domains.get(vm)?.state ?? 'shut off' });
   }
 
   async start(t: HypervisorTarget, vm: string): Promise<void> {
-    this.on(t, `start ${vm}`);
+    await this.on(t, `start ${vm}`);
     this.domain(t, vm).state = 'running';
   }
 
   async stop(t: HypervisorTarget, vm: string): Promise<void> {
-    this.on(t, `stop ${vm}`);
+    await this.on(t, `stop ${vm}`);
     this.domain(t, vm).state = 'shut off';
   }
 
   async reboot(t: HypervisorTarget, vm: string): Promise<void> {
-    this.on(t, `reboot ${vm}`);
+    await this.on(t, `reboot ${vm}`);
     this.domain(t, vm);
   }
 
   async suspend(t: HypervisorTarget, vm: string): Promise<void> {
-    this.on(t, `suspend ${vm}`);
+    await this.on(t, `suspend ${vm}`);
     this.domain(t, vm).state = 'paused';
   }
 
   async resume(t: HypervisorTarget, vm: string): Promise<void> {
-    this.on(t, `resume ${vm}`);
+    await this.on(t, `resume ${vm}`);
     this.domain(t, vm).state = 'running';
   }
 
   async state(t: HypervisorTarget, vm: string): Promise<VmPowerState> {
-    return this.on(t, `state ${vm}`).domains.get(vm)?.state ?? 'absent';
+    return (await this.on(t, `state ${vm}`)).domains.get(vm)?.state ?? 'absent';
   }
 
   async resize(t: HypervisorTarget, vm: string): Promise<void> {
-    this.on(t, `resize ${vm}`);
+    await this.on(t, `resize ${vm}`);
     if (this.domain(t, vm).state !== 'shut off') throw new HypervisorError(`${vm} must be shut off to be resized`);
   }
 
   async remove(t: HypervisorTarget, vm: string): Promise<void> {
-    const h = this.on(t, `remove ${vm}`);
+    const h = await this.on(t, `remove ${vm}`);
     h.domains.delete(vm);
     for (const path of [...h.files.keys()]) if (path.includes(`/${vm}.`) || path.includes(`/${vm}-seed`)) h.files.delete(path);
   }

@@ -5,6 +5,8 @@ import { Database } from '../../database/database';
 import { describeConstraints } from '../../database/db-errors';
 import { AuditService } from '../audit/audit.service';
 import { DevicesService } from '../inventory/devices.service';
+import { HypervisorError, type HypervisorDriver, type HypervisorTarget } from '../../drivers/hypervisor/hypervisor-driver';
+import { HypervisorDrivers } from './hypervisor-drivers';
 import { VpsRepository, type HypervisorRow } from './vps.repository';
 import type { HypervisorInput, HypervisorUpdate } from './vps.schemas';
 
@@ -62,7 +64,21 @@ export class HypervisorsService {
     private readonly secrets: SecretBox,
     private readonly audit: AuditService,
     private readonly db: Database,
+    private readonly drivers: HypervisorDrivers,
   ) {}
+
+  /** The host's driver and how to reach it (its SSH key unsealed). */
+  async access(host: HypervisorRow): Promise<{ driver: HypervisorDriver; target: HypervisorTarget }> {
+    const key = await this.repo.sshKey(host.device_id);
+    if (host.driver !== 'fake' && (!key || !host.host_key_sha256)) throw new HypervisorError(`hypervisor ${host.name} has no SSH key or pinned host key`);
+    const target: HypervisorTarget = {
+      name: host.name,
+      ssh: { host: host.ssh_host, port: host.ssh_port, user: host.ssh_user, privateKey: key ? this.secrets.open(key) : '', hostKeySha256: host.host_key_sha256 ?? '' },
+      libvirtUri: host.libvirt_uri,
+      storagePool: host.storage_pool,
+    };
+    return { driver: this.drivers.get(host.driver), target };
+  }
 
   async get(id: string): Promise<HypervisorView> {
     const h = await this.repo.hypervisor(id);

@@ -12,6 +12,7 @@ import { SitesService } from '../inventory/sites.service';
 import { HypervisorsService } from './hypervisors.service';
 import { HYPERVISOR_STATES, IMAGE_NAME, hypervisorInput, hypervisorUpdate, vmImageInput, vpsInput, vpsRebuildInput } from './vps.schemas';
 import { VmImagesService } from './vm-images.service';
+import { VpsSync } from './vps-sync.service';
 import { VM_ACTIONS, VpsService } from './vps.service';
 
 class HypervisorBody extends createZodDto(hypervisorInput) {}
@@ -38,7 +39,19 @@ export class HypervisorsController {
   constructor(
     private readonly hypervisors: HypervisorsService,
     private readonly sites: SitesService,
+    private readonly sync: VpsSync,
   ) {}
+
+  @Post('sync') @Roles('admin', 'engineer') @HttpCode(200)
+  @ApiOperation({ summary: 'Run the VM status sync now on every hypervisor that is not down (it also runs every RACKSMITH_VPS_SYNC_INTERVAL): what changed, unreachable hosts, domains racksmith did not make' })
+  syncAll() {
+    return this.sync.syncAll();
+  }
+
+  @Post(':id/sync') @Roles('admin', 'engineer') @HttpCode(200) @ApiOperation({ summary: 'Run the VM status sync on one hypervisor now' })
+  syncOne(@Param('id', UuidParam) id: string) {
+    return this.sync.syncOne(id);
+  }
 
   @Get() @Roles(...READ_ROLES) @ApiOperation({ summary: 'Hypervisors with capacity, overcommit, what is used and what is free' })
   async list(@Query() q: HypervisorQuery) {

@@ -11,6 +11,7 @@ import { VmImagesRepository } from './vm-images.repository';
 import { VmImagesService } from './vm-images.service';
 import { VpsRepository } from './vps.repository';
 import { VpsService } from './vps.service';
+import { VpsSync } from './vps-sync.service';
 
 @Module({
   imports: [InventoryModule],
@@ -22,8 +23,9 @@ import { VpsService } from './vps.service';
     HypervisorsService,
     PlacementService,
     VpsService,
+    VpsSync,
     { provide: HypervisorDrivers, useFactory: () => new HypervisorDrivers([new LibvirtSshDriver(new SshConnections()), new FakeHypervisorDriver()]) },
   ],
-  exports: [HypervisorsService, PlacementService, VpsService, VmImagesService, HypervisorDrivers],
+  exports: [VpsSync, HypervisorsService, PlacementService, VpsService, VmImagesService, HypervisorDrivers],
 })
 export class VpsModule {}

@@ -202,6 +202,35 @@ export class VpsRepository {
     await this.db.rows(`UPDATE vms SET ${cols.map((c, i) => `${c} = $${i + 2}`).join(', ')}, updated_at = now() WHERE id = $1`, [id, ...cols.map((c) => changes[c])]);
   }
 
+  /** A host's VMs the status sync looks at: made, not being made or removed. */
+  syncableVms(hypervisorId: string): Promise<VmRow[]> {
+    return this.db.rows<VmRow>(`SELECT * FROM vms WHERE hypervisor_id = $1 AND state IN ('running', 'stopped', 'paused', 'missing') ORDER BY name`, [hypervisorId]);
+  }
+
+  /** Every VM name racksmith ever made on a host (deleted ones too): the rest of what the host runs is not ours. */
+  async vmNames(hypervisorId: string): Promise<Set<string>> {
+    return new Set((await this.db.rows<{ name: string }>('SELECT name FROM vms WHERE hypervisor_id = $1', [hypervisorId])).map((r) => r.name));
+  }
+
+  /**
+   * The state the sync saw, unless the VM changed since it looked (a later update, another job)
+   * or a job is working on it: false then.
+   */
+  async syncVmState(vm: VmRow, to: string, seenAt: Date, lastError: string | null): Promise<boolean> {
+    const rows = await this.db.rows(
+      `UPDATE vms v SET state = $3, last_error = coalesce($5, last_error), updated_at = now()
+        WHERE id = $1 AND state = $2 AND updated_at <= $4 AND job_id IS NOT DISTINCT FROM $6
+          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = v.job_id AND j.state IN ('queued', 'running'))
+        RETURNING id`,
+      [vm.id, vm.state, to, seenAt, lastError, vm.job_id],
+    );
+    return rows.length > 0;
+  }
+
+  async hypervisorSynced(id: string, error: string | null): Promise<void> {
+    await this.db.rows('UPDATE hypervisors SET synced_at = now(), sync_error = $2 WHERE device_id = $1', [id, error]);
+  }
+
   vm(id: string): Promise<VmRow | undefined> {
     return this.db.rows<VmRow>('SELECT * FROM vms WHERE id = $1', [id]).then((r) => r[0]);
   }

@@ -1,6 +1,5 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { ConflictError, NotFoundError, ValidationError } from '../../common/errors';
-import { SecretBox } from '../../common/secret-box';
 import { Database } from '../../database/database';
 import { HypervisorError, type HypervisorDriver, type HypervisorTarget } from '../../drivers/hypervisor/hypervisor-driver';
 import { JobRegistry, type TaskContext, type TaskDefinition } from '../../jobs/job-registry';
@@ -8,7 +7,7 @@ import { JobService, type JobView } from '../../jobs/job.service';
 import { AuditService } from '../audit/audit.service';
 import { SitesService } from '../inventory/sites.service';
 import { sha512Crypt } from '../servers/password-hash';
-import { HypervisorDrivers } from './hypervisor-drivers';
+import { HypervisorsService } from './hypervisors.service';
 import { PlacementService } from './placement.service';
 import { imageArtifacts, VmImagesService } from './vm-images.service';
 import { domainXml, seedFiles, vmMac } from './vm-config';
@@ -75,11 +74,10 @@ export class VpsService implements OnModuleInit {
     private readonly repo: VpsRepository,
     private readonly placement: PlacementService,
     private readonly images: VmImagesService,
-    private readonly drivers: HypervisorDrivers,
+    private readonly hypervisors: HypervisorsService,
     private readonly registry: JobRegistry,
     private readonly jobs: JobService,
     private readonly sites: SitesService,
-    private readonly secrets: SecretBox,
     private readonly audit: AuditService,
     private readonly db: Database,
   ) {}
@@ -277,15 +275,7 @@ export class VpsService implements OnModuleInit {
     const vm = await this.repo.vm(vmId);
     if (!vm) throw new NotFoundError('vm', vmId);
     const host = (await this.repo.hypervisor(vm.hypervisor_id))!;
-    const key = await this.repo.sshKey(host.device_id);
-    if (host.driver !== 'fake' && (!key || !host.host_key_sha256)) throw new HypervisorError(`hypervisor ${host.name} has no SSH key or pinned host key`);
-    const target: HypervisorTarget = {
-      name: host.name,
-      ssh: { host: host.ssh_host, port: host.ssh_port, user: host.ssh_user, privateKey: key ? this.secrets.open(key) : '', hostKeySha256: host.host_key_sha256 ?? '' },
-      libvirtUri: host.libvirt_uri,
-      storagePool: host.storage_pool,
-    };
-    return { vm, host, driver: this.drivers.get(host.driver), target };
+    return { vm, host, ...(await this.hypervisors.access(host)) };
   }
 
   /** The VM ends (deleted or failed): its capacity goes back to the host, once. */
