@@ -44,13 +44,17 @@ export class FakeHypervisorDriver implements HypervisorDriver {
     return `/pool/${t.storagePool}`;
   }
 
-  async ensureFile(t: HypervisorTarget, f: PoolFile): Promise<'present' | 'fetched'> {
-    const path = `/pool/${t.storagePool}/${f.file}`;
-    const h = await this.on(t, `ensure ${f.file}`);
-    if (h.files.has(path)) return 'present';
-    if (!f.url) throw new HypervisorError(`${f.file} is not in storage pool ${t.storagePool} on ${t.name}, and its image names no URL to fetch it from`);
-    h.files.set(path, `fetched from ${f.url}`);
-    return 'fetched';
+  async ensureFiles(t: HypervisorTarget, files: PoolFile[]): Promise<string[]> {
+    const h = await this.on(t, `ensure ${files.map((f) => f.file).join(' ')}`);
+    const fetched: string[] = [];
+    for (const f of files) {
+      const path = `/pool/${t.storagePool}/${f.file}`;
+      if (h.files.has(path)) continue;
+      if (!f.url) throw new HypervisorError(`${f.file} is not in the storage pool, and its image names no URL to fetch it from`);
+      h.files.set(path, `fetched from ${f.url}`);
+      fetched.push(f.file);
+    }
+    return fetched;
   }
 
   async list(t: HypervisorTarget): Promise<Map<string, VmPowerState>> {

@@ -36,10 +36,11 @@ export interface HypervisorDriver {
   /** The directory of the storage pool VM disks go in. */
   poolPath(t: HypervisorTarget): Promise<string>;
   /**
-   * A file of a base image in the pool: there already, or fetched from its URL on the host
-   * (checked against its SHA-256; concurrent fetches of one file wait for each other).
+   * The files of a base image in the pool: there already, or fetched from their URLs on the host
+   * (checked against their SHA-256; concurrent fetches of one file wait for each other). The
+   * names of those fetched.
    */
-  ensureFile(t: HypervisorTarget, file: PoolFile): Promise<'present' | 'fetched'>;
+  ensureFiles(t: HypervisorTarget, files: PoolFile[]): Promise<string[]>;
   /** Every VM defined on the host and its state (the status sync). */
   list(t: HypervisorTarget): Promise<Map<string, VmPowerState>>;
   /** A qcow2 overlay of `sizeGb` on the base image (a file name in the pool), replacing any disk the VM had; its path. */

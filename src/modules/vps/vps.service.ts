@@ -185,9 +185,8 @@ export class VpsService implements OnModuleInit {
         name: 'fetch-image',
         timeoutMs: 3_600_000,
         run: on(async ({ vm, driver, target }, ctx) => {
-          for (const f of imageArtifacts(await image(vm))) {
-            if ((await driver.ensureFile(target, f)) === 'fetched') await ctx.log(`${f.file} fetched onto ${target.name} from ${f.url}`);
-          }
+          const fetched = await driver.ensureFiles(target, imageArtifacts(await image(vm)));
+          if (fetched.length) await ctx.log(`fetched onto ${target.name}: ${fetched.join(', ')}`);
         }),
       },
       { name: 'create-disk', timeoutMs: 300_000, run: on(async ({ vm, driver, target }) => void (await driver.createDisk(target, vm.name, (await image(vm)).file, vm.disk_gb))) },
