@@ -7,6 +7,8 @@ import { until } from '../support/wait';
 import { signatureHeader, verifySignature } from '../../src/modules/billing/billing-signature';
 import { BillingProcessor } from '../../src/modules/billing/billing-processor.service';
 import { OrdersService } from '../../src/modules/billing/orders.service';
+import { HypervisorDrivers } from '../../src/modules/vps/hypervisor-drivers';
+import { FakeHypervisorDriver } from '../../src/drivers/hypervisor/fake-hypervisor.driver';
 import { OutboxService } from '../../src/modules/billing/outbox.service';
 import { BillingRepository } from '../../src/modules/billing/billing.repository';
 import { InstallService } from '../../src/modules/servers/install.service';
@@ -235,11 +237,18 @@ describe('the billing webhook', () => {
     expect((await t.request({ url: '/api/v1/billing/orders/ord-sus' })).json.suspendRequested).toBe(true);
   });
 
-  it('hands a paid order of a kind not automated yet to the work queue and tells billing it failed', async () => {
+  it('backorders a paid VPS order while no hypervisor has room, and tells billing', async () => {
+    expect((await t.request({ method: 'PUT', url: '/api/v1/vps/images/debian-12', body: { os: 'debian 12', file: 'debian-12.qcow2', url: 'https://images.example/debian-12.qcow2', sha256: 'd'.repeat(64) } })).status).toBe(201);
     await post(event('order.paid', { id: 'ord-vps', plan: 'vps-1' }));
     await drain();
-    expect((await t.request({ url: '/api/v1/billing/orders/ord-vps' })).json).toMatchObject({ state: 'failed', kind: 'vps', lastError: expect.stringContaining('not provisioned automatically yet') });
-    expect(await count("work_tasks WHERE ref_id = 'ord-vps' AND state = 'open'")).toBe(1);
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-vps' })).json).toMatchObject({ state: 'backordered', kind: 'vps', vmId: null });
+    // An image that is no longer usable fails the order (billing told why).
+    await t.request({ method: 'PUT', url: '/api/v1/vps/images/old-os', body: { os: 'old', file: 'old.qcow2', enabled: true } });
+    await post(event('order.paid', { id: 'ord-vps-old', plan: 'vps-1', options: { os: 'old-os' } }));
+    await t.request({ method: 'PUT', url: '/api/v1/vps/images/old-os', body: { os: 'old', file: 'old.qcow2', enabled: false } });
+    await drain();
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-vps-old' })).json).toMatchObject({ state: 'failed', lastError: expect.stringContaining('old-os is disabled') });
+    expect(await count("work_tasks WHERE ref_id = 'ord-vps' AND state = 'open' AND kind = 'backorder'")).toBe(1);
   });
 });
 
@@ -388,6 +397,57 @@ describe('an order from payment to termination, with the fake BMC', () => {
     expect(wiped.tasks!.map((x) => `${x.name}:${x.state}`)).toEqual(['mark-wiping:succeeded', 'power-off:succeeded', 'pxe-once:succeeded', 'power-on:succeeded', 'wait-for-wipe:succeeded', 'boot-from-disk:succeeded', 'mark-available:succeeded']);
     expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('available');
     expect((await jobs.logs(wipe.id)).map((l) => l.message)).toContain('disk wipe finished: wiped (quick) sda:457862MiB sdb:457862MiB');
+  }, 90_000);
+
+  it('makes a paid VPS order a VM, tells billing, pauses and resumes it, and removes it on termination', async () => {
+    const fake = t.app.get(HypervisorDrivers).get('fake') as FakeHypervisorDriver;
+    const device = (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: 'hv-billing', role: 'hypervisor', modelId } })).json;
+    expect((await t.request({ method: 'POST', url: '/api/v1/hypervisors', body: { deviceId: device.id, driver: 'fake', ssh: { host: 'hv-billing.example', hostKeySha256: 'a'.repeat(64) }, capacity: { vcpus: 4, ramMb: 4096, storageGb: 100 } } })).status).toBe(201);
+    const host = fake.host('hv-billing');
+    const jobs = t.app.get(JobService);
+
+    // The order backordered earlier gets the new room (filled oldest first, every 10 s).
+    const filled = await until(() => t.request({ url: '/api/v1/billing/orders/ord-vps' }), (r) => r.json.state === 'active', 40_000, 200);
+    expect(await count("work_tasks WHERE ref_id = 'ord-vps' AND state = 'open'")).toBe(0);
+    expect((await t.request({ url: `/api/v1/vps/${filled.json.vmId}` })).json).toMatchObject({ state: 'running', customer: 'cus-1', size: { vcpus: 1, ramMb: 1024, diskGb: 20 } });
+
+    // An image that does not exist is refused at the door.
+    expect((await post(event('order.paid', { id: 'ord-vps2', customer: 'cus-vps', plan: 'vps-1', options: { os: 'windows-11' } }))).json.error).toMatchObject({ field: 'order.options.os' });
+    expect((await post(event('order.paid', { id: 'ord-vps2', customer: 'cus-vps', plan: 'vps-1', options: { os: 'debian-12', hostname: 'shop.example.com', sshKeys: [KEY] } }))).status).toBe(202);
+    const active = await until(() => t.request({ url: '/api/v1/billing/orders/ord-vps2' }), (r) => r.json.state === 'active' || r.json.state === 'failed', 30_000, 200);
+    expect(active.json).toMatchObject({ state: 'active', kind: 'vps', vmId: expect.any(String), lastError: null });
+    const job = await jobs.get(active.json.jobId);
+    expect(job.tasks!.map((x) => x.name)).toEqual(['mark-creating', 'fetch-image', 'create-disk', 'write-seed', 'define', 'start', 'mark-running', 'notify']);
+    const vmUrl = `/api/v1/vps/${active.json.vmId}`;
+    const vm = (await t.request({ url: vmUrl })).json;
+    expect(vm).toMatchObject({ state: 'running', hostname: 'shop.example.com', baseImage: 'debian-12', customer: 'cus-vps' });
+    expect(JSON.parse(host.files.get(`/pool/default/${vm.name}-seed.iso`)!)['user-data']).toContain(KEY);
+    const provisioned = await until(async () => received.find((r) => r.body.type === 'order.provisioned' && r.body.order.id === 'ord-vps2'), (r) => !!r);
+    expect(provisioned!.body).toMatchObject({ order: { id: 'ord-vps2', plan: 'vps-1' }, service: { vm: vm.name, vmId: vm.id, site: 'lab', hostname: 'shop.example.com', image: 'debian-12', size: { vcpus: 1, ramMb: 1024, diskGb: 20 }, sshKeys: 1 } });
+    expect(provisioned!.body.service.rootPassword).toBeUndefined();
+    // The first order gave no key: a generated root password went to billing (and only a hash to the VM).
+    const first = await until(async () => received.find((r) => r.body.type === 'order.provisioned' && r.body.order.id === 'ord-vps'), (r) => !!r);
+    expect(first!.body.service.rootPassword).toMatch(/^[A-Za-z0-9]{20}$/);
+
+    // Suspended: the VM is paused; unsuspended: resumed; billing told each time.
+    await post(event('order.suspended', { id: 'ord-vps2', customer: 'cus-vps' }));
+    await until(() => t.request({ url: '/api/v1/billing/orders/ord-vps2' }), (r) => r.json.state === 'suspended', 30_000);
+    expect(host.domains.get(vm.name)!.state).toBe('paused');
+    expect((await t.request({ url: vmUrl })).json.state).toBe('paused');
+    await until(async () => received.find((r) => r.body.type === 'order.suspended' && r.body.order.id === 'ord-vps2'), (r) => !!r);
+    await post(event('order.unsuspended', { id: 'ord-vps2', customer: 'cus-vps' }));
+    await until(() => t.request({ url: '/api/v1/billing/orders/ord-vps2' }), (r) => r.json.state === 'active', 30_000);
+    expect(host.domains.get(vm.name)!.state).toBe('running');
+    await until(async () => received.find((r) => r.body.type === 'order.unsuspended' && r.body.order.id === 'ord-vps2'), (r) => !!r);
+
+    // Terminated: the VM and its disks are gone, its capacity free, billing told.
+    await post(event('order.terminated', { id: 'ord-vps2', customer: 'cus-vps' }));
+    await until(() => t.request({ url: '/api/v1/billing/orders/ord-vps2' }), (r) => r.json.state === 'terminated', 30_000);
+    expect(host.domains.has(vm.name)).toBe(false);
+    expect([...host.files.keys()].filter((f) => f.includes(vm.name))).toEqual([]);
+    expect((await t.request({ url: vmUrl })).json.state).toBe('deleted');
+    expect((await t.request({ url: `/api/v1/hypervisors/${device.id}` })).json.used).toEqual({ vcpus: 1, ramMb: 1024, storageGb: 20 });
+    await until(async () => received.find((r) => r.body.type === 'order.terminated' && r.body.order.id === 'ord-vps2'), (r) => !!r);
   }, 90_000);
 
   it('keeps an unacknowledged message and retries it; a replay sends it again', async () => {

@@ -1,5 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { signatureHeader } from '../../src/modules/billing/billing-signature';
+import { BillingProcessor } from '../../src/modules/billing/billing-processor.service';
 import { startVpsLab, type VpsLab } from '../support/vps-lab';
 import { until } from '../support/wait';
 
@@ -15,8 +17,9 @@ const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9o
 const TAG = String(process.pid);
 let lab: VpsLab;
 
+const SECRET = 'billing-secret-vps-lab-0123';
 beforeAll(async () => {
-  lab = await startVpsLab(TAG);
+  lab = await startVpsLab(TAG, { RACKSMITH_BILLING_SECRETS: SECRET });
 }, 120_000);
 afterAll(async () => {
   await lab?.stop();
@@ -87,5 +90,27 @@ describe('VPS on a real libvirtd over SSH', () => {
     expect(readdirSync(lab.lv.poolDir).filter((f) => f.endsWith('.part') || f.startsWith(name))).toEqual([]);
     expect((await t.request({ url: `/api/v1/vps/${res.json.vm.id}` })).json.state).toBe('failed');
     expect((await t.request({ url: `/api/v1/hypervisors/${lab.hypervisorId}` })).json.used).toEqual({ vcpus: 0, ramMb: 0, storageGb: 0 });
+  });
+
+  it('turns a signed order.paid for a VPS plan into a running VM and order.provisioned', async () => {
+    const { t } = lab;
+    expect((await t.request({ method: 'PUT', url: '/api/v1/billing/plans/vps-lab', body: { kind: 'vps', spec: { vcpus: 1, ramMb: 512, diskGb: 2, image: 'lab-busybox' } } })).status).toBe(201);
+    const order = `ord-lab-${TAG}`;
+    const body = JSON.stringify({ id: `evt-${order}`, type: 'order.paid', occurredAt: new Date().toISOString(), order: { id: order, customer: 'cus-lab-order', plan: 'vps-lab', options: { hostname: 'paid.example.com' } } });
+    const res = await t.request({ method: 'POST', url: '/webhooks/billing', payload: body, headers: { 'content-type': 'application/json', 'racksmith-signature': signatureHeader(SECRET, body) }, token: '' });
+    expect(res.status).toBe(202);
+    const processor = t.app.get(BillingProcessor);
+    while (await processor.processOne()) {
+      /* next */
+    }
+    const active = await until(() => t.request({ url: `/api/v1/billing/orders/${order}` }), (r) => ['active', 'failed'].includes(r.json.state), 180_000, 500);
+    expect(active.json).toMatchObject({ state: 'active', kind: 'vps' });
+    const vm = (await t.request({ url: `/api/v1/vps/${active.json.vmId}` })).json;
+    expect(vm).toMatchObject({ state: 'running', hostname: 'paid.example.com', customer: 'cus-lab-order' });
+    expect(lab.lv.virsh('domstate', vm.name).trim()).toBe('running');
+    const booted = await until(async () => lab.console(vm.name), (log) => /racksmith-vm: \d+ cpus/.test(log), 180_000, 500);
+    expect(seedLine(booted)).toContain(`local-hostname: paid`);
+    const outbox = (await t.request({ url: `/api/v1/billing/outbox?order=${order}` })).json.items;
+    expect(outbox.find((m: { type: string }) => m.type === 'order.provisioned')).toMatchObject({ hasSecrets: true, payload: { service: { vm: vm.name, hostname: 'paid.example.com', image: 'lab-busybox' } } });
   });
 });

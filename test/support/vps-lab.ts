@@ -40,7 +40,7 @@ export interface VpsLab {
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-export async function startVpsLab(tag: string): Promise<VpsLab> {
+export async function startVpsLab(tag: string, env: Record<string, string> = {}): Promise<VpsLab> {
   const dir = mkdtempSync(join(tmpdir(), 'racksmith-vps-lab-'));
   const images = join(dir, 'images');
   execFileSync('mkdir', ['-p', images]);
@@ -64,7 +64,7 @@ export async function startVpsLab(tag: string): Promise<VpsLab> {
   const httpPort = (http.address() as { port: number }).port;
   const imageUrl = (file: string) => `http://127.0.0.1:${httpPort}/${file}`;
 
-  const t = await startTestApp();
+  const t = await startTestApp(env);
   const jobs = t.app.get(JobService);
   const lv = await startLibvirtd(dir, tag);
   const sshd = await startSshd(await freePort());

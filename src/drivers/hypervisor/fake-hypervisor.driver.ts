@@ -2,7 +2,7 @@ import { HypervisorError, type HypervisorDriver, type HypervisorTarget, type Poo
 
 interface FakeHost {
   files: Map<string, string>;
-  domains: Map<string, { xml: string; state: VmPowerState }>;
+  domains: Map<string, { xml: string; state: VmPowerState; ipv4?: string }>;
   unreachable: boolean;
   /** Calls (such as `start web-1`) that wait until their promise resolves: a slow host, for tests of what happens meanwhile. */
   holds: Map<string, Promise<void>>;
@@ -110,6 +110,10 @@ export class FakeHypervisorDriver implements HypervisorDriver {
   async resize(t: HypervisorTarget, vm: string): Promise<void> {
     await this.on(t, `resize ${vm}`);
     if (this.domain(t, vm).state !== 'shut off') throw new HypervisorError(`${vm} must be shut off to be resized`);
+  }
+
+  async ipv4(t: HypervisorTarget, vm: string): Promise<string | null> {
+    return (await this.on(t, `ipv4 ${vm}`)).domains.get(vm)?.ipv4 ?? null;
   }
 
   async remove(t: HypervisorTarget, vm: string): Promise<void> {

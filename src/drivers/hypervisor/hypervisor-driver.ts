@@ -57,6 +57,8 @@ export interface HypervisorDriver {
   state(t: HypervisorTarget, vm: string): Promise<VmPowerState>;
   /** Offline: vCPUs and RAM of the definition, the disk grown (never shrunk). */
   resize(t: HypervisorTarget, vm: string, size: { vcpus: number; ramMb: number; diskGb: number }): Promise<void>;
+  /** The guest's IPv4 address as the host knows it (DHCP lease, else ARP), or null. */
+  ipv4(t: HypervisorTarget, vm: string): Promise<string | null>;
   /** Close what the driver keeps open (SSH connections). */
   close?(): Promise<void>;
   /** Stop, undefine and remove the VM's disk and seed; nothing left is not an error. */

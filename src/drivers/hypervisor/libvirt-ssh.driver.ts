@@ -191,6 +191,16 @@ export class LibvirtSshDriver implements HypervisorDriver {
     if (info['virtual-size'] < size.diskGb * 1024 ** 3) await this.run(t, ['qemu-img', 'resize', '-q', disk, `${size.diskGb}G`]);
   }
 
+  async ipv4(t: HypervisorTarget, vm: string): Promise<string | null> {
+    this.check(vm);
+    for (const source of ['lease', 'arp']) {
+      const r = await this.virsh(t, ['domifaddr', vm, '--source', source], { ok: () => true });
+      const m = /ipv4\s+(\d{1,3}(?:\.\d{1,3}){3})\//.exec(r.stdout);
+      if (m) return m[1]!;
+    }
+    return null;
+  }
+
   close(): Promise<void> {
     return this.ssh.close();
   }

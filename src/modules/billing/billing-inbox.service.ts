@@ -9,6 +9,8 @@ import { BillingRepository, type EventRow } from './billing.repository';
 import { billingEvent, type BillingEvent } from './billing.schemas';
 import { SIGNATURE_HEADER, verifySignature } from './billing-signature';
 import { PlansService } from './plans.service';
+import { OS_TEMPLATES } from '../servers/install.schemas';
+import { VmImagesService } from '../vps/vm-images.service';
 
 export interface Received {
   eventId: string;
@@ -56,6 +58,7 @@ export class BillingInbox {
   constructor(
     private readonly repo: BillingRepository,
     private readonly plans: PlansService,
+    private readonly images: VmImagesService,
     @Inject(AppConfig) private readonly config: Config,
     @Inject(LOGGER) private readonly log: Logger,
   ) {}
@@ -104,7 +107,11 @@ export class BillingInbox {
   private async checkPlan(e: BillingEvent): Promise<void> {
     const plan = await this.plans.find(e.order.plan!);
     if (!plan) throw new ValidationError(`order.plan: no plan ${e.order.plan} is configured here (GET /api/v1/billing/plans lists them)`, 'order.plan');
-    if (plan.kind !== 'dedicated' && e.order.options.os) throw new ValidationError(`order.options.os: plan ${plan.code} is a ${plan.kind} plan; an OS template is for dedicated servers`, 'order.options.os');
+    const os = e.order.options.os;
+    if (!os) return;
+    if (plan.kind === 'colocation') throw new ValidationError(`order.options.os: plan ${plan.code} is a colocation plan; an OS is for dedicated servers and VPS`, 'order.options.os');
+    if (plan.kind === 'dedicated' && !(OS_TEMPLATES as readonly string[]).includes(os)) throw new ValidationError(`order.options.os: plan ${plan.code} is a dedicated plan; the OS is one of ${OS_TEMPLATES.join(', ')}`, 'order.options.os');
+    if (plan.kind === 'vps' && !(await this.images.find(os))?.enabled) throw new ValidationError(`order.options.os: no image ${os} for VPS here (GET /api/v1/vps/images lists them)`, 'order.options.os');
   }
 
   list(f: { orderId?: string; state?: string }, limit: number, cursor?: string): Promise<Page<EventView>> {

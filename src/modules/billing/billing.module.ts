@@ -12,9 +12,10 @@ import { BillingRepository } from './billing.repository';
 import { OrdersService } from './orders.service';
 import { OutboxService } from './outbox.service';
 import { PlansService } from './plans.service';
+import { VpsModule } from '../vps/vps.module';
 
 @Module({
-  imports: [BmcModule, ConsoleModule, ColocationModule, InventoryModule, ServersModule, WorkQueueModule],
+  imports: [BmcModule, ConsoleModule, ColocationModule, InventoryModule, ServersModule, VpsModule, WorkQueueModule],
   controllers: [BillingController],
   providers: [BillingRepository, PlansService, BillingInbox, OrdersService, OutboxService, BillingProcessor],
   exports: [BillingInbox, BillingProcessor, PlansService, OrdersService, OutboxService],

@@ -39,6 +39,7 @@ export interface OrderRow {
   state: OrderState;
   site_id: string | null;
   server_id: string | null;
+  vm_id: string | null;
   job_id: string | null;
   install_job_id: string | null;
   access_enc: string | null;
@@ -194,8 +195,12 @@ export class BillingRepository {
   }
 
   /** Backordered orders, oldest first, locked (others skip them). */
-  lockBackordered(limit: number): Promise<OrderRow[]> {
-    return this.db.rows<OrderRow>(`SELECT * FROM orders WHERE state = 'backordered' ORDER BY backordered_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, [limit]);
+  lockBackordered(limit: number, after?: { at: Date; id: string }): Promise<OrderRow[]> {
+    return this.db.rows<OrderRow>(
+      `SELECT * FROM orders WHERE state = 'backordered' AND ($2::timestamptz IS NULL OR (backordered_at, id) > ($2, $3))
+        ORDER BY backordered_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      [limit, after?.at ?? null, after?.id ?? null],
+    );
   }
 
   /**

@@ -13,7 +13,7 @@ const siteCode = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'expected a site 
 
 export const orderOptions = z
   .object({
-    os: z.enum(OS_TEMPLATES).optional(),
+    os: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected an OS template (dedicated) or image name (vps), such as debian-12').optional().describe('Dedicated: an OS template; VPS: an image (GET /api/v1/vps/images)'),
     hostname: hostname.optional(),
     sshKeys: z.array(sshKey).max(20).optional(),
     site: siteCode.optional().describe('Preferred site; another is used when it has no stock'),
@@ -53,7 +53,16 @@ const dedicatedSpec = z
     defaultOs: z.enum(OS_TEMPLATES).default('debian-12'),
   })
   .strict();
-const vpsSpec = z.object({ vcpus: z.number().int().min(1).max(256), ramMb: z.number().int().min(256).max(4_194_304), diskGb: z.number().int().min(1).max(65536) }).strict();
+const vpsSpec = z
+  .object({
+    vcpus: z.number().int().min(1).max(256),
+    ramMb: z.number().int().min(256).max(4_194_304),
+    diskGb: z.number().int().min(1).max(65536),
+    image: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/).default('debian-12').describe('The image a VM is made from when the order names none'),
+    sites: z.array(siteCode).max(10).optional().describe('Sites the plan is sold in (default: any)'),
+  })
+  .strict();
+export type VpsSpec = z.infer<typeof vpsSpec>;
 const colocationSpec = z.object({ units: z.number().int().min(1).max(48), powerW: z.number().int().min(1).max(100_000), sites: z.array(siteCode).max(10).optional() }).strict();
 
 const SPECS = { dedicated: dedicatedSpec, vps: vpsSpec, colocation: colocationSpec } as const;

@@ -18,7 +18,11 @@ import { WipeService } from '../servers/wipe.service';
 import { WorkQueueService } from '../work-queue/work-queue.service';
 import { ColocationService } from '../colocation/colocation.service';
 import { BillingRepository, type EventRow, type OrderRow } from './billing.repository';
-import type { BillingEvent, DedicatedSpec } from './billing.schemas';
+import type { BillingEvent, DedicatedSpec, VpsSpec } from './billing.schemas';
+import { ConflictError, ValidationError } from '../../common/errors';
+import { createHash } from 'node:crypto';
+import type { OS_TEMPLATES } from '../servers/install.schemas';
+import { VpsService } from '../vps/vps.service';
 import { OutboxService } from './outbox.service';
 import { PlansService } from './plans.service';
 
@@ -26,6 +30,10 @@ export const ORDER_PROVISION = 'order-provision';
 export const ORDER_SUSPEND = 'order-suspend';
 export const ORDER_UNSUSPEND = 'order-unsuspend';
 export const ORDER_TERMINATE = 'order-terminate';
+export const ORDER_VPS_PROVISION = 'order-vps-provision';
+export const ORDER_VPS_SUSPEND = 'order-vps-suspend';
+export const ORDER_VPS_UNSUSPEND = 'order-vps-unsuspend';
+export const ORDER_VPS_TERMINATE = 'order-vps-terminate';
 
 export interface OrderView {
   id: string;
@@ -35,6 +43,7 @@ export interface OrderView {
   state: OrderRow['state'];
   siteId: string | null;
   serverId: string | null;
+  vmId: string | null;
   jobId: string | null;
   suspendRequested: boolean;
   lastError: string | null;
@@ -53,6 +62,7 @@ export function orderView(o: OrderRow): OrderView {
     state: o.state,
     siteId: o.site_id,
     serverId: o.server_id,
+    vmId: o.vm_id,
     jobId: o.job_id,
     suspendRequested: o.suspend_requested,
     lastError: o.last_error,
@@ -76,6 +86,12 @@ interface Access {
 }
 
 const PASSWORD_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+/** A VM name for an order id: readable, unique (a hash of the id keeps ids that differ only in punctuation apart). */
+export function vmNameFor(orderId: string): string {
+  const slug = orderId.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
+  return `vps-${slug ? `${slug}-` : ''}${createHash('sha256').update(orderId).digest('hex').slice(0, 6)}`;
+}
+
 const cause = (orderId: string, note?: string) => ({ type: 'billing' as const, id: orderId, note });
 
 /**
@@ -100,6 +116,7 @@ export class OrdersService implements OnModuleInit {
     private readonly devices: DevicesService,
     private readonly work: WorkQueueService,
     private readonly colocation: ColocationService,
+    private readonly vps: VpsService,
     private readonly audit: AuditService,
     private readonly secrets: SecretBox,
     private readonly db: Database,
@@ -146,6 +163,7 @@ export class OrdersService implements OnModuleInit {
       ],
       onEnd: (end) => this.stuck(end, 'unsuspend'),
     });
+    this.defineVpsJobs();
     this.registry.define({
       kind: ORDER_TERMINATE,
       hardware: true,
@@ -154,6 +172,41 @@ export class OrdersService implements OnModuleInit {
         { name: 'power-off', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'off')) },
         { name: 'release', run: (ctx) => this.release(ctx) },
       ],
+      onEnd: (end) => this.stuck(end, 'terminate'),
+    });
+  }
+
+  /** A VPS order's jobs: the VM made (VPS issue), then billing told; suspend pauses it, terminate removes it. */
+  private defineVpsJobs(): void {
+    this.registry.define({
+      kind: ORDER_VPS_PROVISION,
+      hardware: false,
+      tasks: [...this.vps.createTasks(), { name: 'notify', run: (ctx) => this.notifyVps(ctx) }],
+      onRetry: async (job) => {
+        await this.vps.createRetried(job);
+        await this.repo.updateOrder(String(job.params.orderId), { state: 'provisioning', last_error: null });
+      },
+      onEnd: async (end) => {
+        await this.vps.createEnded(end);
+        await this.orderFailed(end);
+      },
+    });
+    this.registry.define({
+      kind: ORDER_VPS_SUSPEND,
+      hardware: false,
+      tasks: [this.vps.actionTask('suspend'), { name: 'mark-suspended', run: (ctx) => this.settleVps(ctx, 'suspended') }],
+      onEnd: (end) => this.stuck(end, 'suspend'),
+    });
+    this.registry.define({
+      kind: ORDER_VPS_UNSUSPEND,
+      hardware: false,
+      tasks: [this.vps.actionTask('resume'), { name: 'mark-active', run: (ctx) => this.settleVps(ctx, 'active') }],
+      onEnd: (end) => this.stuck(end, 'unsuspend'),
+    });
+    this.registry.define({
+      kind: ORDER_VPS_TERMINATE,
+      hardware: false,
+      tasks: [...this.vps.deleteTasks(), { name: 'mark-terminated', run: (ctx) => this.terminatedVps(ctx) }],
       onEnd: (end) => this.stuck(end, 'terminate'),
     });
   }
@@ -188,20 +241,62 @@ export class OrdersService implements OnModuleInit {
     let row = order ? await this.repo.updateOrder(order.id, { ...fields, state: 'provisioning' }) : await this.repo.insertOrder({ id: e.order.id, ...fields, state: 'provisioning' });
     await this.audit.record({ action: 'order.paid', targetType: 'order', targetId: row.id, changes: { plan: row.plan, kind: row.kind } });
     if (!plan) return this.fail(row, `plan ${e.order.plan} does not exist (any more)`);
-    if (plan.kind === 'vps') {
-      // VPS orders wait for the VPS capability (hypervisors, placement): a person does it meanwhile.
-      const site = await this.siteFor(row);
-      await this.work.open(site, 'other', `Set up paid vps order ${row.id} (plan ${plan.code}) for customer ${row.customer} by hand`, { type: 'order', id: row.id }, { plan: plan.code, spec: plan.spec });
-      row = await this.repo.updateOrder(row.id, { state: 'failed', last_error: `vps orders are not provisioned automatically yet; the site's work queue has a task` });
-      await this.outbox.add(row.id, 'order.failed', { order: this.ref(row), reason: row.last_error });
-      return { state: 'processed', result: 'vps order handed to the work queue' };
-    }
     return this.place(row);
   }
 
   /** Provision what the order's plan means (a server, or rack space), or backorder it. */
   private place(order: OrderRow): Promise<Applied> {
-    return order.kind === 'colocation' ? this.placeColocation(order) : this.placeServer(order);
+    if (order.kind === 'colocation') return this.placeColocation(order);
+    return order.kind === 'vps' ? this.placeVps(order) : this.placeServer(order);
+  }
+
+  /**
+   * A VPS order: the VM placed (the preferred site first, then the plan's sites or any) and its
+   * provisioning job started; no host with room → backordered; an image that is not (any more)
+   * usable → failed.
+   */
+  private async placeVps(order: OrderRow): Promise<Applied> {
+    const spec = order.plan_spec as VpsSpec;
+    const opts = order.options as BillingEvent['order']['options'];
+    const planSites = await this.preferredSites({ ...order, options: {} });
+    if (spec.sites?.length && !planSites.length) return this.backorder(order, `site among ${spec.sites.join(', ')}`);
+    const preferred = opts.site ? (await this.sites.resolve(opts.site).catch(() => null))?.id : undefined;
+    const rounds = [...(preferred && (!spec.sites?.length || planSites.includes(preferred)) ? [[preferred]] : []), planSites];
+    const access: Access = {};
+    if (!opts.sshKeys?.length) access.rootPassword = randomString(20, PASSWORD_ALPHABET);
+    const name = vmNameFor(order.id);
+    const input = {
+      name,
+      hostname: opts.hostname ?? name,
+      customer: order.customer,
+      vcpus: spec.vcpus,
+      ramMb: spec.ramMb,
+      diskGb: spec.diskGb,
+      baseImage: opts.os ?? spec.image ?? 'debian-12',
+      sshKeys: opts.sshKeys ?? [],
+      rootPassword: access.rootPassword,
+      antiAffinity: false,
+      orderId: order.id,
+    };
+    for (const siteIds of rounds) {
+      try {
+        const { vm, job } = await this.vps.create(input, { kind: ORDER_VPS_PROVISION, params: { orderId: order.id }, siteIds });
+        await this.repo.updateOrder(order.id, {
+          state: 'provisioning',
+          vm_id: vm.id,
+          site_id: vm.siteId,
+          job_id: job.id,
+          access_enc: Object.keys(access).length ? this.secrets.seal(JSON.stringify(access)) : null,
+          last_error: null,
+        });
+        if (order.state === 'backordered') await this.work.closeFor({ type: 'order', id: order.id }, 'backorder', 'VPS capacity became available');
+        return { state: 'processed', result: `VM ${vm.name} placed on hypervisor ${vm.hypervisorId}; provisioning job ${job.id}` };
+      } catch (err) {
+        if (err instanceof ValidationError) return this.fail(order, `the VM cannot be made: ${err.message}`);
+        if (!(err instanceof ConflictError && err.code === 'no_capacity')) throw err;
+      }
+    }
+    return this.backorder(order, `hypervisor with room for ${spec.vcpus} vCPU, ${spec.ramMb} MB RAM and ${spec.diskGb} GB`);
   }
 
   /** Backordered: the site's work queue and billing are told; filled oldest first when stock returns. */
@@ -243,7 +338,7 @@ export class OrdersService implements OnModuleInit {
     const access: Access = {};
     if (!opts.sshKeys?.length) access.rootPassword = randomString(20, PASSWORD_ALPHABET);
     const params = await this.install.installParams({
-      os: opts.os ?? spec.defaultOs,
+      os: (opts.os as (typeof OS_TEMPLATES)[number] | undefined) ?? spec.defaultOs,
       hostname: opts.hostname ?? `srv-${order.id.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 63).replace(/-+$/, ''),
       sshKeys: opts.sshKeys ?? [],
       rootPassword: access.rootPassword,
@@ -272,6 +367,7 @@ export class OrdersService implements OnModuleInit {
     if (order.state_event_at && order.state_event_at > at) return { state: 'ignored', result: 'a later suspend/unsuspend was already applied' };
     await this.repo.updateOrder(order.id, { suspend_requested: true, state_event_at: at });
     if (order.kind === 'colocation' && order.state === 'active') return this.colocationBy(order, 'suspended', 'Suspend', 'cut the power outlets and site access of the customer\'s equipment, as the suspension policy says');
+    if (order.kind === 'vps') return this.vpsPower(order, 'suspend');
     if (order.state === 'active') {
       const job = await this.serverJob(order, ORDER_SUSPEND);
       await this.repo.updateOrder(order.id, { state: 'suspending', job_id: job });
@@ -293,6 +389,7 @@ export class OrdersService implements OnModuleInit {
     if (order.state_event_at && order.state_event_at > at) return { state: 'ignored', result: 'a later suspend/unsuspend was already applied' };
     await this.repo.updateOrder(order.id, { suspend_requested: false, state_event_at: at });
     if (order.kind === 'colocation' && order.state === 'suspended') return this.colocationBy(order, 'active', 'Unsuspend', 'restore the power outlets and site access of the customer\'s equipment');
+    if (order.kind === 'vps') return this.vpsPower(order, 'resume');
     if (order.state === 'suspended' || order.state === 'suspending') {
       const job = await this.serverJob(order, ORDER_UNSUSPEND, order.state === 'suspending');
       await this.repo.updateOrder(order.id, { state: 'unsuspending', job_id: job });
@@ -307,6 +404,7 @@ export class OrdersService implements OnModuleInit {
       return { state: 'processed', result: 'terminated before it was paid: a later payment event is ignored' };
     }
     if (order.state === 'terminated' || order.state === 'terminating') return { state: 'ignored', result: `order is already ${order.state}` };
+    if (order.vm_id) return this.terminateVps(order, at);
     if (!order.server_id) {
       const row = await this.repo.updateOrder(order.id, { state: 'terminated', state_event_at: at });
       await this.work.closeFor({ type: 'order', id: order.id }, 'backorder', 'order terminated');
@@ -325,6 +423,39 @@ export class OrdersService implements OnModuleInit {
     return { state: 'processed', result: `terminating: job ${job}` };
   }
 
+  /**
+   * Suspend (pause) or resume a VPS order's VM, when its state calls for it; while another of its
+   * jobs runs, the wish is recorded and the job that ends settles it (see settleVps).
+   */
+  private async vpsPower(order: OrderRow, action: 'suspend' | 'resume'): Promise<Applied> {
+    const due = action === 'suspend' ? order.state === 'active' : order.state === 'suspended';
+    if (!due) return { state: 'processed', result: `order is ${order.state}: ${action === 'suspend' ? 'suspension' : 'unsuspension'} recorded; applied when its current job ends` };
+    const job = await this.vps.act(order.vm_id!, action, false, { kind: action === 'suspend' ? ORDER_VPS_SUSPEND : ORDER_VPS_UNSUSPEND, params: { orderId: order.id } });
+    await this.repo.updateOrder(order.id, { state: action === 'suspend' ? 'suspending' : 'unsuspending', job_id: job.id });
+    return { state: 'processed', result: `${action === 'suspend' ? 'suspending' : 'unsuspending'}: job ${job.id}` };
+  }
+
+  /**
+   * A VPS order terminated: a provisioning still running is cancelled (it removes what it made);
+   * a VM that exists is removed by a terminate job. While the VM is busy the event is tried again.
+   */
+  private async terminateVps(order: OrderRow, at: Date): Promise<Applied> {
+    const running = order.job_id ? await this.jobs.get(order.job_id).catch(() => null) : null;
+    if (order.state === 'provisioning' && running && (running.state === 'queued' || running.state === 'running')) {
+      if (!running.cancelRequested) await this.jobs.cancel(running.id);
+      throw new ConflictError('vm_busy', `order ${order.id}: its provisioning job ${running.id} is being cancelled; the termination follows`, { jobId: running.id });
+    }
+    const vm = await this.vps.get(order.vm_id!);
+    if (vm.state === 'failed' || vm.state === 'deleted') {
+      const row = await this.repo.updateOrder(order.id, { state: 'terminated', state_event_at: at, access_enc: null });
+      await this.outbox.add(order.id, 'order.terminated', { order: this.ref(row) });
+      return { state: 'processed', result: `terminated; its VM was already ${vm.state}` };
+    }
+    const job = await this.vps.remove(vm.id, { kind: ORDER_VPS_TERMINATE, params: { orderId: order.id } });
+    await this.repo.updateOrder(order.id, { state: 'terminating', job_id: job.id, state_event_at: at });
+    return { state: 'processed', result: `terminating: job ${job.id} removes VM ${vm.name}` };
+  }
+
   /** Colocation has no hardware racksmith drives: the state changes, a person acts, billing is told. */
   private async colocationBy(order: OrderRow, to: 'active' | 'suspended', verb: string, what: string): Promise<Applied> {
     const row = await this.repo.updateOrder(order.id, { state: to });
@@ -340,16 +471,32 @@ export class OrdersService implements OnModuleInit {
     return job.id;
   }
 
-  /** Backordered orders, oldest first, get the servers that became available. The number placed. */
-  async fillBackorders(limit = 50): Promise<number> {
-    return this.db.transaction(async () => {
-      let placed = 0;
-      for (const order of await this.repo.lockBackordered(limit)) {
-        const r = await this.db.withLock(`racksmith:order:${order.id}`, async () => this.place((await this.repo.lockOrder(order.id))!));
-        if (r.state === 'processed') placed++;
-      }
-      return placed;
-    });
+  /**
+   * Backordered orders, oldest first, get what became available (servers, hypervisor room, rack
+   * space). All of them are looked at, a page per transaction; once an order of a plan found
+   * nothing, the later orders of that plan wait for the next round (they would find nothing
+   * either), so a long queue of one plan never starves the others. The number placed.
+   */
+  async fillBackorders(page = 50, maxPages = 100): Promise<number> {
+    let placed = 0;
+    const stuck = new Set<string>();
+    let after: { at: Date; id: string } | undefined;
+    for (let i = 0; i < maxPages; i++) {
+      const orders = await this.db.transaction(async () => {
+        const rows = await this.repo.lockBackordered(page, after);
+        for (const order of rows) {
+          if (stuck.has(String(order.plan))) continue;
+          const r = await this.db.withLock(`racksmith:order:${order.id}`, async () => this.place((await this.repo.lockOrder(order.id))!));
+          if (r.state === 'processed') placed++;
+          else stuck.add(String(order.plan));
+        }
+        return rows;
+      });
+      if (orders.length < page) break;
+      const last = orders[orders.length - 1]!;
+      after = { at: last.backordered_at!, id: last.id };
+    }
+    return placed;
   }
 
   // ---- job steps
@@ -398,6 +545,56 @@ export class OrdersService implements OnModuleInit {
         await this.repo.updateOrder(order.id, { state: 'suspending', job_id: job });
         await ctx.log(`the order was suspended in billing meanwhile: suspend job ${job} follows`);
       }
+    });
+  }
+
+  /** order.provisioned for a VPS: the VM, its address (as its hypervisor knows it) and a generated root password when no SSH key was given. */
+  private async notifyVps(ctx: TaskContext): Promise<void> {
+    await this.db.withLock(`racksmith:order:${String(ctx.params.orderId)}`, async () => {
+      const order = (await this.repo.lockOrder(String(ctx.params.orderId)))!;
+      if (order.state !== 'provisioning') return ctx.log(`the order is ${order.state}: nothing to report`);
+      const vm = await this.vps.get(String(ctx.params.vmId));
+      const site = await this.sites.resolve(vm.siteId);
+      const { rootPassword } = this.access(order);
+      const payload = {
+        order: this.ref(order),
+        service: { vm: vm.name, vmId: vm.id, site: site.code, hostname: vm.hostname, image: vm.baseImage, size: vm.size, ipv4: await this.vps.ipv4(vm.id), sshKeys: (ctx.params.sshKeys as string[]).length },
+      };
+      await this.outbox.add(order.id, 'order.provisioned', payload, rootPassword ? { service: { rootPassword } } : undefined);
+      await this.repo.updateOrder(order.id, { state: 'active', access_enc: null });
+      await this.audit.record({ action: 'order.provisioned', targetType: 'order', targetId: order.id, changes: { vmId: vm.id } });
+      await ctx.log(`order ${order.id} provisioned; the billing system is told`);
+      if (order.suspend_requested) await this.vpsFollow({ ...order, state: 'active' }, ctx);
+    });
+  }
+
+  /** The end of a VPS suspend or unsuspend: billing told; a wish that came meanwhile (suspend ↔ unsuspend) follows. */
+  private async settleVps(ctx: TaskContext, to: 'active' | 'suspended'): Promise<void> {
+    await this.db.withLock(`racksmith:order:${String(ctx.params.orderId)}`, async () => {
+      const order = (await this.repo.lockOrder(String(ctx.params.orderId)))!;
+      const row = await this.repo.updateOrder(order.id, { state: to, last_error: null });
+      await this.outbox.add(order.id, to === 'suspended' ? 'order.suspended' : 'order.unsuspended', { order: this.ref(row) });
+      await ctx.log(`order ${order.id} ${to}`);
+      await this.vpsFollow(row, ctx);
+    });
+  }
+
+  /** Start the suspend or unsuspend the order's recorded wish calls for, if its state differs. */
+  private async vpsFollow(order: OrderRow, ctx: TaskContext): Promise<void> {
+    const action = order.state === 'active' && order.suspend_requested ? 'suspend' : order.state === 'suspended' && !order.suspend_requested ? 'resume' : null;
+    if (!action) return;
+    const job = await this.vps.act(order.vm_id!, action, false, { kind: action === 'suspend' ? ORDER_VPS_SUSPEND : ORDER_VPS_UNSUSPEND, params: { orderId: order.id }, own: ctx.jobId });
+    await this.repo.updateOrder(order.id, { state: action === 'suspend' ? 'suspending' : 'unsuspending', job_id: job.id });
+    await ctx.log(`billing ${action === 'suspend' ? 'suspended' : 'unsuspended'} the order meanwhile: job ${job.id} follows`);
+  }
+
+  private async terminatedVps(ctx: TaskContext): Promise<void> {
+    await this.db.withLock(`racksmith:order:${String(ctx.params.orderId)}`, async () => {
+      const order = (await this.repo.lockOrder(String(ctx.params.orderId)))!;
+      if (order.state === 'terminated') return ctx.log('the order is already terminated');
+      const row = await this.repo.updateOrder(order.id, { state: 'terminated', access_enc: null });
+      await this.outbox.add(order.id, 'order.terminated', { order: this.ref(row) });
+      await ctx.log(`order ${order.id} terminated; its VM is removed and its capacity free`);
     });
   }
 

@@ -2,7 +2,7 @@ import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { ConflictError, NotFoundError, ValidationError } from '../../common/errors';
 import { Database } from '../../database/database';
 import { HypervisorError, type HypervisorDriver, type HypervisorTarget } from '../../drivers/hypervisor/hypervisor-driver';
-import { JobRegistry, type TaskContext, type TaskDefinition } from '../../jobs/job-registry';
+import { JobRegistry, type JobEnd, type TaskContext, type TaskDefinition } from '../../jobs/job-registry';
 import { JobService, type JobView } from '../../jobs/job.service';
 import { AuditService } from '../audit/audit.service';
 import { SitesService } from '../inventory/sites.service';
@@ -31,6 +31,13 @@ interface Handle {
   host: HypervisorRow;
   driver: HypervisorDriver;
   target: HypervisorTarget;
+}
+
+/** A job made for the VM under another kind (a VPS order's), with its own params; `own` is the caller's job, which the VM may still be busy with. */
+export interface JobAs {
+  kind: string;
+  params: Record<string, unknown>;
+  own?: string;
 }
 
 export interface VmView {
@@ -84,63 +91,29 @@ export class VpsService implements OnModuleInit {
 
   onModuleInit(): void {
     const on = this.on.bind(this);
-    this.registry.define({
-      kind: VPS_CREATE,
-      hardware: false,
-      tasks: [{ name: 'mark-creating', run: async (ctx) => this.repo.setVmState(String(ctx.params.vmId), 'creating') }, ...this.buildTasks()],
-      // A create that did not finish leaves nothing behind: what was made is removed, the capacity given back.
-      onEnd: async (end) => {
-        const id = String(end.params.vmId);
-        let cleaned: string | null = null;
-        try {
-          const { vm, driver, target } = await this.handle(id);
-          await driver.remove(target, vm.name);
-        } catch (err) {
-          cleaned = (err as Error).message;
-        }
-        await this.release(id, 'failed', end.error ?? end.state);
-        await end.log(cleaned ? `could not clean up on the hypervisor: ${cleaned}` : 'what the create made on the hypervisor was removed; its capacity is free again', cleaned ? 'error' : 'warn');
-      },
-    });
+    this.registry.define({ kind: VPS_CREATE, hardware: false, tasks: this.createTasks(), onRetry: (job) => this.createRetried(job), onEnd: (end) => this.createEnded(end) });
     this.registry.define({
       kind: VPS_REBUILD,
       hardware: false,
       tasks: [
         { name: 'power-off', timeoutMs: 120_000, run: on(async ({ vm, driver, target }) => driver.stop(target, vm.name, true)) },
-        ...this.buildTasks(),
+        ...this.buildTasks('power-off'),
       ],
+      onRetry: async (job) => this.repo.setVmState(String(job.params.vmId), 'rebuilding'),
       // The VM keeps its place (and its booking); it needs another rebuild or a delete.
       onEnd: async (end) => {
         await this.repo.setVmState(String(end.params.vmId), 'error', `rebuild ${end.state}: ${end.error ?? ''}`.trim());
         await end.log('the rebuild did not finish: the VM is in state error (rebuild it again or delete it)', 'error');
       },
     });
-    this.registry.define({
-      kind: VPS_DELETE,
-      hardware: false,
-      tasks: [
-        { name: 'remove', timeoutMs: 300_000, run: on(async ({ vm, driver, target }) => driver.remove(target, vm.name)) },
-        { name: 'release', run: async (ctx) => this.release(String(ctx.params.vmId), 'deleted', null) },
-      ],
-    });
+    this.registry.define({ kind: VPS_DELETE, hardware: false, tasks: this.deleteTasks() });
     // Power actions: one driver call, then the state it leaves the VM in.
-    for (const [action, after] of Object.entries(ACTION_STATE) as [VmAction, string][]) {
+    for (const action of VM_ACTIONS) {
       this.registry.define({
         kind: `vps-${action}`,
         hardware: false,
         tasks: [
-          {
-            name: action,
-            timeoutMs: 180_000,
-            run: on(async ({ vm, driver, target }, ctx) => {
-              if (action === 'start') await driver.start(target, vm.name);
-              else if (action === 'stop') await driver.stop(target, vm.name, ctx.params.force === true);
-              else if (action === 'reboot') await driver.reboot(target, vm.name);
-              else if (action === 'suspend') await driver.suspend(target, vm.name);
-              else await driver.resume(target, vm.name);
-              await this.repo.setVmState(vm.id, after);
-            }),
-          },
+          this.actionTask(action),
         ],
       });
     }
@@ -169,18 +142,73 @@ export class VpsService implements OnModuleInit {
     return async (ctx) => fn(await this.handle(String(ctx.params.vmId)), ctx);
   }
 
+  /** A create job's tasks (also the start of a VPS order's provisioning): the VM marked, then made. */
+  createTasks(): TaskDefinition[] {
+    return [{ name: 'mark-creating', run: async (ctx) => this.repo.setVmState(String(ctx.params.vmId), 'creating') }, ...this.buildTasks('mark-creating')];
+  }
+
+  /** A create that did not finish leaves nothing behind: what was made is removed, the capacity given back. */
+  async createEnded(end: JobEnd): Promise<void> {
+    const id = String(end.params.vmId);
+    let cleaned: string | null = null;
+    try {
+      const { vm, driver, target } = await this.handle(id);
+      await driver.remove(target, vm.name);
+    } catch (err) {
+      cleaned = (err as Error).message;
+    }
+    await this.release(id, 'failed', end.error ?? end.state);
+    await end.log(cleaned ? `could not clean up on the hypervisor: ${cleaned}` : 'what the create made on the hypervisor was removed; its capacity is free again', cleaned ? 'error' : 'warn');
+  }
+
+  /** A failed create tried again: its capacity is booked again (409 `no_capacity` if its host has no room now). */
+  async createRetried(job: { params: Record<string, unknown> }): Promise<void> {
+    await this.db.transaction(async () => {
+      const vm = await this.repo.lockVm(String(job.params.vmId));
+      if (!vm || vm.state !== 'failed') return;
+      if (!(await this.repo.rebook(vm.hypervisor_id, { vcpus: vm.vcpus, ramMb: vm.ram_mb, diskGb: vm.disk_gb }, 1))) {
+        throw new ConflictError('no_capacity', `the hypervisor of VM ${vm.name} has no room for it any more: create a new VM instead`, {});
+      }
+      await this.repo.updateVm(vm.id, { state: 'placed', last_error: null });
+    });
+  }
+
+  /** Undefine the VM and remove its disks, then give its capacity back. */
+  deleteTasks(): TaskDefinition[] {
+    return [
+      { name: 'remove', timeoutMs: 300_000, run: this.on(async ({ vm, driver, target }) => driver.remove(target, vm.name)) },
+      { name: 'release', run: async (ctx) => this.release(String(ctx.params.vmId), 'deleted', null) },
+    ];
+  }
+
+  /** One power action on the VM, then the state it leaves the VM in. */
+  actionTask(action: VmAction): TaskDefinition {
+    return {
+      name: action,
+      timeoutMs: 180_000,
+      run: this.on(async ({ vm, driver, target }, ctx) => {
+        if (action === 'start') await driver.start(target, vm.name);
+        else if (action === 'stop') await driver.stop(target, vm.name, ctx.params.force === true);
+        else if (action === 'reboot') await driver.reboot(target, vm.name);
+        else if (action === 'suspend') await driver.suspend(target, vm.name);
+        else await driver.resume(target, vm.name);
+        await this.repo.setVmState(vm.id, ACTION_STATE[action]);
+      }),
+    };
+  }
+
   /**
    * The steps that make a VM on its host from its image (create and rebuild): the image's files
    * in the pool (fetched once per host), a fresh overlay disk, the seed, the domain, start.
    */
-  private buildTasks(): TaskDefinition[] {
+  private buildTasks(first: string): TaskDefinition[] {
     const on = this.on.bind(this);
     const image = async (vm: VmRow) => {
       const i = await this.images.find(vm.base_image!);
       if (!i) throw new HypervisorError(`image ${vm.base_image} was deleted while VM ${vm.name} was being made from it`);
       return i;
     };
-    return [
+    const steps: TaskDefinition[] = [
       {
         name: 'fetch-image',
         timeoutMs: 3_600_000,
@@ -225,26 +253,28 @@ export class VpsService implements OnModuleInit {
       { name: 'start', timeoutMs: 120_000, run: on(async ({ vm, driver, target }) => driver.start(target, vm.name)) },
       { name: 'mark-running', run: async (ctx) => this.repo.setVmState(String(ctx.params.vmId), 'running') },
     ];
+    // A retry builds the VM again from the start: what a failed attempt made was removed.
+    return steps.map((t) => ({ ...t, retryFrom: first }));
   }
 
   /** A VM with a job in progress takes no other (409 naming it). */
-  private async idle(vm: VmRow): Promise<void> {
-    const job = vm.job_id ? await this.jobs.get(vm.job_id).catch(() => null) : null;
+  private async idle(vm: VmRow, own?: string): Promise<void> {
+    const job = vm.job_id && vm.job_id !== own ? await this.jobs.get(vm.job_id).catch(() => null) : null;
     if (job && (job.state === 'queued' || job.state === 'running')) throw new ConflictError('vm_busy', `VM ${vm.name} is busy with job ${job.id} (${job.kind})`, { jobId: job.id, kind: job.kind });
   }
 
   /** 202: a power action; 409 when the VM is not in a state it applies to. */
-  async act(id: string, action: VmAction, force = false): Promise<JobView> {
+  async act(id: string, action: VmAction, force = false, job: JobAs = { kind: `vps-${action}`, params: {} }): Promise<JobView> {
     return this.db.transaction(async () => {
       const vm = await this.repo.lockVm(id);
       if (!vm) throw new NotFoundError('vm', id);
-      await this.idle(vm);
+      await this.idle(vm, job.own);
       if (!ACTION_FROM[action].includes(vm.state)) throw new ConflictError('illegal_transition', `VM ${vm.name} is ${vm.state}; ${action} applies to a VM that is ${ACTION_FROM[action].join(' or ')}`, { state: vm.state });
       const site = await this.sites.resolve(vm.site_id);
-      const job = await this.jobs.create(`vps-${action}`, { siteId: site.id, siteCode: site.code }, { vmId: vm.id, force });
-      await this.repo.setVmJob(vm.id, job.id);
+      const made = await this.jobs.create(job.kind, { siteId: site.id, siteCode: site.code }, { ...job.params, vmId: vm.id, force });
+      await this.repo.setVmJob(vm.id, made.id);
       await this.audit.record({ action: `vps.${action}`, targetType: 'vm', targetId: vm.id, changes: { force } });
-      return job;
+      return made;
     });
   }
 
@@ -288,9 +318,9 @@ export class VpsService implements OnModuleInit {
   }
 
   /** 202: the VM placed (409 `no_capacity` naming the shortfall) and its create job. */
-  async create(input: VpsInput): Promise<{ vm: VmView; job: JobView }> {
+  async create(input: VpsInput, job: JobAs & { siteIds?: string[] } = { kind: VPS_CREATE, params: {} }): Promise<{ vm: VmView; job: JobView }> {
     await this.images.usable(input.baseImage, input.diskGb);
-    const siteIds = input.site ? [(await this.sites.resolve(input.site, 'site')).id] : [];
+    const siteIds = job.siteIds ?? (input.site ? [(await this.sites.resolve(input.site, 'site')).id] : []);
     const rootPasswordHash = input.rootPassword ? await sha512Crypt(input.rootPassword) : undefined;
     return this.db.transaction(async () => {
       const { vm, hypervisor } = await this.placement.place(
@@ -298,10 +328,10 @@ export class VpsService implements OnModuleInit {
         { name: input.name, baseImage: input.baseImage, hostname: input.hostname, orderId: input.orderId ?? null },
       );
       const site = await this.sites.resolve(hypervisor.site_id);
-      const job = await this.jobs.create(VPS_CREATE, { siteId: site.id, siteCode: site.code }, { vmId: vm.id, sshKeys: input.sshKeys, rootPasswordHash });
-      await this.repo.setVmJob(vm.id, job.id);
+      const made = await this.jobs.create(job.kind, { siteId: site.id, siteCode: site.code }, { ...job.params, vmId: vm.id, sshKeys: input.sshKeys, rootPasswordHash });
+      await this.repo.setVmJob(vm.id, made.id);
       await this.audit.record({ action: 'vps.create', targetType: 'vm', targetId: vm.id, changes: { ...input, rootPassword: undefined, hypervisor: hypervisor.name } });
-      return { vm: vmView({ ...vm, job_id: job.id }), job };
+      return { vm: vmView({ ...vm, job_id: made.id }), job: made };
     });
   }
 
@@ -326,6 +356,16 @@ export class VpsService implements OnModuleInit {
     return newestFirstPage(cursor, limit, (n, before) => this.repo.vms(f, n, before), (v) => ({ at: v.created_at, id: v.id }), vmView);
   }
 
+  /** The VM's IPv4 address as its hypervisor knows it; null when it does not (or can't be asked). */
+  async ipv4(id: string): Promise<string | null> {
+    try {
+      const { vm, driver, target } = await this.handle(id);
+      return await driver.ipv4(target, vm.name);
+    } catch {
+      return null;
+    }
+  }
+
   async get(id: string): Promise<VmView> {
     const vm = await this.repo.vm(id);
     if (!vm) throw new NotFoundError('vm', id);
@@ -333,19 +373,19 @@ export class VpsService implements OnModuleInit {
   }
 
   /** 202: the delete job. */
-  async remove(id: string): Promise<JobView> {
+  async remove(id: string, job: JobAs = { kind: VPS_DELETE, params: {} }): Promise<JobView> {
     return this.db.transaction(async () => {
       const vm = await this.repo.lockVm(id);
       if (!vm) throw new NotFoundError('vm', id);
       if (vm.state === 'deleted' || vm.state === 'deleting') throw new ConflictError('vm_gone', `VM ${vm.name} is already ${vm.state}`, { state: vm.state });
       if (vm.state === 'creating' || vm.state === 'placed') throw new ConflictError('vm_busy', `VM ${vm.name} is still being created (job ${vm.job_id}); cancel that job or wait`, { state: vm.state, jobId: vm.job_id });
-      await this.idle(vm);
+      await this.idle(vm, job.own);
       const site = await this.sites.resolve(vm.site_id);
-      const job = await this.jobs.create(VPS_DELETE, { siteId: site.id, siteCode: site.code }, { vmId: vm.id });
+      const made = await this.jobs.create(job.kind, { siteId: site.id, siteCode: site.code }, { ...job.params, vmId: vm.id });
       await this.repo.setVmState(vm.id, 'deleting');
-      await this.repo.setVmJob(vm.id, job.id);
+      await this.repo.setVmJob(vm.id, made.id);
       await this.audit.record({ action: 'vps.delete', targetType: 'vm', targetId: vm.id });
-      return job;
+      return made;
     });
   }
 }
