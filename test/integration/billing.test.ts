@@ -425,6 +425,9 @@ describe('an order from payment to termination, with the fake BMC', () => {
     const provisioned = await until(async () => received.find((r) => r.body.type === 'order.provisioned' && r.body.order.id === 'ord-vps2'), (r) => !!r);
     expect(provisioned!.body).toMatchObject({ order: { id: 'ord-vps2', plan: 'vps-1' }, service: { vm: vm.name, vmId: vm.id, site: 'lab', hostname: 'shop.example.com', image: 'debian-12', size: { vcpus: 1, ramMb: 1024, diskGb: 20 }, sshKeys: 1 } });
     expect(provisioned!.body.service.rootPassword).toBeUndefined();
+    // The customer's console link (the VM's serial console in the web terminal) went along.
+    expect(provisioned!.body.console).toMatchObject({ grantId: expect.any(String), url: expect.stringContaining(`/console/vps/${provisioned!.body.console.grantId}#`) });
+    expect((await t.request({ url: `${vmUrl}/console-grants` })).json).toMatchObject([{ id: provisioned!.body.console.grantId, state: 'active', customer: 'cus-vps' }]);
     // The first order gave no key: a generated root password went to billing (and only a hash to the VM).
     const first = await until(async () => received.find((r) => r.body.type === 'order.provisioned' && r.body.order.id === 'ord-vps'), (r) => !!r);
     expect(first!.body.service.rootPassword).toMatch(/^[A-Za-z0-9]{20}$/);
@@ -434,11 +437,13 @@ describe('an order from payment to termination, with the fake BMC', () => {
     await until(() => t.request({ url: '/api/v1/billing/orders/ord-vps2' }), (r) => r.json.state === 'suspended', 30_000);
     expect(host.domains.get(vm.name)!.state).toBe('paused');
     expect((await t.request({ url: vmUrl })).json.state).toBe('paused');
+    expect((await t.request({ url: `${vmUrl}/console-grants` })).json[0]).toMatchObject({ state: 'revoked', revokeReason: 'order suspended' });
     await until(async () => received.find((r) => r.body.type === 'order.suspended' && r.body.order.id === 'ord-vps2'), (r) => !!r);
     await post(event('order.unsuspended', { id: 'ord-vps2', customer: 'cus-vps' }));
     await until(() => t.request({ url: '/api/v1/billing/orders/ord-vps2' }), (r) => r.json.state === 'active', 30_000);
     expect(host.domains.get(vm.name)!.state).toBe('running');
-    await until(async () => received.find((r) => r.body.type === 'order.unsuspended' && r.body.order.id === 'ord-vps2'), (r) => !!r);
+    const unsuspended = await until(async () => received.find((r) => r.body.type === 'order.unsuspended' && r.body.order.id === 'ord-vps2'), (r) => !!r);
+    expect(unsuspended!.body.console.url).toContain('/console/vps/');
 
     // Terminated: the VM and its disks are gone, its capacity free, billing told.
     await post(event('order.terminated', { id: 'ord-vps2', customer: 'cus-vps' }));

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { SECRET_KEY, startTestApp, type TestApp } from '../support/app';
+import WebSocket from 'ws';
+import { BOOTSTRAP, SECRET_KEY, startTestApp, type TestApp } from '../support/app';
 import { freePort, runCli } from '../support/cli';
 import { until } from '../support/wait';
 import { Database } from '../../src/database/database';
@@ -248,4 +249,47 @@ describe('VPS jobs', () => {
     const sync = await runCli(['vps', 'sync', unreachable.id], env);
     expect(sync).toMatchObject({ code: 1, stdout: expect.stringContaining('not reachable') });
   }, 60_000);
+
+  it('hands a VM\'s customer its serial console in the web terminal for a while, and ends it on revocation', async () => {
+    await t.app.listen(0, '127.0.0.1');
+    const base = `127.0.0.1:${(t.app.getHttpServer().address() as { port: number }).port}`;
+    await hypervisor({ driver: 'fake', ssh: { host: 'hv-console.example', hostKeySha256: 'a'.repeat(64) } });
+    const made = await t.request({ method: 'POST', url: '/api/v1/vps', body: { name: 'con-1', customer: 'cus-con', vcpus: 1, ramMb: 512, diskGb: 10, baseImage: 'debian-12', sshKeys: [KEY] } });
+    expect((await settled(made.json.job.id)).state).toBe('succeeded');
+    const url = `/api/v1/vps/${made.json.vm.id}/console-grants`;
+    expect((await t.request({ method: 'POST', url, body: { ttl: 30 } })).json.error).toMatchObject({ code: 'validation_failed', field: 'ttl' });
+    expect((await t.request({ method: 'POST', url, body: { ttl: 600, customer: 'someone-else' } })).json.error).toMatchObject({ code: 'validation_failed', field: 'customer' });
+    const g = (await t.request({ method: 'POST', url, body: { ttl: 600 } })).json;
+    expect(g).toMatchObject({ state: 'active', customer: 'cus-con', consoleUrl: expect.stringContaining(`/console/vps/${g.id}#`) });
+    const link = new URL(g.consoleUrl);
+    expect((await t.request({ url: link.pathname, token: '' })).text).toContain('vmGrant');
+
+    const connect = (hello: unknown) => {
+      const ws = new WebSocket(`ws://${base}/api/v1/console/ws`);
+      let text = '';
+      const statuses: { type: string; writer?: boolean }[] = [];
+      ws.on('message', (data: Buffer, isBinary: boolean) => (isBinary ? (text += data.toString()) : statuses.push(JSON.parse(data.toString()))));
+      const closed = new Promise<number>((r) => ws.on('close', (code: number) => r(code)));
+      ws.on('open', () => ws.send(JSON.stringify(hello)));
+      return { ws, text: () => text, statuses, closed };
+    };
+    // A wrong token is refused; the right one gets the console (the fake echoes what is typed).
+    expect(await connect({ vmGrant: g.id, token: 'wrong' }).closed).toBe(4401);
+    const customer = connect({ vmGrant: g.id, token: link.hash.slice(1) });
+    await until(async () => customer.text(), (x) => x.includes('con-1 login: '));
+    await until(async () => customer.statuses, (x) => x.some((m) => m.writer === true));
+    customer.ws.send(Buffer.from('root\r'));
+    await until(async () => customer.text(), (x) => x.includes('root\r'));
+    // Staff watch the same console with an API token.
+    const staff = connect({ vm: made.json.vm.id, apiToken: BOOTSTRAP });
+    await until(async () => staff.statuses, (x) => x.some((m) => m.writer === false));
+    // Revoked: the customer's session closes; the grant shows why.
+    const revoked = await t.request({ method: 'DELETE', url: `/api/v1/vps/console-grants/${g.id}` });
+    expect(revoked.json).toMatchObject({ state: 'revoked', revokeReason: 'revoked by request' });
+    expect(await customer.closed).toBe(4403);
+    expect(await connect({ vmGrant: g.id, token: link.hash.slice(1) }).closed).toBe(4401);
+    staff.ws.close();
+    const audit = await t.request({ url: `/api/v1/audit?targetId=${made.json.vm.id}` });
+    expect(audit.json.items.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['vm-console-grant.create', 'vm-console-grant.revoke', 'console.session.open', 'console.session.close']));
+  });
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { signatureHeader } from '../../src/modules/billing/billing-signature';
 import { BillingProcessor } from '../../src/modules/billing/billing-processor.service';
 import { startVpsLab, type VpsLab } from '../support/vps-lab';
+import WebSocket from 'ws';
 import { until } from '../support/wait';
 
 /**
@@ -43,6 +44,20 @@ describe('VPS on a real libvirtd over SSH', () => {
     expect(seedLine(booted)).toContain(`instance-id: ${res.json.vm.id} local-hostname: ${name}`);
     expect(booted).toMatch(/racksmith-vm: 1 cpus, disk 4194304 sectors/);
     for (const f of ['lab-base.qcow2', 'lab-vmlinuz', 'lab-initrd.gz']) expect(lab.fetched.get(f)).toBe(1);
+
+    // The customer's serial console in the web terminal: `virsh console` over the hypervisor's SSH connection.
+    const grant = (await t.request({ method: 'POST', url: `${vmUrl}/console-grants`, body: { ttl: 600 } })).json;
+    const link = new URL(grant.consoleUrl);
+    const ws = new WebSocket(`ws://${lab.base}/api/v1/console/ws`);
+    let typed = '';
+    ws.on('message', (data: Buffer, isBinary: boolean) => void (isBinary && (typed += data.toString())));
+    await new Promise((r) => ws.on('open', r));
+    ws.send(JSON.stringify({ vmGrant: grant.id, token: link.hash.slice(1) }));
+    // Typed until the shell answers (the console may need a moment to attach).
+    await until(async () => (ws.send(Buffer.from('echo rs-$((6*7))\r')), typed), (x) => x.includes('rs-42'), 60_000, 1000);
+    const closed = new Promise((r) => ws.on('close', r));
+    ws.close();
+    await closed;
     expect(readdirSync(lab.lv.poolDir).filter((f) => f.endsWith('.part'))).toEqual([]);
 
     const act = async (action: string, body: Record<string, unknown> = {}) => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { busyboxInitramfs, hostKernel } from '../../src/modules/boot/wipe-image';
 import { requirePeer, stopPeer } from './peers';
 
-/** The test VM's init: reads the cidata seed and says what it found on the serial console, then idles. */
+/** The test VM's init: reads the cidata seed and says what it found on the serial console, then runs a shell there. */
 const VM_INIT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -14,7 +14,8 @@ mkdir -p /seed
 for d in /dev/sr0 /dev/sr1; do mount -t iso9660 -o ro $d /seed 2>/dev/null && break; done
 echo "racksmith-vm: seed $(cat /seed/meta-data | tr '\\n' ' ')"
 echo "racksmith-vm: $(grep -c ^processor /proc/cpuinfo) cpus, disk $(cat /sys/block/vda/size) sectors"
-while true; do sleep 60; done
+# A shell on the serial console (the web terminal's lab test types into it).
+while true; do sh </dev/ttyS0 >/dev/ttyS0 2>&1; sleep 1; done
 `;
 
 /** A small test image for direct kernel boot: the host's kernel and a busybox initramfs written to `dir`. */

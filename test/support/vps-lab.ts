@@ -25,6 +25,8 @@ import { until } from './wait';
  */
 export interface VpsLab {
   t: TestApp;
+  /** host:port of the app's HTTP listener (the console WebSocket). */
+  base: string;
   jobs: JobService;
   lv: Libvirtd;
   sshd: Sshd;
@@ -65,6 +67,8 @@ export async function startVpsLab(tag: string, env: Record<string, string> = {})
   const imageUrl = (file: string) => `http://127.0.0.1:${httpPort}/${file}`;
 
   const t = await startTestApp(env);
+  await t.app.listen(0, '127.0.0.1');
+  const base = `127.0.0.1:${(t.app.getHttpServer().address() as { port: number }).port}`;
   const jobs = t.app.get(JobService);
   const lv = await startLibvirtd(dir, tag);
   const sshd = await startSshd(await freePort());
@@ -104,6 +108,7 @@ export async function startVpsLab(tag: string, env: Record<string, string> = {})
   if (image.status !== 201) throw new Error(`image not registered: ${image.text}`);
   return {
     t,
+    base,
     jobs,
     lv,
     sshd,

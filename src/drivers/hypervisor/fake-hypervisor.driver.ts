@@ -1,4 +1,5 @@
-import { HypervisorError, type HypervisorDriver, type HypervisorTarget, type PoolFile, type VmPowerState } from './hypervisor-driver';
+import { Duplex } from 'node:stream';
+import { HypervisorError, type HypervisorDriver, type HypervisorTarget, type PoolFile, type VmConsole, type VmPowerState } from './hypervisor-driver';
 
 interface FakeHost {
   files: Map<string, string>;
@@ -114,6 +115,21 @@ export class FakeHypervisorDriver implements HypervisorDriver {
 
   async ipv4(t: HypervisorTarget, vm: string): Promise<string | null> {
     return (await this.on(t, `ipv4 ${vm}`)).domains.get(vm)?.ipv4 ?? null;
+  }
+
+  /** A console that echoes what is typed, like a terminal with echo on. */
+  async openConsole(t: HypervisorTarget, vm: string): Promise<VmConsole> {
+    await this.on(t, `console ${vm}`);
+    this.domain(t, vm);
+    const stream = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, done) {
+        this.push(chunk);
+        done();
+      },
+    });
+    stream.push(`${vm} login: `);
+    return { stream, close: async () => void stream.push(null) };
   }
 
   async remove(t: HypervisorTarget, vm: string): Promise<void> {

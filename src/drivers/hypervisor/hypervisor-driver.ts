@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { SshTarget } from '../transport/ssh-client';
 
 /** A hypervisor as a driver sees it: how to reach it and where its VM disks live. */
@@ -6,6 +7,12 @@ export interface HypervisorTarget {
   ssh: SshTarget;
   libvirtUri: string;
   storagePool: string;
+}
+
+/** A VM's serial console: bytes both ways; `close()` ends it on the host too. */
+export interface VmConsole {
+  stream: Duplex;
+  close(): Promise<void>;
 }
 
 /** A file in a storage pool and, optionally, where to fetch it. */
@@ -59,6 +66,8 @@ export interface HypervisorDriver {
   resize(t: HypervisorTarget, vm: string, size: { vcpus: number; ramMb: number; diskGb: number }): Promise<void>;
   /** The guest's IPv4 address as the host knows it (DHCP lease, else ARP), or null. */
   ipv4(t: HypervisorTarget, vm: string): Promise<string | null>;
+  /** The VM's serial console (taken over from any other holder on the host). */
+  openConsole(t: HypervisorTarget, vm: string): Promise<VmConsole>;
   /** Close what the driver keeps open (SSH connections). */
   close?(): Promise<void>;
   /** Stop, undefine and remove the VM's disk and seed; nothing left is not an error. */

@@ -1,5 +1,5 @@
 import { SshConnections, type ExecResult } from '../transport/ssh-client';
-import { HypervisorError, type HypervisorDriver, type HypervisorTarget, type PoolFile, type VmPowerState } from './hypervisor-driver';
+import { HypervisorError, type HypervisorDriver, type HypervisorTarget, type PoolFile, type VmConsole, type VmPowerState } from './hypervisor-driver';
 
 const VM_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const BASE_IMAGE = /^[A-Za-z0-9._-]{1,128}$/;
@@ -199,6 +199,12 @@ export class LibvirtSshDriver implements HypervisorDriver {
       if (m) return m[1]!;
     }
     return null;
+  }
+
+  async openConsole(t: HypervisorTarget, vm: string): Promise<VmConsole> {
+    this.check(vm);
+    // `virsh console` on a terminal; --force takes the console over from a session left behind.
+    return this.ssh.open(t.ssh, ['virsh', '-c', t.libvirtUri, 'console', vm, '--force']);
   }
 
   close(): Promise<void> {

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
 
 /**
@@ -133,6 +134,28 @@ export class SshConnections {
         });
         if (opts.stdin !== undefined) stream.end(opts.stdin);
         else stream.end();
+      });
+    });
+  }
+
+  /**
+   * Start `argv` on the host with a terminal (a serial console): its output and input as one
+   * stream, over the kept connection; `close()` ends it (the remote side gets a hangup).
+   */
+  async open(t: SshTarget, argv: string[], opts: { cols?: number; rows?: number } = {}): Promise<{ stream: Duplex; close(): Promise<void> }> {
+    const client = await this.connect(t);
+    const command = argv.map(shellQuote).join(' ');
+    return new Promise((resolve, reject) => {
+      client.exec(command, { pty: { term: 'vt100', cols: opts.cols ?? 80, rows: opts.rows ?? 24 } }, (err: Error | undefined, stream: ClientChannel) => {
+        if (err) return reject(new SshError(`${t.host}: ${err.message}`, 'disconnected'));
+        const closed = new Promise<void>((r) => stream.once('close', () => r()));
+        resolve({
+          stream,
+          async close() {
+            stream.close();
+            await Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]);
+          },
+        });
       });
     });
   }

@@ -23,6 +23,7 @@ import { ConflictError, ValidationError } from '../../common/errors';
 import { createHash } from 'node:crypto';
 import type { OS_TEMPLATES } from '../servers/install.schemas';
 import { VpsService } from '../vps/vps.service';
+import { VmConsoleService } from '../vps/vm-console.service';
 import { OutboxService } from './outbox.service';
 import { PlansService } from './plans.service';
 
@@ -117,6 +118,7 @@ export class OrdersService implements OnModuleInit {
     private readonly work: WorkQueueService,
     private readonly colocation: ColocationService,
     private readonly vps: VpsService,
+    private readonly vmConsoles: VmConsoleService,
     private readonly audit: AuditService,
     private readonly secrets: SecretBox,
     private readonly db: Database,
@@ -556,11 +558,14 @@ export class OrdersService implements OnModuleInit {
       const vm = await this.vps.get(String(ctx.params.vmId));
       const site = await this.sites.resolve(vm.siteId);
       const { rootPassword } = this.access(order);
+      const grant = order.suspend_requested ? null : await this.vmConsoleFor(order);
       const payload = {
         order: this.ref(order),
         service: { vm: vm.name, vmId: vm.id, site: site.code, hostname: vm.hostname, image: vm.baseImage, size: vm.size, ipv4: await this.vps.ipv4(vm.id), sshKeys: (ctx.params.sshKeys as string[]).length },
+        ...(grant ? { console: { grantId: grant.id, expiresAt: grant.expiresAt } } : {}),
       };
-      await this.outbox.add(order.id, 'order.provisioned', payload, rootPassword ? { service: { rootPassword } } : undefined);
+      const secrets = { ...(rootPassword ? { service: { rootPassword } } : {}), ...(grant ? { console: { url: grant.consoleUrl } } : {}) };
+      await this.outbox.add(order.id, 'order.provisioned', payload, Object.keys(secrets).length ? secrets : undefined);
       await this.repo.updateOrder(order.id, { state: 'active', access_enc: null });
       await this.audit.record({ action: 'order.provisioned', targetType: 'order', targetId: order.id, changes: { vmId: vm.id } });
       await ctx.log(`order ${order.id} provisioned; the billing system is told`);
@@ -568,12 +573,26 @@ export class OrdersService implements OnModuleInit {
     });
   }
 
+  /** The customer's console link for the order's VM (RACKSMITH_BILLING_CONSOLE_TTL). */
+  private vmConsoleFor(order: OrderRow) {
+    const baseUrl = this.config.http.publicUrl ?? `http://${this.config.http.host}:${this.config.http.port}`;
+    return this.vmConsoles.create(order.vm_id!, { ttl: this.config.billing.consoleTtl }, baseUrl);
+  }
+
   /** The end of a VPS suspend or unsuspend: billing told; a wish that came meanwhile (suspend ↔ unsuspend) follows. */
   private async settleVps(ctx: TaskContext, to: 'active' | 'suspended'): Promise<void> {
     await this.db.withLock(`racksmith:order:${String(ctx.params.orderId)}`, async () => {
       const order = (await this.repo.lockOrder(String(ctx.params.orderId)))!;
       const row = await this.repo.updateOrder(order.id, { state: to, last_error: null });
-      await this.outbox.add(order.id, to === 'suspended' ? 'order.suspended' : 'order.unsuspended', { order: this.ref(row) });
+      // Console access ends with a suspension; an unsuspension hands out a new link.
+      if (to === 'suspended') await this.vmConsoles.revokeAllForVm(order.vm_id!, 'order suspended');
+      const grant = to === 'active' ? await this.vmConsoleFor(order) : null;
+      await this.outbox.add(
+        order.id,
+        to === 'suspended' ? 'order.suspended' : 'order.unsuspended',
+        { order: this.ref(row), ...(grant ? { console: { grantId: grant.id, expiresAt: grant.expiresAt } } : {}) },
+        grant ? { console: { url: grant.consoleUrl } } : undefined,
+      );
       await ctx.log(`order ${order.id} ${to}`);
       await this.vpsFollow(row, ctx);
     });

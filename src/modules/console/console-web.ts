@@ -9,8 +9,9 @@ const XTERM = dirname(require.resolve('@xterm/xterm/package.json'));
 
 /**
  * The web serial console: `/console/<grant id>#<token>` for a customer (the token stays in the
- * fragment, so it reaches neither logs nor proxies), `/console/server/<server id>` for staff
- * (asks for an API token), and the WebSocket both talk to.
+ * fragment, so it reaches neither logs nor proxies), `/console/vps/<grant id>#<token>` for a
+ * customer's VM, `/console/server/<server id>` and `/console/vm/<vm id>` for staff (they ask for
+ * an API token), and the WebSocket all of them talk to.
  */
 export async function registerConsoleWeb(app: NestFastifyApplication): Promise<void> {
   await app.register(websocket as never, { options: { maxPayload: 64 * 1024 } });
@@ -36,6 +37,14 @@ export async function registerConsoleWeb(app: NestFastifyApplication): Promise<v
   fastify.get<{ Params: { id: string } }>('/console/server/:id', (req, reply) => {
     if (!UUID.test(req.params.id)) return reply.code(404).send({ error: { code: 'not_found', message: 'no such server' } });
     return page(`{ server: ${JSON.stringify(req.params.id)}, apiToken: sessionStorage.racksmithToken || (sessionStorage.racksmithToken = prompt('API token') || '') }`)(req, reply);
+  });
+  fastify.get<{ Params: { id: string } }>('/console/vm/:id', (req, reply) => {
+    if (!UUID.test(req.params.id)) return reply.code(404).send({ error: { code: 'not_found', message: 'no such VM' } });
+    return page(`{ vm: ${JSON.stringify(req.params.id)}, apiToken: sessionStorage.racksmithToken || (sessionStorage.racksmithToken = prompt('API token') || '') }`)(req, reply);
+  });
+  fastify.get<{ Params: { id: string } }>('/console/vps/:id', (req, reply) => {
+    if (!UUID.test(req.params.id)) return reply.code(404).send({ error: { code: 'not_found', message: 'no such console grant' } });
+    return page(`{ vmGrant: ${JSON.stringify(req.params.id)}, token: location.hash.slice(1) }`)(req, reply);
   });
   fastify.get<{ Params: { id: string } }>('/console/:id', (req, reply) => {
     if (!UUID.test(req.params.id)) return reply.code(404).send({ error: { code: 'not_found', message: 'no such console grant' } });

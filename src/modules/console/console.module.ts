@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { BmcModule } from '../bmc/bmc.module';
 import { AuthModule } from '../auth/auth.module';
 import { InventoryModule } from '../inventory/inventory.module';
+import { VpsModule } from '../vps/vps.module';
 import { WorkQueueModule } from '../work-queue/work-queue.module';
 import { ConsoleController } from './console.controller';
 import { ConsoleGrantRepository } from './console-grant.repository';
@@ -10,7 +11,7 @@ import { ConsoleService } from './console.service';
 import { SolRelay } from './sol-relay.service';
 
 @Module({
-  imports: [BmcModule, WorkQueueModule, AuthModule, InventoryModule],
+  imports: [BmcModule, WorkQueueModule, AuthModule, InventoryModule, VpsModule],
   controllers: [ConsoleController],
   providers: [ConsoleGrantRepository, ConsoleService, ConsoleReconciler, SolRelay],
   exports: [ConsoleService, ConsoleReconciler, SolRelay],

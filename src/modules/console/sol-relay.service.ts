@@ -9,9 +9,23 @@ import { AuditService } from '../audit/audit.service';
 import { TokenService } from '../auth/token.service';
 import { BmcAccess } from '../bmc/bmc-access.service';
 import { ConsoleGrantRepository } from './console-grant.repository';
+import { VmConsoleService } from '../vps/vm-console.service';
 
-/** The first message of a console WebSocket: a grant and its token, or an engineer's API token. */
-type Hello = { grant: string; token: string } | { server: string; apiToken: string };
+/** The first message of a console WebSocket: a grant and its token (a server's, or a VM's), or an engineer's API token. */
+type Hello = { grant: string; token: string } | { server: string; apiToken: string } | { vmGrant: string; token: string } | { vm: string; apiToken: string };
+
+/** Who may open which console: a server's SOL or a VM's serial console. */
+interface Admitted {
+  /** `server:<id>` or `vm:<id>`: one console per key, shared. */
+  key: string;
+  targetType: 'device' | 'vm';
+  targetId: string;
+  actor: Actor;
+  grantId: string | null;
+  /** Whether the grant still holds (checked every 15 s while its console is open). */
+  live: (() => Promise<boolean>) | null;
+  open: () => Promise<SolSession>;
+}
 
 interface Client {
   ws: WebSocket;
@@ -22,7 +36,7 @@ interface Client {
 }
 
 interface ServerConsole {
-  serverId: string;
+  key: string;
   sol: SolSession;
   clients: Client[];
   /** The one client whose keystrokes reach the server; the others watch. */
@@ -35,7 +49,8 @@ const STAFF_ROLES = new Set(['admin', 'engineer', 'support']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * Relays a server's serial-over-LAN console to WebSockets. One SOL session per server, shared by
+ * Relays a server's serial-over-LAN console (or a VM's serial console, through its hypervisor) to
+ * WebSockets. One session per server or VM, shared by
  * everyone watching it; one writer at a time (the first in; the next oldest when it leaves).
  * Text frames carry JSON status, binary frames the console bytes. Every session is audited with
  * who opened it and for how long.
@@ -50,7 +65,10 @@ export class SolRelay implements OnApplicationShutdown {
     private readonly tokens: TokenService,
     private readonly audit: AuditService,
     @Inject(LOGGER) private readonly log: Logger,
-  ) {}
+    private readonly vmConsoles: VmConsoleService,
+  ) {
+    vmConsoles.onEnded((grantId) => this.disconnectGrant(grantId));
+  }
 
   /** A new WebSocket: it must say who it is within 10 s. */
   accept(ws: WebSocket): void {
@@ -62,10 +80,10 @@ export class SolRelay implements OnApplicationShutdown {
         if (isBinary) throw new Error('binary');
         hello = JSON.parse(data.toString()) as Hello;
       } catch {
-        return this.refuse(ws, 'the first message must be JSON: {"grant","token"} or {"server","apiToken"}');
+        return this.refuse(ws, 'the first message must be JSON: {"grant","token"}, {"vmGrant","token"}, {"server","apiToken"} or {"vm","apiToken"}');
       }
       this.authorise(hello).then(
-        (who) => (who ? this.join(ws, who.serverId, who.actor, who.grantId) : this.refuse(ws, 'not authorised for this console')),
+        (who) => (who ? this.join(ws, who) : this.refuse(ws, 'not authorised for this console')),
         (err: Error) => this.refuse(ws, err.message),
       );
     });
@@ -79,24 +97,52 @@ export class SolRelay implements OnApplicationShutdown {
     }
   }
 
-  private async authorise(h: Hello): Promise<{ serverId: string; actor: Actor; grantId: string | null } | null> {
+  private async authorise(h: Hello): Promise<Admitted | null> {
+    const server = (id: string, actor: Actor, grantId: string | null, live: Admitted['live']): Admitted => ({
+      key: `server:${id}`,
+      targetType: 'device',
+      targetId: id,
+      actor,
+      grantId,
+      live,
+      open: async () => {
+        const { driver, target } = await this.bmc.forServer(id, 'console');
+        return driver.openSol(target);
+      },
+    });
+    const vm = (id: string, actor: Actor, grantId: string | null, live: Admitted['live']): Admitted => ({ key: `vm:${id}`, targetType: 'vm', targetId: id, actor, grantId, live, open: () => this.vmConsoles.open(id) });
+    const staff = async (apiToken: unknown) => {
+      const actor = typeof apiToken === 'string' ? await this.tokens.authenticate(apiToken) : null;
+      return actor && STAFF_ROLES.has(actor.role) ? actor : null;
+    };
     if ('grant' in h && typeof h.grant === 'string' && typeof h.token === 'string' && UUID.test(h.grant)) {
       const g = await this.grants.get(h.grant);
       if (!g || g.state !== 'active' || g.expires_at.getTime() <= Date.now() || !safeEqual(g.console_token_hash, sha256Hex(h.token))) return null;
-      return { serverId: g.device_id, grantId: g.id, actor: { kind: 'system', name: `customer:${g.customer}`, role: 'readonly' } };
+      const id = g.id;
+      return server(g.device_id, { kind: 'system', name: `customer:${g.customer}`, role: 'readonly' }, id, async () => {
+        const now = await this.grants.get(id);
+        return !!now && now.state === 'active' && now.expires_at.getTime() > Date.now();
+      });
     }
-    if ('server' in h && typeof h.server === 'string' && typeof h.apiToken === 'string' && UUID.test(h.server)) {
-      const actor = await this.tokens.authenticate(h.apiToken);
-      if (!actor || !STAFF_ROLES.has(actor.role)) return null;
-      return { serverId: h.server, grantId: null, actor };
+    if ('vmGrant' in h && typeof h.vmGrant === 'string' && typeof h.token === 'string' && UUID.test(h.vmGrant)) {
+      const g = await this.vmConsoles.authorise(h.vmGrant, h.token);
+      const id = h.vmGrant;
+      return g ? vm(g.vmId, { kind: 'system', name: `customer:${g.customer}`, role: 'readonly' }, id, () => this.vmConsoles.live(id)) : null;
+    }
+    if ('server' in h && typeof h.server === 'string' && UUID.test(h.server)) {
+      const actor = await staff(h.apiToken);
+      return actor ? server(h.server, actor, null, null) : null;
+    }
+    if ('vm' in h && typeof h.vm === 'string' && UUID.test(h.vm)) {
+      const actor = await staff(h.apiToken);
+      return actor ? vm(h.vm, actor, null, null) : null;
     }
     return null;
   }
 
-  private async open(serverId: string): Promise<ServerConsole> {
-    const { driver, target } = await this.bmc.forServer(serverId, 'console');
-    const sol = await driver.openSol(target);
-    const c: ServerConsole = { serverId, sol, clients: [], writer: null };
+  private async open(who: Admitted): Promise<ServerConsole> {
+    const sol = await who.open();
+    const c: ServerConsole = { key: who.key, sol, clients: [], writer: null };
     sol.stream.on('data', (chunk: Buffer) => {
       for (const client of c.clients) if (client.ws.readyState === client.ws.OPEN) client.ws.send(chunk, { binary: true });
     });
@@ -105,10 +151,10 @@ export class SolRelay implements OnApplicationShutdown {
         this.status(client, c, why);
         client.ws.close(1011, 'console ended');
       }
-      this.consoles.delete(serverId);
+      this.consoles.delete(who.key);
     };
     sol.stream.on('error', (err: Error) => ended(err.message));
-    sol.stream.on('end', () => ended('the BMC ended the serial console'));
+    sol.stream.on('end', () => ended(who.targetType === 'vm' ? 'the hypervisor ended the serial console' : 'the BMC ended the serial console'));
     return c;
   }
 
@@ -116,12 +162,13 @@ export class SolRelay implements OnApplicationShutdown {
     if (client.ws.readyState === client.ws.OPEN) client.ws.send(JSON.stringify({ type: 'status', writer: c.writer === client, watchers: c.clients.length, message }));
   }
 
-  private async join(ws: WebSocket, serverId: string, actor: Actor, grantId: string | null): Promise<void> {
-    let pending = this.consoles.get(serverId);
+  private async join(ws: WebSocket, who: Admitted): Promise<void> {
+    const { actor, grantId } = who;
+    let pending = this.consoles.get(who.key);
     if (!pending) {
-      pending = this.open(serverId);
-      this.consoles.set(serverId, pending);
-      pending.catch(() => this.consoles.delete(serverId));
+      pending = this.open(who);
+      this.consoles.set(who.key, pending);
+      pending.catch(() => this.consoles.delete(who.key));
     }
     let c: ServerConsole;
     try {
@@ -133,7 +180,7 @@ export class SolRelay implements OnApplicationShutdown {
     const client: Client = { ws, actor, grantId, openedAt: Date.now(), bytesIn: 0 };
     c.clients.push(client);
     c.writer ??= client;
-    await this.record(actor, 'console.session.open', serverId, { grantId, writer: c.writer === client });
+    await this.record(actor, 'console.session.open', who, { grantId, writer: c.writer === client });
     for (const other of c.clients) this.status(other, c, other === client ? (c.writer === client ? 'connected; you can type' : 'connected read-only: someone else is typing') : undefined);
 
     ws.on('message', (data: Buffer, isBinary) => {
@@ -142,10 +189,11 @@ export class SolRelay implements OnApplicationShutdown {
       c.sol.stream.write(isBinary ? data : Buffer.from(data.toString(), 'utf8'));
     });
     // A grant revoked or expired while its console is open: the console closes too.
-    const recheck = grantId
+    const live = who.live;
+    const recheck = live
       ? setInterval(() => {
-          void this.grants.get(grantId).then((g) => {
-            if (!g || g.state !== 'active' || g.expires_at.getTime() <= Date.now()) {
+          void live().then((ok) => {
+            if (!ok) {
               this.status(client, c, 'the console grant has ended');
               ws.close(4403, 'grant ended');
             }
@@ -156,15 +204,15 @@ export class SolRelay implements OnApplicationShutdown {
       if (recheck) clearInterval(recheck);
       c.clients = c.clients.filter((x) => x !== client);
       if (c.writer === client) c.writer = c.clients[0] ?? null;
-      void this.record(actor, 'console.session.close', serverId, { grantId, seconds: Math.round((Date.now() - client.openedAt) / 1000), bytesTyped: client.bytesIn });
+      void this.record(actor, 'console.session.close', who, { grantId, seconds: Math.round((Date.now() - client.openedAt) / 1000), bytesTyped: client.bytesIn });
       if (!c.clients.length) void this.close(c);
       else for (const other of c.clients) this.status(other, c, c.writer === other ? 'you can type now' : undefined);
     });
   }
 
   private async close(c: ServerConsole): Promise<void> {
-    if ((await this.consoles.get(c.serverId)) === c) this.consoles.delete(c.serverId);
-    await c.sol.close().catch((err: Error) => this.log.warn({ serverId: c.serverId, err: err.message }, 'closing the serial console failed'));
+    if ((await this.consoles.get(c.key)) === c) this.consoles.delete(c.key);
+    await c.sol.close().catch((err: Error) => this.log.warn({ console: c.key, err: err.message }, 'closing the serial console failed'));
   }
 
   /** Closes every console of a grant (revocation in this process). */
@@ -176,8 +224,8 @@ export class SolRelay implements OnApplicationShutdown {
     }
   }
 
-  private record(actor: Actor, action: string, serverId: string, changes: Record<string, unknown>): Promise<void> {
-    return requestContext.run({ source: 'api', actor }, () => this.audit.record({ action, targetType: 'device', targetId: serverId, changes })).catch((err: Error) => {
+  private record(actor: Actor, action: string, who: Admitted, changes: Record<string, unknown>): Promise<void> {
+    return requestContext.run({ source: 'api', actor }, () => this.audit.record({ action, targetType: who.targetType, targetId: who.targetId, changes })).catch((err: Error) => {
       this.log.error({ err: err.message, action }, 'could not audit a console session');
     });
   }

@@ -1,5 +1,7 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Res } from '@nestjs/common';
-import type { FastifyReply } from 'fastify';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Put, Query, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AppConfig, type Config } from '../../config/config';
+import { VmConsoleService } from './vm-console.service';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
@@ -20,6 +22,9 @@ class HypervisorPatch extends createZodDto(hypervisorUpdate) {}
 class VpsBody extends createZodDto(vpsInput) {}
 class VpsActionBody extends createZodDto(z.object({ action: z.enum(VM_ACTIONS), force: z.boolean().default(false).describe('stop: pull the plug instead of an ACPI shutdown') }).strict()) {}
 class VpsResizeBody extends createZodDto(z.object({ vcpus: z.number().int().min(1).max(256), ramMb: z.number().int().min(256).max(4_194_304), diskGb: z.number().int().min(1).max(65_536) }).strict()) {}
+class VmGrantBody extends createZodDto(
+  z.object({ customer: z.string().trim().min(1).max(200).optional().describe("The VM's customer (the default)"), ttl: z.number().int().min(60).max(90 * 86400).describe('Seconds the access lasts') }).strict(),
+) {}
 class VpsRebuildBody extends createZodDto(vpsRebuildInput) {}
 class VmImageBody extends createZodDto(vmImageInput) {}
 const VM_STATES = ['placed', 'creating', 'running', 'stopped', 'paused', 'rebuilding', 'error', 'missing', 'deleting', 'deleted', 'failed'] as const;
@@ -81,7 +86,11 @@ export class HypervisorsController {
 @ApiBearerAuth()
 @Controller('vps')
 export class VpsController {
-  constructor(private readonly vps: VpsService) {}
+  constructor(
+    private readonly vps: VpsService,
+    private readonly consoles: VmConsoleService,
+    @Inject(AppConfig) private readonly config: Config,
+  ) {}
 
   @Post() @Roles('admin', 'engineer', 'billing') @HttpCode(202)
   @ApiOperation({ summary: 'A VM: placed at once (409 no_capacity naming the shortfall), made on its hypervisor by the job in the answer' })
@@ -112,6 +121,21 @@ export class VpsController {
   @ApiOperation({ summary: 'Make the VM again from an image (its own or another) with new SSH keys or root password: its disk is replaced, place and size kept' })
   rebuild(@Param('id', UuidParam) id: string, @Body() body: VpsRebuildBody) {
     return this.vps.rebuild(id, body);
+  }
+
+  @Post(':id/console-grants') @Roles('admin', 'engineer', 'support', 'billing')
+  @ApiOperation({ summary: "Console access for the VM's customer: a time-boxed link to its serial console in the web terminal (the token is in this answer only)" })
+  grantConsole(@Param('id', UuidParam) id: string, @Body() body: VmGrantBody, @Req() req: FastifyRequest) {
+    return this.consoles.create(id, body, this.config.http.publicUrl ?? `${req.protocol}://${req.host}`);
+  }
+
+  @Get(':id/console-grants') @Roles(...READ_ROLES, 'billing') listConsoleGrants(@Param('id', UuidParam) id: string) {
+    return this.consoles.list(id);
+  }
+
+  @Delete('console-grants/:grantId') @Roles('admin', 'engineer', 'support', 'billing') @ApiOperation({ summary: 'End a VM console grant: its open sessions close' })
+  revokeConsoleGrant(@Param('grantId', UuidParam) grantId: string) {
+    return this.consoles.revoke(grantId, 'revoked by request');
   }
 
   @Delete(':id') @Roles('admin', 'engineer', 'billing') @HttpCode(202) @ApiOperation({ summary: 'Undefine the VM, remove its disks, free its capacity: 202 with the job' })

@@ -8,6 +8,8 @@ import { HypervisorsService } from './hypervisors.service';
 import { PlacementService } from './placement.service';
 import { HypervisorsController, VmImagesController, VpsController } from './vps.controller';
 import { VmImagesRepository } from './vm-images.repository';
+import { VmConsoleRepository } from './vm-console.repository';
+import { VmConsoleService } from './vm-console.service';
 import { VmImagesService } from './vm-images.service';
 import { VpsRepository } from './vps.repository';
 import { VpsService } from './vps.service';
@@ -19,6 +21,8 @@ import { VpsSync } from './vps-sync.service';
   providers: [
     VpsRepository,
     VmImagesRepository,
+    VmConsoleRepository,
+    VmConsoleService,
     VmImagesService,
     HypervisorsService,
     PlacementService,
@@ -26,6 +30,6 @@ import { VpsSync } from './vps-sync.service';
     VpsSync,
     { provide: HypervisorDrivers, useFactory: () => new HypervisorDrivers([new LibvirtSshDriver(new SshConnections()), new FakeHypervisorDriver()]) },
   ],
-  exports: [VpsSync, HypervisorsService, PlacementService, VpsService, VmImagesService, HypervisorDrivers],
+  exports: [VmConsoleService, VpsSync, HypervisorsService, PlacementService, VpsService, VmImagesService, HypervisorDrivers],
 })
 export class VpsModule {}

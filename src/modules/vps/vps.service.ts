@@ -10,6 +10,7 @@ import { sha512Crypt } from '../servers/password-hash';
 import { HypervisorsService } from './hypervisors.service';
 import { PlacementService } from './placement.service';
 import { imageArtifacts, VmImagesService } from './vm-images.service';
+import { VmConsoleService } from './vm-console.service';
 import { domainXml, seedFiles, vmMac } from './vm-config';
 import { VpsRepository, type HypervisorRow, type VmRow } from './vps.repository';
 import type { VpsInput, VpsRebuildInput } from './vps.schemas';
@@ -81,6 +82,7 @@ export class VpsService implements OnModuleInit {
     private readonly repo: VpsRepository,
     private readonly placement: PlacementService,
     private readonly images: VmImagesService,
+    private readonly consoles: VmConsoleService,
     private readonly hypervisors: HypervisorsService,
     private readonly registry: JobRegistry,
     private readonly jobs: JobService,
@@ -314,6 +316,7 @@ export class VpsService implements OnModuleInit {
       if (!vm || vm.state === 'deleted' || vm.state === 'failed') return;
       await this.repo.release(vm.hypervisor_id, vm);
       await this.repo.setVmState(vmId, state, error);
+      await this.consoles.revokeAllForVm(vmId, `VM ${state}`);
     });
   }
 
