@@ -58,6 +58,7 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
       siteCodes: rt.config.role === 'agent' && rt.config.site ? [rt.config.site] : undefined,
       allSiteCodes: async () => (await sites.list()).map((s) => s.code),
       staleAfterSeconds: rt.config.jobs.heartbeatTimeout,
+      concurrency: rt.config.jobs.concurrency,
       heartbeatMs: Math.min(2000, (rt.config.jobs.heartbeatTimeout * 1000) / 4),
     });
     await runner.start();

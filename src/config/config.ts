@@ -58,6 +58,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_BOOTSTRAP_TOKEN', key: 'auth.bootstrapToken', schema: z.string().min(24).max(512), expected: 'a string of at least 24 characters', description: 'Accepted as an admin API token (automation, first start). Unset: the first start on an empty database creates an admin token and prints it once.', secret: true },
   { env: 'RACKSMITH_SECRET_KEY', key: 'secrets.key', schema: z.string().regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/), expected: '32 bytes as 64 hex digits or 44 base64 characters', description: 'AES-256-GCM key for secrets at rest (BMC credentials). Unset: a key is generated once in `<dataDir>/secret.key`. Every process on one database needs the same key.', secret: true },
   { env: 'RACKSMITH_INVENTORY_SEED', key: 'inventory.seed', schema: z.string(), default: 'inventory', expected: 'a directory of inventory YAML, or "" for none', description: 'On a start against a database with no sites, `serve` imports this inventory (relative paths from the racksmith folder). The shipped `inventory/` holds both data centers. `""` turns it off.', allowEmpty: true },
+  { env: 'RACKSMITH_JOB_CONCURRENCY', key: 'jobs.concurrency', schema: int(1, 256), default: 4, expected: 'an integer from 1 to 256', description: 'Job tasks one worker process runs at once (roles all and agent). A task waiting for an installer holds none.' },
   { env: 'RACKSMITH_JOB_HEARTBEAT_TIMEOUT', key: 'jobs.heartbeatTimeout', schema: int(3, 600), default: 15, expected: 'seconds, an integer from 3 to 600', description: 'A running job task whose worker sent no heartbeat for this long is taken over by another worker (after a crash or kill -9).' },
   { env: 'RACKSMITH_IPMITOOL', key: 'bmc.ipmitool', schema: z.string().min(1), default: 'ipmitool', expected: 'a program name or path', description: 'The ipmitool program used by the `ipmitool` BMC driver.' },
   { env: 'RACKSMITH_IPMIPOWER', key: 'bmc.ipmipower', schema: z.string(), default: 'ipmipower', expected: 'a program name or path, or "" for none', description: 'FreeIPMI\'s ipmipower, used by the power-state sync to read the power of many IPMI BMCs from one process. `""` (or the program missing): one ipmitool run per BMC.', allowEmpty: true },
@@ -109,7 +110,7 @@ export interface Config {
   auth: { bootstrapToken?: string };
   secrets: { key?: string };
   inventory: { seed: string };
-  jobs: { heartbeatTimeout: number };
+  jobs: { heartbeatTimeout: number; concurrency: number };
   bmc: { ipmitool: string; ipmipower: string; ipmipowerWorkarounds: string; cipherSuite: number; timeout: number; retries: number; redfishCa?: string; redfishVerifyTls: boolean };
   power: { syncInterval: number; syncConcurrency: number };
   console: { slots: string; maxTtl: number; reconcileInterval: number };

@@ -42,7 +42,7 @@ export interface VpsLab {
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-export async function startVpsLab(tag: string, env: Record<string, string> = {}): Promise<VpsLab> {
+export async function startVpsLab(tag: string, env: Record<string, string> = {}, opts: { jobConcurrency?: number } = {}): Promise<VpsLab> {
   const dir = mkdtempSync(join(tmpdir(), 'racksmith-vps-lab-'));
   const images = join(dir, 'images');
   execFileSync('mkdir', ['-p', images]);
@@ -72,7 +72,7 @@ export async function startVpsLab(tag: string, env: Record<string, string> = {})
   const jobs = t.app.get(JobService);
   const lv = await startLibvirtd(dir, tag);
   const sshd = await startSshd(await freePort());
-  const runner = new JobRunner(t.app.get(Database), t.app.get(JobRepository), t.app.get(JobRegistry), t.app.get(JobQueue), pino({ level: 'silent' }), { allSiteCodes: async () => ['lab'], heartbeatMs: 500, staleAfterSeconds: 10 });
+  const runner = new JobRunner(t.app.get(Database), t.app.get(JobRepository), t.app.get(JobRegistry), t.app.get(JobQueue), pino({ level: 'silent' }), { allSiteCodes: async () => ['lab'], heartbeatMs: 500, staleAfterSeconds: 10, concurrency: opts.jobConcurrency });
   await runner.start();
   await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'VPS lab' } });
   const modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'Lab', model: 'KVM host', heightU: 1 } })).json.id;
@@ -86,7 +86,7 @@ export async function startVpsLab(tag: string, env: Record<string, string> = {})
       libvirtUri: lv.uri,
       storagePool: lv.pool,
       domainType: 'qemu',
-      capacity: { vcpus: 4, ramMb: 4096, storageGb: 50 },
+      capacity: { vcpus: 4, ramMb: 6144, storageGb: 100 },
     },
   });
   if (hv.status !== 201) throw new Error(`hypervisor not registered: ${hv.text}`);

@@ -283,15 +283,7 @@ export class OrdersService implements OnModuleInit {
     for (const siteIds of rounds) {
       try {
         const { vm, job } = await this.vps.create(input, { kind: ORDER_VPS_PROVISION, params: { orderId: order.id }, siteIds });
-        await this.repo.updateOrder(order.id, {
-          state: 'provisioning',
-          vm_id: vm.id,
-          site_id: vm.siteId,
-          job_id: job.id,
-          access_enc: Object.keys(access).length ? this.secrets.seal(JSON.stringify(access)) : null,
-          last_error: null,
-        });
-        if (order.state === 'backordered') await this.work.closeFor({ type: 'order', id: order.id }, 'backorder', 'VPS capacity became available');
+        await this.provisioning(order, { vm_id: vm.id, site_id: vm.siteId, job_id: job.id }, access, 'VPS capacity became available');
         return { state: 'processed', result: `VM ${vm.name} placed on hypervisor ${vm.hypervisorId}; provisioning job ${job.id}` };
       } catch (err) {
         if (err instanceof ValidationError) return this.fail(order, `the VM cannot be made: ${err.message}`);
@@ -330,6 +322,12 @@ export class OrdersService implements OnModuleInit {
     return { state: 'processed', result: `rack ${r.rack} units ${r.position}-${r.position + spec.units - 1} and ${spec.powerW} W reserved; intake task opened` };
   }
 
+  /** The order is provisioning what was reserved for it (its secrets sealed until billing has them); a backorder it had is closed. */
+  private async provisioning(order: OrderRow, reserved: { server_id?: string; vm_id?: string; site_id: string; job_id: string }, access: Access, why: string): Promise<void> {
+    await this.repo.updateOrder(order.id, { state: 'provisioning', ...reserved, access_enc: Object.keys(access).length ? this.secrets.seal(JSON.stringify(access)) : null, last_error: null });
+    if (order.state === 'backordered') await this.work.closeFor({ type: 'order', id: order.id }, 'backorder', why);
+  }
+
   /** Reserve a server for a dedicated order and start its provisioning. */
   private async placeServer(order: OrderRow): Promise<Applied> {
     const spec = order.plan_spec as DedicatedSpec;
@@ -349,15 +347,7 @@ export class OrdersService implements OnModuleInit {
       installerTimeoutMinutes: 60,
     });
     const job = await this.jobs.create(ORDER_PROVISION, { siteId: server.site_id, siteCode: server.site_code, serverId: server.id }, { ...params, orderId: order.id });
-    await this.repo.updateOrder(order.id, {
-      state: 'provisioning',
-      server_id: server.id,
-      site_id: server.site_id,
-      job_id: job.id,
-      access_enc: Object.keys(access).length ? this.secrets.seal(JSON.stringify(access)) : null,
-      last_error: null,
-    });
-    if (order.state === 'backordered') await this.work.closeFor({ type: 'order', id: order.id }, 'backorder', 'a server became available');
+    await this.provisioning(order, { server_id: server.id, site_id: server.site_id, job_id: job.id }, access, 'a server became available');
     return { state: 'processed', result: `server ${server.id} reserved; provisioning job ${job.id}` };
   }
 
