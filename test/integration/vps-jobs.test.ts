@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import { parse as parseYaml } from 'yaml';
 import WebSocket from 'ws';
 import { BOOTSTRAP, SECRET_KEY, startTestApp, type TestApp } from '../support/app';
 import { freePort, runCli } from '../support/cli';
@@ -211,6 +212,42 @@ describe('VPS jobs', () => {
     const all = await t.request({ method: 'POST', url: '/api/v1/hypervisors/sync' });
     expect(all.json.find((r: { hypervisorId: string }) => r.hypervisorId === host.id)).toMatchObject({ error: null });
     expect((await hv(host.id)).sync).toMatchObject({ error: null, at: expect.any(String) });
+  });
+
+  it('gives VMs static addresses from their hypervisor\'s pool, and takes them back', async () => {
+    const put = (name: string, body: Record<string, unknown>) => t.request({ method: 'PUT', url: `/api/v1/vps/ip-pools/${name}`, body });
+    const net = { site: 'vj', network: '192.0.2.0/29', gateway: '192.0.2.1', dns: ['192.0.2.53'], firstAddress: '192.0.2.2', lastAddress: '192.0.2.3' };
+    expect((await put('pool-a', { ...net, gateway: '198.51.100.1' })).json.error).toMatchObject({ code: 'validation_failed', field: 'gateway' });
+    expect((await put('pool-a', { ...net, firstAddress: '192.0.2.1' })).json.error).toMatchObject({ code: 'validation_failed', field: 'firstAddress' });
+    expect((await put('pool-a', { ...net, network: '192.0.2.0/33' })).json.error).toMatchObject({ code: 'validation_failed', field: 'network' });
+    expect((await put('pool-a', net)).status).toBe(201);
+    const others = (await t.request({ url: '/api/v1/hypervisors' })).json.filter((h: { state: string }) => h.state === 'enabled');
+    for (const o of others) await t.request({ method: 'PATCH', url: `/api/v1/hypervisors/${o.id}`, body: { state: 'draining' } });
+    expect((await t.request({ method: 'POST', url: '/api/v1/hypervisors', body: { deviceId: (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'vj', name: 'hv-nopool', role: 'hypervisor', modelId } })).json.id, driver: 'fake', ssh: { host: 'x', hostKeySha256: 'a'.repeat(64) }, ipPool: 'nope', capacity: { vcpus: 8, ramMb: 8192, storageGb: 200 } } })).json.error).toMatchObject({ field: 'ipPool' });
+    const host = await hypervisor({ driver: 'fake', ssh: { host: 'hv-pool.example', hostKeySha256: 'a'.repeat(64) }, ipPool: 'pool-a' });
+    expect(await hv(host.id)).toMatchObject({ ipPool: 'pool-a', freeAddresses: 2 });
+    const make = async (name: string) => t.request({ method: 'POST', url: '/api/v1/vps', body: { name, customer: 'cus-ip', vcpus: 1, ramMb: 512, diskGb: 10, baseImage: 'debian-12', sshKeys: [KEY] } });
+    const a = await make('ip-a');
+    const b = await make('ip-b');
+    expect([a.json.vm.ipv4, b.json.vm.ipv4]).toEqual(['192.0.2.2', '192.0.2.3']);
+    for (const r of [a, b]) expect((await settled(r.json.job.id)).state).toBe('succeeded');
+    const machine = (t.app.get(HypervisorDrivers).get('fake') as FakeHypervisorDriver).host(host.name);
+    const netcfg = parseYaml(JSON.parse(machine.files.get('/pool/default/ip-a-seed.iso')!)['network-config']);
+    expect(netcfg.ethernets.eth0).toMatchObject({ dhcp4: false, addresses: ['192.0.2.2/29'], routes: [{ to: 'default', via: '192.0.2.1' }], nameservers: { addresses: ['192.0.2.53'] } });
+    // The pool is used up: the host takes no more VMs, and the 409 says why.
+    const c = await make('ip-c');
+    expect(c.json.error).toMatchObject({ code: 'no_capacity', details: { closest: { hypervisor: host.name, lacks: { address: 'a free address in pool pool-a' } } } });
+    expect((await put('pool-a', { ...net, lastAddress: '192.0.2.2' })).json.error).toMatchObject({ code: 'addresses_in_use', field: 'firstAddress' });
+    expect((await t.request({ method: 'DELETE', url: '/api/v1/vps/ip-pools/pool-a' })).json.error.code).toBe('pool_in_use');
+    // Deleted: its address is free for the next VM.
+    const del = await t.request({ method: 'DELETE', url: `/api/v1/vps/${a.json.vm.id}` });
+    expect((await settled(del.json.id)).state).toBe('succeeded');
+    expect((await t.request({ url: '/api/v1/vps/ip-pools/pool-a' })).json).toMatchObject({ size: 2, used: 1, free: 1, hypervisors: 1 });
+    const c2 = await make('ip-c');
+    expect(c2.json.vm.ipv4).toBe('192.0.2.2');
+    expect((await settled(c2.json.job.id)).state).toBe('succeeded');
+    expect((await t.request({ url: `/api/v1/vps/${c2.json.vm.id}` })).json.ipv4).toBe('192.0.2.2');
+    for (const o of others) await t.request({ method: 'PATCH', url: `/api/v1/hypervisors/${o.id}`, body: { state: o.state } });
   });
 
   it('fails a create on an unreachable hypervisor with the SSH error, leaving nothing booked', async () => {

@@ -287,10 +287,10 @@ export class OrdersService implements OnModuleInit {
         return { state: 'processed', result: `VM ${vm.name} placed on hypervisor ${vm.hypervisorId}; provisioning job ${job.id}` };
       } catch (err) {
         if (err instanceof ValidationError) return this.fail(order, `the VM cannot be made: ${err.message}`);
-        if (!(err instanceof ConflictError && err.code === 'no_capacity')) throw err;
+        if (!(err instanceof ConflictError && (err.code === 'no_capacity' || err.code === 'no_address'))) throw err;
       }
     }
-    return this.backorder(order, `hypervisor with room for ${spec.vcpus} vCPU, ${spec.ramMb} MB RAM and ${spec.diskGb} GB`);
+    return this.backorder(order, `hypervisor with room (and an address) for ${spec.vcpus} vCPU, ${spec.ramMb} MB RAM and ${spec.diskGb} GB`);
   }
 
   /** Backordered: the site's work queue and billing are told; filled oldest first when stock returns. */
@@ -551,7 +551,7 @@ export class OrdersService implements OnModuleInit {
       const grant = order.suspend_requested ? null : await this.vmConsoleFor(order);
       const payload = {
         order: this.ref(order),
-        service: { vm: vm.name, vmId: vm.id, site: site.code, hostname: vm.hostname, image: vm.baseImage, size: vm.size, ipv4: await this.vps.ipv4(vm.id), sshKeys: (ctx.params.sshKeys as string[]).length },
+        service: { vm: vm.name, vmId: vm.id, site: site.code, hostname: vm.hostname, image: vm.baseImage, size: vm.size, ipv4: vm.ipv4 ?? (await this.vps.ipv4(vm.id)), sshKeys: (ctx.params.sshKeys as string[]).length },
         ...(grant ? { console: { grantId: grant.id, expiresAt: grant.expiresAt } } : {}),
       };
       const secrets = { ...(rootPassword ? { service: { rootPassword } } : {}), ...(grant ? { console: { url: grant.consoleUrl } } : {}) };

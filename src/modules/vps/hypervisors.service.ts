@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ConflictError, MissingReferenceError, NotFoundError } from '../../common/errors';
+import { ConflictError, MissingReferenceError, NotFoundError, ValidationError } from '../../common/errors';
 import { SecretBox } from '../../common/secret-box';
 import { Database } from '../../database/database';
 import { describeConstraints } from '../../database/db-errors';
@@ -26,6 +26,8 @@ export interface HypervisorView {
   storagePool: string;
   domainType: HypervisorRow['domain_type'];
   bridge: string | null;
+  ipPool: string | null;
+  freeAddresses: number | null;
   sync: { at: string | null; error: string | null };
   capacity: { vcpus: number; ramMb: number; storageGb: number };
   overcommit: { cpu: number; ram: number; storage: number };
@@ -46,6 +48,8 @@ export function hypervisorView(h: HypervisorRow): HypervisorView {
     storagePool: h.storage_pool,
     domainType: h.domain_type,
     bridge: h.bridge,
+    ipPool: h.ip_pool,
+    freeAddresses: h.free_addresses,
     sync: { at: h.synced_at?.toISOString() ?? null, error: h.sync_error },
     capacity: { vcpus: h.vcpus, ramMb: h.ram_mb, storageGb: h.storage_gb },
     overcommit: { cpu: Number(h.cpu_ratio), ram: Number(h.ram_ratio), storage: Number(h.storage_ratio) },
@@ -116,6 +120,7 @@ export class HypervisorsService {
         state: input.state,
         domainType: input.domainType,
         bridge: input.bridge ?? null,
+        ipPoolId: input.ipPool ? await this.poolFor(input.ipPool, device.siteId) : null,
       });
       const { ssh, ...rest } = input;
       await this.audit.record({ action: 'hypervisor.register', targetType: 'hypervisor', targetId: device.id, changes: { ...rest, ssh: { host: ssh.host, port: ssh.port, user: ssh.user, hostKeySha256: ssh.hostKeySha256, keySet: !!ssh.privateKey } } });
@@ -123,13 +128,23 @@ export class HypervisorsService {
     });
   }
 
+  /** A pool's id for a hypervisor of this site (400 naming `ipPool` otherwise). */
+  private async poolFor(name: string, siteId: string): Promise<string> {
+    const pool = await this.repo.pool(name);
+    if (!pool) throw new MissingReferenceError('ip pool', name, 'ipPool');
+    if (pool.site_id !== siteId) throw new ValidationError(`ipPool: pool ${name} is at another site than the hypervisor`, 'ipPool');
+    return pool.id;
+  }
+
   update(id: string, input: HypervisorUpdate): Promise<HypervisorView> {
     return this.db.transaction(async () => {
-      await this.get(id);
+      const current = await this.get(id);
+      const ipPoolId = input.ipPool === undefined ? undefined : input.ipPool === null ? null : await this.poolFor(input.ipPool, current.siteId);
       await this.repo.updateHypervisor(id, {
         ...(input.state ? { state: input.state } : {}),
         ...(input.domainType ? { domain_type: input.domainType } : {}),
         ...(input.bridge !== undefined ? { bridge: input.bridge } : {}),
+        ...(ipPoolId !== undefined ? { ip_pool_id: ipPoolId } : {}),
         ...(input.capacity?.vcpus ? { vcpus: input.capacity.vcpus } : {}),
         ...(input.capacity?.ramMb ? { ram_mb: input.capacity.ramMb } : {}),
         ...(input.capacity?.storageGb ? { storage_gb: input.capacity.storageGb } : {}),

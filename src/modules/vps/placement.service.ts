@@ -12,7 +12,7 @@ const ROUNDS = 400;
 export interface Shortfall {
   hypervisor: string;
   state: string;
-  lacks: { vcpus: number; ramMb: number; diskGb: number };
+  lacks: { vcpus: number; ramMb: number; diskGb: number; address?: string };
 }
 
 /**
@@ -55,14 +55,19 @@ export class PlacementService {
       const counts = ['draining', 'down'].map((s) => `${inScope.filter((h) => h.state === s).length} ${s}`).join(', ');
       return new ConflictError('no_capacity', `no enabled hypervisor can take ${wanted} (${inScope.length ? counts : 'none in the inventory'})`, { required: need, closest: null });
     }
-    const lack = (h: HypervisorRow) => ({ vcpus: Math.max(0, need.vcpus - h.free_vcpus), ramMb: Math.max(0, need.ramMb - h.free_ram_mb), diskGb: Math.max(0, need.diskGb - h.free_storage_gb) });
+    const lack = (h: HypervisorRow) => ({
+      vcpus: Math.max(0, need.vcpus - h.free_vcpus),
+      ramMb: Math.max(0, need.ramMb - h.free_ram_mb),
+      diskGb: Math.max(0, need.diskGb - h.free_storage_gb),
+      ...(h.free_addresses === 0 ? { address: `a free address in pool ${h.ip_pool}` } : {}),
+    });
     const score = (h: HypervisorRow) => {
       const l = lack(h);
-      return l.vcpus / need.vcpus + l.ramMb / need.ramMb + l.diskGb / need.diskGb;
+      return l.vcpus / need.vcpus + l.ramMb / need.ramMb + l.diskGb / need.diskGb + (l.address ? 1 : 0);
     };
     const closest = [...enabled].sort((a, b) => score(a) - score(b))[0];
     const l = lack(closest);
-    const parts = [l.vcpus && `${l.vcpus} vCPU`, l.ramMb && `${l.ramMb} MB RAM`, l.diskGb && `${l.diskGb} GB disk`].filter(Boolean).join(', ');
+    const parts = [l.vcpus && `${l.vcpus} vCPU`, l.ramMb && `${l.ramMb} MB RAM`, l.diskGb && `${l.diskGb} GB disk`, l.address].filter(Boolean).join(', ');
     const why = parts ? `the closest, ${closest.name}, lacks ${parts}` : `the hosts with room already run a VM of customer ${need.customer} (anti-affinity)`;
     const shortfall: Shortfall = { hypervisor: closest.name, state: closest.state, lacks: l };
     return new ConflictError('no_capacity', `no enabled hypervisor can take ${wanted}: ${why}`, { required: need, closest: shortfall });

@@ -12,8 +12,9 @@ import { UuidParam } from '../../common/http/params';
 import { Roles } from '../auth/auth.decorators';
 import { SitesService } from '../inventory/sites.service';
 import { HypervisorsService } from './hypervisors.service';
-import { HYPERVISOR_STATES, IMAGE_NAME, hypervisorInput, hypervisorUpdate, vmImageInput, vpsInput, vpsRebuildInput } from './vps.schemas';
+import { HYPERVISOR_STATES, IMAGE_NAME, POOL_NAME, ipPoolInput, hypervisorInput, hypervisorUpdate, vmImageInput, vpsInput, vpsRebuildInput } from './vps.schemas';
 import { VmImagesService } from './vm-images.service';
+import { IpPoolsService } from './ip-pools.service';
 import { VpsSync } from './vps-sync.service';
 import { VM_ACTIONS, VpsService } from './vps.service';
 
@@ -27,6 +28,7 @@ class VmGrantBody extends createZodDto(
 ) {}
 class VpsRebuildBody extends createZodDto(vpsRebuildInput) {}
 class VmImageBody extends createZodDto(vmImageInput) {}
+class IpPoolBody extends createZodDto(ipPoolInput) {}
 const VM_STATES = ['placed', 'creating', 'running', 'stopped', 'paused', 'rebuilding', 'error', 'missing', 'deleting', 'deleted', 'failed'] as const;
 class VpsQuery extends createZodDto(
   pageQuerySchema.extend({ customer: z.string().max(200).optional(), hypervisor: z.uuid().optional(), state: z.enum(VM_STATES).optional(), order: z.string().max(128).optional() }).strict(),
@@ -170,5 +172,39 @@ export class VmImagesController {
   @Delete(':name') @Roles('admin', 'engineer') @HttpCode(204) @ApiOperation({ summary: '409 image_in_use while live VMs were made from it (disable it instead)' })
   async remove(@Param('name') name: string) {
     await this.images.remove(imageName(name));
+  }
+}
+
+const poolName = (name: string) => {
+  if (!POOL_NAME.safeParse(name).success) throw new ValidationError('name: expected a pool name: lowercase letters, digits, dashes', 'name');
+  return name;
+};
+
+@ApiTags('vps')
+@ApiBearerAuth()
+@Controller('vps/ip-pools')
+export class IpPoolsController {
+  constructor(private readonly pools: IpPoolsService) {}
+
+  @Get() @Roles(...READ_ROLES) @ApiOperation({ summary: 'Address pools for VMs, with how many addresses are used and free' })
+  list() {
+    return this.pools.list();
+  }
+
+  @Get(':name') @Roles(...READ_ROLES) get(@Param('name') name: string) {
+    return this.pools.get(poolName(name));
+  }
+
+  @Put(':name') @Roles('admin', 'engineer')
+  @ApiOperation({ summary: 'Create or change a pool: subnet, gateway, DNS, the range VMs get addresses from. 409 addresses_in_use when VMs hold addresses the new range leaves out. 201 when created.' })
+  async put(@Param('name') name: string, @Body() body: IpPoolBody, @Res({ passthrough: true }) reply: FastifyReply) {
+    const { pool, created } = await this.pools.put(poolName(name), body);
+    void reply.status(created ? 201 : 200);
+    return pool;
+  }
+
+  @Delete(':name') @Roles('admin', 'engineer') @HttpCode(204) @ApiOperation({ summary: '409 pool_in_use while a hypervisor or a VM uses it' })
+  async remove(@Param('name') name: string) {
+    await this.pools.remove(poolName(name));
   }
 }

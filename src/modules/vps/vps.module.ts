@@ -6,7 +6,8 @@ import { InventoryModule } from '../inventory/inventory.module';
 import { HypervisorDrivers } from './hypervisor-drivers';
 import { HypervisorsService } from './hypervisors.service';
 import { PlacementService } from './placement.service';
-import { HypervisorsController, VmImagesController, VpsController } from './vps.controller';
+import { HypervisorsController, IpPoolsController, VmImagesController, VpsController } from './vps.controller';
+import { IpPoolsService } from './ip-pools.service';
 import { VmImagesRepository } from './vm-images.repository';
 import { VmConsoleRepository } from './vm-console.repository';
 import { VmConsoleService } from './vm-console.service';
@@ -17,12 +18,13 @@ import { VpsSync } from './vps-sync.service';
 
 @Module({
   imports: [InventoryModule],
-  controllers: [HypervisorsController, VmImagesController, VpsController],
+  controllers: [HypervisorsController, IpPoolsController, VmImagesController, VpsController],
   providers: [
     VpsRepository,
     VmImagesRepository,
     VmConsoleRepository,
     VmConsoleService,
+    IpPoolsService,
     VmImagesService,
     HypervisorsService,
     PlacementService,

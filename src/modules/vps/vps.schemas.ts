@@ -4,6 +4,7 @@ const ratio = z.number().min(1).max(100);
 export const HYPERVISOR_STATES = ['enabled', 'draining', 'down'] as const;
 const BRIDGE = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'expected a bridge interface name such as br0');
 const SSH_KEYS = z.array(z.string().max(16_384).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, 'expected an OpenSSH public key')).max(20).default([]);
+const POOL_NAME = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a pool name: lowercase letters, digits, dashes');
 export const DOMAIN_TYPES = ['auto', 'kvm', 'qemu'] as const;
 const FILE = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'expected a file name in the storage pool (letters, digits, dot, dash, underscore)');
 const SHA256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex SHA-256');
@@ -32,6 +33,7 @@ export const hypervisorInput = z
     overcommit: z.object({ cpu: ratio.default(4), ram: ratio.default(1), storage: ratio.default(1) }).strict().default({ cpu: 4, ram: 1, storage: 1 }),
     state: z.enum(HYPERVISOR_STATES).default('enabled'),
     bridge: BRIDGE.optional().describe('The host bridge VM NICs attach to (none: user-mode networking, for labs)'),
+    ipPool: POOL_NAME.optional().describe('The address pool its bridge serves: each VM gets a static address from it (none: DHCP on the bridge)'),
     domainType: z.enum(DOMAIN_TYPES).default('auto').describe('auto: kvm where /dev/kvm is usable on the host, else qemu (emulated); force one where auto guesses wrong'),
   })
   .strict();
@@ -43,6 +45,7 @@ export const hypervisorUpdate = z
     overcommit: z.object({ cpu: ratio, ram: ratio, storage: ratio }).partial().strict().optional(),
     domainType: z.enum(DOMAIN_TYPES).optional(),
     bridge: BRIDGE.nullable().optional(),
+    ipPool: POOL_NAME.nullable().optional(),
   })
   .strict();
 
@@ -98,3 +101,16 @@ export const vpsRebuildInput = z
   .strict()
   .refine((v) => v.sshKeys.length > 0 || !!v.rootPassword, { message: 'give sshKeys and/or rootPassword', path: ['sshKeys'] });
 export type VpsRebuildInput = z.infer<typeof vpsRebuildInput>;
+
+export const ipPoolInput = z
+  .object({
+    site: z.string().max(64).describe('Site code or id'),
+    network: z.cidrv4().describe('The subnet, e.g. 203.0.113.0/24'),
+    gateway: z.ipv4(),
+    dns: z.array(z.ipv4()).max(4).default([]),
+    firstAddress: z.ipv4().describe('First address handed to VMs'),
+    lastAddress: z.ipv4().describe('Last address handed to VMs'),
+  })
+  .strict();
+export type IpPoolInput = z.infer<typeof ipPoolInput>;
+export { POOL_NAME };

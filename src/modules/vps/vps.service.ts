@@ -50,6 +50,8 @@ export interface VmView {
   siteId: string;
   size: { vcpus: number; ramMb: number; diskGb: number };
   baseImage: string | null;
+  /** Its address from its hypervisor's pool (null: none, or DHCP on the bridge). */
+  ipv4: string | null;
   state: string;
   jobId: string | null;
   lastError: string | null;
@@ -65,6 +67,7 @@ export const vmView = (v: VmRow): VmView => ({
   siteId: v.site_id,
   size: { vcpus: v.vcpus, ramMb: v.ram_mb, diskGb: v.disk_gb },
   baseImage: v.base_image,
+  ipv4: v.ipv4 ?? null,
   state: v.state,
   jobId: v.job_id,
   lastError: v.last_error,
@@ -171,6 +174,8 @@ export class VpsService implements OnModuleInit {
       if (!(await this.repo.rebook(vm.hypervisor_id, { vcpus: vm.vcpus, ramMb: vm.ram_mb, diskGb: vm.disk_gb }, 1))) {
         throw new ConflictError('no_capacity', `the hypervisor of VM ${vm.name} has no room for it any more: create a new VM instead`, {});
       }
+      const host = (await this.repo.hypervisor(vm.hypervisor_id))!;
+      if (host.ip_pool_id && !(await this.repo.allocate(host.ip_pool_id, vm.id))) throw new ConflictError('no_address', `address pool ${host.ip_pool} has no free address for VM ${vm.name} any more`, {});
       await this.repo.updateVm(vm.id, { state: 'placed', last_error: null });
     });
   }
@@ -226,7 +231,9 @@ export class VpsService implements OnModuleInit {
         run: on(async ({ vm, driver, target }, ctx) => {
           // A rebuild is a new instance to cloud-init (it runs again); a create's instance is the VM.
           const instanceId = ctx.params.rebuild ? `${vm.id}-${ctx.jobId.slice(0, 8)}` : vm.id;
-          const files = seedFiles({ instanceId, hostname: vm.hostname ?? vm.name, sshKeys: (ctx.params.sshKeys as string[]) ?? [], rootPasswordHash: ctx.params.rootPasswordHash as string | undefined, network: { mode: 'dhcp' }, mac: vmMac(vm.id) });
+          const net = await this.repo.vmNetwork(vm.id);
+          const network = net ? { mode: 'static' as const, address: `${net.address}/${net.prefix}`, gateway: net.gateway, dns: net.dns } : { mode: 'dhcp' as const };
+          const files = seedFiles({ instanceId, hostname: vm.hostname ?? vm.name, sshKeys: (ctx.params.sshKeys as string[]) ?? [], rootPasswordHash: ctx.params.rootPasswordHash as string | undefined, network, mac: vmMac(vm.id) });
           await driver.writeSeed(target, vm.name, files);
         }),
       },
@@ -315,6 +322,7 @@ export class VpsService implements OnModuleInit {
       const vm = await this.repo.lockVm(vmId);
       if (!vm || vm.state === 'deleted' || vm.state === 'failed') return;
       await this.repo.release(vm.hypervisor_id, vm);
+      await this.repo.releaseAddress(vmId);
       await this.repo.setVmState(vmId, state, error);
       await this.consoles.revokeAllForVm(vmId, `VM ${state}`);
     });
@@ -330,6 +338,10 @@ export class VpsService implements OnModuleInit {
         { vcpus: input.vcpus, ramMb: input.ramMb, diskGb: input.diskGb, customer: input.customer, antiAffinity: input.antiAffinity, siteIds },
         { name: input.name, baseImage: input.baseImage, hostname: input.hostname, orderId: input.orderId ?? null },
       );
+      if (hypervisor.ip_pool_id) {
+        vm.ipv4 = await this.repo.allocate(hypervisor.ip_pool_id, vm.id);
+        if (!vm.ipv4) throw new ConflictError('no_address', `address pool ${hypervisor.ip_pool} of hypervisor ${hypervisor.name} has no free address`, { pool: hypervisor.ip_pool, hypervisor: hypervisor.name });
+      }
       const site = await this.sites.resolve(hypervisor.site_id);
       const made = await this.jobs.create(job.kind, { siteId: site.id, siteCode: site.code }, { ...job.params, vmId: vm.id, sshKeys: input.sshKeys, rootPasswordHash });
       await this.repo.setVmJob(vm.id, made.id);
