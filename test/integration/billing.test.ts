@@ -32,6 +32,7 @@ let otherModelId: string;
 let billing: Server;
 const received: { body: any; ok: boolean }[] = [];
 let answerBilling = 200;
+let billingDelayMs = 0;
 
 beforeAll(async () => {
   // The billing system's side: checks each delivery's signature and keeps it.
@@ -47,7 +48,7 @@ beforeAll(async () => {
         ok = false;
       }
       received.push({ body: JSON.parse(body.toString()), ok });
-      res.writeHead(ok ? answerBilling : 401).end();
+      setTimeout(() => res.writeHead(ok ? answerBilling : 401).end(), billingDelayMs);
     });
   });
   await new Promise<void>((r) => billing.listen(0, '127.0.0.1', r));
@@ -454,6 +455,22 @@ describe('an order from payment to termination, with the fake BMC', () => {
     expect((await t.request({ url: `/api/v1/hypervisors/${device.id}` })).json.used).toEqual({ vcpus: 1, ramMb: 1024, storageGb: 20 });
     await until(async () => received.find((r) => r.body.type === 'order.terminated' && r.body.order.id === 'ord-vps2'), (r) => !!r);
   }, 90_000);
+
+  it('holds no transaction open while a slow billing system answers', async () => {
+    const outbox = t.app.get(OutboxService);
+    billingDelayMs = 1500;
+    try {
+      const msg = await outbox.add('ord-slow', 'order.failed', { order: { id: 'ord-slow' }, reason: 'test' });
+      await until(async () => received.find((r) => r.body.id === msg.id), (r) => !!r, 10_000, 20);
+      // The billing system has the message and has not answered yet: no session of ours waits in a transaction.
+      const [idle] = await query<{ n: string }>(t.db.url, "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'");
+      expect(Number(idle.n)).toBe(0);
+      expect((await outbox.get(msg.id)).state).toBe('pending');
+      await until(() => outbox.get(msg.id), (m) => m.state === 'delivered', 10_000);
+    } finally {
+      billingDelayMs = 0;
+    }
+  });
 
   it('keeps an unacknowledged message and retries it; a replay sends it again', async () => {
     const outbox = t.app.get(OutboxService);

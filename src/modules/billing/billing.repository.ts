@@ -238,9 +238,18 @@ export class BillingRepository {
     return row;
   }
 
-  /** Due messages, oldest first, locked for the caller's transaction. */
-  claimOutbox(limit: number): Promise<OutboxRow[]> {
-    return this.db.rows<OutboxRow>(`SELECT * FROM billing_outbox WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, [limit]);
+  /**
+   * Due messages, oldest first, leased to the caller for `leaseSeconds` (not due for anyone else
+   * meanwhile; a sender that dies lets the lease run out and another sends them): no lock or
+   * transaction is held while they are sent.
+   */
+  async claimOutbox(limit: number, leaseSeconds: number): Promise<OutboxRow[]> {
+    const rows = await this.db.rows<OutboxRow>(
+      `WITH due AS (SELECT id FROM billing_outbox WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+       UPDATE billing_outbox o SET next_attempt_at = now() + make_interval(secs => $2) FROM due WHERE o.id = due.id RETURNING o.*`,
+      [limit, leaseSeconds],
+    );
+    return rows.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || a.id.localeCompare(b.id));
   }
 
   async outboxDelivered(id: string, status: number): Promise<void> {

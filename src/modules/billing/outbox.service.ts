@@ -111,32 +111,32 @@ export class OutboxService {
     const secret = this.config.billing.secrets?.[0];
     if (!url || !secret) return 0;
     let delivered = 0;
-    await this.db.transaction(async () => {
-      for (const row of await this.repo.claimOutbox(batch)) {
-        const body = this.body(row);
-        try {
-          const res = await request(url, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signatureHeader(secret, body), 'user-agent': 'racksmith' },
-            body,
-            headersTimeout: DELIVERY_TIMEOUT_MS,
-            bodyTimeout: DELIVERY_TIMEOUT_MS,
-            maxRedirections: 0,
-          });
-          await res.body.text().catch(() => '');
-          if (res.statusCode >= 200 && res.statusCode < 300) {
-            await this.repo.outboxDelivered(row.id, res.statusCode);
-            delivered++;
-          } else {
-            await this.repo.outboxFailed(row.id, res.statusCode, `the billing system answered ${res.statusCode}`);
-            this.log.warn({ outboxId: row.id, type: row.type, status: res.statusCode }, 'billing event not acknowledged; will retry');
-          }
-        } catch (err) {
-          await this.repo.outboxFailed(row.id, null, (err as Error).message);
-          this.log.warn({ outboxId: row.id, type: row.type, err: (err as Error).message }, 'billing event not delivered; will retry');
+    // Leased, then sent outside any transaction: a slow billing system holds no database connection or lock.
+    const rows = await this.repo.claimOutbox(batch, Math.ceil((batch * DELIVERY_TIMEOUT_MS * 2) / 1000) + 30);
+    for (const row of rows) {
+      const body = this.body(row);
+      try {
+        const res = await request(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signatureHeader(secret, body), 'user-agent': 'racksmith' },
+          body,
+          headersTimeout: DELIVERY_TIMEOUT_MS,
+          bodyTimeout: DELIVERY_TIMEOUT_MS,
+          maxRedirections: 0,
+        });
+        await res.body.text().catch(() => '');
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          await this.repo.outboxDelivered(row.id, res.statusCode);
+          delivered++;
+        } else {
+          await this.repo.outboxFailed(row.id, res.statusCode, `the billing system answered ${res.statusCode}`);
+          this.log.warn({ outboxId: row.id, type: row.type, status: res.statusCode }, 'billing event not acknowledged; will retry');
         }
+      } catch (err) {
+        await this.repo.outboxFailed(row.id, null, (err as Error).message);
+        this.log.warn({ outboxId: row.id, type: row.type, err: (err as Error).message }, 'billing event not delivered; will retry');
       }
-    });
+    }
     return delivered;
   }
 }
