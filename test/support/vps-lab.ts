@@ -82,7 +82,8 @@ export async function startVpsLab(tag: string, env: Record<string, string> = {},
     url: '/api/v1/hypervisors',
     body: {
       deviceId: device.id,
-      ssh: { host: '127.0.0.1', port: sshd.port, user: userInfo().username, privateKey: sshd.clientKey, hostKeySha256: sshd.hostKeySha256 },
+      // The host key pinned as OpenSSH prints its fingerprint (`ssh-keygen -lf`): SHA256:<base64>.
+      ssh: { host: '127.0.0.1', port: sshd.port, user: userInfo().username, privateKey: sshd.clientKey, hostKeySha256: `SHA256:${Buffer.from(sshd.hostKeySha256, 'hex').toString('base64').replace(/=+$/, '')}` },
       libvirtUri: lv.uri,
       storagePool: lv.pool,
       domainType: 'qemu',

@@ -5,6 +5,12 @@ export const HYPERVISOR_STATES = ['enabled', 'draining', 'down'] as const;
 const BRIDGE = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'expected a bridge interface name such as br0');
 const SSH_KEYS = z.array(z.string().max(16_384).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, 'expected an OpenSSH public key')).max(20).default([]);
 const POOL_NAME = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a pool name: lowercase letters, digits, dashes');
+/** A host key's SHA-256: hex, or OpenSSH's `SHA256:<base64>` fingerprint (stored as hex). */
+const HOST_KEY_SHA256 = z
+  .string()
+  .trim()
+  .regex(/^([0-9a-fA-F]{64}|SHA256:[A-Za-z0-9+/]{43}=?)$/, 'expected the SHA-256 of the host key: 64 hex digits, or the SHA256:… fingerprint ssh-keygen -lf prints')
+  .transform((v) => (v.startsWith('SHA256:') ? Buffer.from(v.slice(7), 'base64').toString('hex') : v.toLowerCase()));
 export const DOMAIN_TYPES = ['auto', 'kvm', 'qemu'] as const;
 const FILE = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'expected a file name in the storage pool (letters, digits, dot, dash, underscore)');
 const SHA256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex SHA-256');
@@ -24,7 +30,7 @@ export const hypervisorInput = z
         port: z.number().int().min(1).max(65535).default(22),
         user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/).default('root'),
         privateKey: z.string().max(16_384).regex(/^-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+-----END [A-Z ]*PRIVATE KEY-----\s*$/, 'expected a PEM or OpenSSH private key').optional().describe('Stored encrypted, never returned'),
-        hostKeySha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected the hex SHA-256 of the host key (ssh-keyscan | ssh-keygen -lf - -E sha256, as hex)').describe('Pinned: a host presenting another key is refused'),
+        hostKeySha256: HOST_KEY_SHA256.describe('Pinned: a host presenting another key is refused. Hex, or the SHA256:… fingerprint `ssh-keyscan -t ed25519 HOST | ssh-keygen -lf -` prints'),
       })
       .strict(),
     libvirtUri: z.string().regex(/^qemu(\+\w+)?:\/\/[^\s?]*\/(system|session)(\?[^\s]*)?$/, 'expected a libvirt URI such as qemu:///system').default('qemu:///system'),
