@@ -41,7 +41,11 @@ interface ServerConsole {
   clients: Client[];
   /** The one client whose keystrokes reach the server; the others watch. */
   writer: Client | null;
+  /** The last bytes of output, replayed to whoever joins (the prompt they would otherwise miss). */
+  tail: Buffer;
 }
+
+const TAIL_BYTES = 8 * 1024;
 
 const HELLO_TIMEOUT_MS = 10_000;
 const GRANT_RECHECK_MS = 15_000;
@@ -142,8 +146,10 @@ export class SolRelay implements OnApplicationShutdown {
 
   private async open(who: Admitted): Promise<ServerConsole> {
     const sol = await who.open();
-    const c: ServerConsole = { key: who.key, sol, clients: [], writer: null };
+    const c: ServerConsole = { key: who.key, sol, clients: [], writer: null, tail: Buffer.alloc(0) };
     sol.stream.on('data', (chunk: Buffer) => {
+      c.tail = Buffer.concat([c.tail, chunk]);
+      if (c.tail.length > TAIL_BYTES) c.tail = c.tail.subarray(c.tail.length - TAIL_BYTES);
       for (const client of c.clients) if (client.ws.readyState === client.ws.OPEN) client.ws.send(chunk, { binary: true });
     });
     const ended = (why: string) => {
@@ -178,6 +184,7 @@ export class SolRelay implements OnApplicationShutdown {
     }
     if (ws.readyState !== ws.OPEN) return void (c.clients.length || this.close(c));
     const client: Client = { ws, actor, grantId, openedAt: Date.now(), bytesIn: 0 };
+    if (c.tail.length) ws.send(c.tail, { binary: true });
     c.clients.push(client);
     c.writer ??= client;
     await this.record(actor, 'console.session.open', who, { grantId, writer: c.writer === client });
