@@ -5,8 +5,7 @@ import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
 import { pageQuerySchema } from '../../common/pagination';
 import { READ_ROLES } from '../../common/roles';
-import { UuidParam } from '../../common/http/params';
-import { ValidationError } from '../../common/errors';
+import { namedParam, UuidParam } from '../../common/http/params';
 import { Roles } from '../auth/auth.decorators';
 import { BillingInbox } from './billing-inbox.service';
 import { ORDER_STATES } from './billing.repository';
@@ -21,10 +20,7 @@ class EventQuery extends createZodDto(pageQuerySchema.extend({ order: z.string()
 class OutboxQuery extends createZodDto(pageQuerySchema.extend({ order: z.string().max(128).optional(), state: z.enum(['pending', 'delivered']).optional() })) {}
 
 const BILLING_READ = [...READ_ROLES, 'billing' as const];
-const checkCode = (code: string) => {
-  if (!planCode.safeParse(code).success) throw new ValidationError('code: expected a plan code: letters, digits and . _ -', 'code');
-  return code;
-};
+const checkCode = namedParam(planCode, 'code', 'a plan code: letters, digits and . _ -');
 
 @ApiTags('billing')
 @ApiBearerAuth()

@@ -5,10 +5,9 @@ import { VmConsoleService } from './vm-console.service';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
-import { ValidationError } from '../../common/errors';
 import { pageQuerySchema } from '../../common/pagination';
 import { READ_ROLES } from '../../common/roles';
-import { UuidParam } from '../../common/http/params';
+import { namedParam, UuidParam } from '../../common/http/params';
 import { Roles } from '../auth/auth.decorators';
 import { SitesService } from '../inventory/sites.service';
 import { HypervisorsService } from './hypervisors.service';
@@ -33,10 +32,7 @@ const VM_STATES = ['placed', 'creating', 'running', 'stopped', 'paused', 'rebuil
 class VpsQuery extends createZodDto(
   pageQuerySchema.extend({ customer: z.string().max(200).optional(), hypervisor: z.uuid().optional(), state: z.enum(VM_STATES).optional(), order: z.string().max(128).optional() }).strict(),
 ) {}
-const imageName = (name: string) => {
-  if (!IMAGE_NAME.safeParse(name).success) throw new ValidationError('name: expected an image name such as debian-12', 'name');
-  return name;
-};
+const imageName = namedParam(IMAGE_NAME, 'name', 'an image name such as debian-12');
 class HypervisorQuery extends createZodDto(z.object({ site: z.string().max(64).optional(), state: z.enum(HYPERVISOR_STATES).optional() }).strict()) {}
 
 @ApiTags('vps')
@@ -175,10 +171,7 @@ export class VmImagesController {
   }
 }
 
-const poolName = (name: string) => {
-  if (!POOL_NAME.safeParse(name).success) throw new ValidationError('name: expected a pool name: lowercase letters, digits, dashes', 'name');
-  return name;
-};
+const poolName = namedParam(POOL_NAME, 'name', 'a pool name: lowercase letters, digits, dashes');
 
 @ApiTags('vps')
 @ApiBearerAuth()
