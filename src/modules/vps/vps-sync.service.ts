@@ -56,7 +56,7 @@ export class VpsSync {
 
   private async syncHost(h: HypervisorRow): Promise<HostSync> {
     const result: HostSync = { hypervisorId: h.device_id, hypervisor: h.name, error: null, vms: 0, changed: [], unmanaged: [] };
-    const seenAt = new Date();
+    const seenAt = await this.repo.now();
     // What racksmith believes is read before the host is asked: a change made after that is newer than what the host said.
     const vms = await this.repo.syncableVms(h.device_id);
     let listed: Map<string, VmPowerState>;

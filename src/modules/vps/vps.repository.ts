@@ -252,6 +252,11 @@ export class VpsRepository {
     return this.db.rows<VmRow>(`SELECT * FROM vms WHERE hypervisor_id = $1 AND state IN ('running', 'stopped', 'paused', 'missing') ORDER BY name`, [hypervisorId]);
   }
 
+  /** The database's clock (what `updated_at` is stamped with; the app's may differ). */
+  async now(): Promise<Date> {
+    return (await this.db.rows<{ now: Date }>('SELECT now() AS now'))[0]!.now;
+  }
+
   /** Every VM name racksmith ever made on a host (deleted ones too): the rest of what the host runs is not ours. */
   async vmNames(hypervisorId: string): Promise<Set<string>> {
     return new Set((await this.db.rows<{ name: string }>('SELECT name FROM vms WHERE hypervisor_id = $1', [hypervisorId])).map((r) => r.name));
