@@ -6,7 +6,7 @@ import { query } from '../support/db';
 import { until } from '../support/wait';
 import { signatureHeader, verifySignature } from '../../src/modules/billing/billing-signature';
 import { BillingProcessor } from '../../src/modules/billing/billing-processor.service';
-import { OrdersService } from '../../src/modules/billing/orders.service';
+import { OrdersService, vmNameFor } from '../../src/modules/billing/orders.service';
 import { HypervisorDrivers } from '../../src/modules/vps/hypervisor-drivers';
 import { FakeHypervisorDriver } from '../../src/drivers/hypervisor/fake-hypervisor.driver';
 import { OutboxService } from '../../src/modules/billing/outbox.service';
@@ -455,6 +455,32 @@ describe('an order from payment to termination, with the fake BMC', () => {
     expect((await t.request({ url: `/api/v1/hypervisors/${device.id}` })).json.used).toEqual({ vcpus: 1, ramMb: 1024, storageGb: 20 });
     await until(async () => received.find((r) => r.body.type === 'order.terminated' && r.body.order.id === 'ord-vps2'), (r) => !!r);
   }, 90_000);
+
+  it('terminates a VPS order whose VM is still being made: the provisioning is cancelled, the VM removed, billing told', async () => {
+    const host = (t.app.get(HypervisorDrivers).get('fake') as FakeHypervisorDriver).host('hv-billing');
+    const jobs = t.app.get(JobService);
+    const name = vmNameFor('ord-vps3');
+    let release = () => {};
+    host.holds.set(`start ${name}`, new Promise<void>((r) => (release = r)));
+    await post(event('order.paid', { id: 'ord-vps3', customer: 'cus-vps3', plan: 'vps-1', options: { sshKeys: [KEY] } }));
+    const provisioning = await until(() => t.request({ url: '/api/v1/billing/orders/ord-vps3' }), (r) => !!r.json.jobId, 30_000);
+    const jobId = provisioning.json.jobId;
+    await until(() => jobs.get(jobId), (j) => j.tasks!.find((x) => x.name === 'start')!.state === 'running', 30_000);
+    await post(event('order.terminated', { id: 'ord-vps3', customer: 'cus-vps3' }));
+    // The provisioning is asked to stop; the order is terminating until it has removed what it made.
+    await until(() => jobs.get(jobId), (j) => j.cancelRequested, 30_000);
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-vps3' })).json.state).toBe('terminating');
+    release();
+    host.holds.clear();
+    await until(() => t.request({ url: '/api/v1/billing/orders/ord-vps3' }), (r) => r.json.state === 'terminated', 30_000, 200);
+    expect((await jobs.get(jobId)).state).toBe('cancelled');
+    expect((await t.request({ url: `/api/v1/vps/${provisioning.json.vmId}` })).json.state).toBe('failed');
+    expect(host.domains.has(name)).toBe(false);
+    await until(async () => received.find((r) => r.body.type === 'order.terminated' && r.body.order.id === 'ord-vps3'), (r) => !!r);
+    expect(received.some((r) => r.body.type === 'order.provisioned' && r.body.order.id === 'ord-vps3')).toBe(false);
+    const hypervisorId = (await t.request({ url: `/api/v1/vps/${provisioning.json.vmId}` })).json.hypervisorId;
+    expect((await t.request({ url: `/api/v1/hypervisors/${hypervisorId}` })).json.used).toEqual({ vcpus: 1, ramMb: 1024, storageGb: 20 });
+  }, 60_000);
 
   it('holds no transaction open while a slow billing system answers', async () => {
     const outbox = t.app.get(OutboxService);

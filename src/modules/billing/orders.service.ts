@@ -191,6 +191,7 @@ export class OrdersService implements OnModuleInit {
       onEnd: async (end) => {
         await this.vps.createEnded(end);
         await this.orderFailed(end);
+        await this.vpsProvisionEnded(end);
       },
     });
     this.registry.define({
@@ -428,14 +429,17 @@ export class OrdersService implements OnModuleInit {
   }
 
   /**
-   * A VPS order terminated: a provisioning still running is cancelled (it removes what it made);
-   * a VM that exists is removed by a terminate job. While the VM is busy the event is tried again.
+   * A VPS order terminated: a provisioning still running is cancelled (it removes what it made,
+   * and its end tells billing); a VM that exists is removed by a terminate job. While the VM is
+   * busy with another job the event is tried again.
    */
   private async terminateVps(order: OrderRow, at: Date): Promise<Applied> {
     const running = order.job_id ? await this.jobs.get(order.job_id).catch(() => null) : null;
     if (order.state === 'provisioning' && running && (running.state === 'queued' || running.state === 'running')) {
+      // The provisioning stops and removes what it made; its end finishes the termination (see vpsProvisionEnded).
       if (!running.cancelRequested) await this.jobs.cancel(running.id);
-      throw new ConflictError('vm_busy', `order ${order.id}: its provisioning job ${running.id} is being cancelled; the termination follows`, { jobId: running.id });
+      await this.repo.updateOrder(order.id, { state: 'terminating', state_event_at: at });
+      return { state: 'processed', result: `terminating: provisioning job ${running.id} cancelled; it removes what it made` };
     }
     const vm = await this.vps.get(order.vm_id!);
     if (vm.state === 'failed' || vm.state === 'deleted') {
@@ -544,6 +548,12 @@ export class OrdersService implements OnModuleInit {
   private async notifyVps(ctx: TaskContext): Promise<void> {
     await this.db.withLock(`racksmith:order:${String(ctx.params.orderId)}`, async () => {
       const order = (await this.repo.lockOrder(String(ctx.params.orderId)))!;
+      if (order.state === 'terminating') {
+        // Terminated while its last steps ran (too late to cancel them): the VM goes again.
+        const job = await this.vps.remove(String(ctx.params.vmId), { kind: ORDER_VPS_TERMINATE, params: { orderId: order.id }, own: ctx.jobId });
+        await this.repo.updateOrder(order.id, { job_id: job.id });
+        return ctx.log(`the order was terminated meanwhile: job ${job.id} removes the VM`);
+      }
       if (order.state !== 'provisioning') return ctx.log(`the order is ${order.state}: nothing to report`);
       const vm = await this.vps.get(String(ctx.params.vmId));
       const site = await this.sites.resolve(vm.siteId);
@@ -595,6 +605,17 @@ export class OrdersService implements OnModuleInit {
     const job = await this.vps.act(order.vm_id!, action, false, { kind: action === 'suspend' ? ORDER_VPS_SUSPEND : ORDER_VPS_UNSUSPEND, params: { orderId: order.id }, own: ctx.jobId });
     await this.repo.updateOrder(order.id, { state: action === 'suspend' ? 'suspending' : 'unsuspending', job_id: job.id });
     await ctx.log(`billing ${action === 'suspend' ? 'suspended' : 'unsuspended'} the order meanwhile: job ${job.id} follows`);
+  }
+
+  /** A provisioning cancelled by a termination: what it made is gone (createEnded), so the order is terminated and billing told. */
+  private async vpsProvisionEnded(end: JobEnd): Promise<void> {
+    await this.db.withLock(`racksmith:order:${String(end.params.orderId)}`, async () => {
+      const order = await this.repo.lockOrder(String(end.params.orderId));
+      if (!order || order.state !== 'terminating' || order.job_id !== end.jobId) return;
+      const row = await this.repo.updateOrder(order.id, { state: 'terminated', access_enc: null });
+      await this.outbox.add(order.id, 'order.terminated', { order: this.ref(row) });
+      await end.log(`order ${order.id} terminated while it was being provisioned; what was made is removed`);
+    });
   }
 
   private async terminatedVps(ctx: TaskContext): Promise<void> {
