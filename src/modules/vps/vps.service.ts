@@ -1,5 +1,6 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { ConflictError, NotFoundError, ValidationError } from '../../common/errors';
+import { newestFirstPage, type Page } from '../../common/pagination';
 import { Database } from '../../database/database';
 import { HypervisorError, type HypervisorDriver, type HypervisorTarget } from '../../drivers/hypervisor/hypervisor-driver';
 import { JobRegistry, type JobEnd, type TaskContext, type TaskDefinition } from '../../jobs/job-registry';
@@ -14,7 +15,6 @@ import { VmConsoleService } from './vm-console.service';
 import { domainXml, seedFiles, vmMac } from './vm-config';
 import { VpsRepository, type HypervisorRow, type VmRow } from './vps.repository';
 import type { VpsInput, VpsRebuildInput } from './vps.schemas';
-import { newestFirstPage, type Page } from '../../common/pagination';
 
 export const VPS_CREATE = 'vps-create';
 export const VPS_DELETE = 'vps-delete';
