@@ -7,7 +7,7 @@ import { AuditService } from '../audit/audit.service';
 import { DevicesService } from '../inventory/devices.service';
 import { HypervisorError, type HypervisorDriver, type HypervisorTarget } from '../../drivers/hypervisor/hypervisor-driver';
 import { HypervisorDrivers } from './hypervisor-drivers';
-import { VpsRepository, type HypervisorRow } from './vps.repository';
+import { VpsRepository, type HypervisorRow, type VmRow } from './vps.repository';
 import type { HypervisorInput, HypervisorUpdate } from './vps.schemas';
 
 describeConstraints({
@@ -70,6 +70,14 @@ export class HypervisorsService {
     private readonly db: Database,
     private readonly drivers: HypervisorDrivers,
   ) {}
+
+  /** A VM, its host, the host's driver and how to reach it. */
+  async forVm(vmId: string): Promise<{ vm: VmRow; host: HypervisorRow; driver: HypervisorDriver; target: HypervisorTarget }> {
+    const vm = await this.repo.vm(vmId);
+    if (!vm) throw new NotFoundError('vm', vmId);
+    const host = (await this.repo.hypervisor(vm.hypervisor_id))!;
+    return { vm, host, ...(await this.access(host)) };
+  }
 
   /** The host's driver and how to reach it (its SSH key unsealed). */
   async access(host: HypervisorRow): Promise<{ driver: HypervisorDriver; target: HypervisorTarget }> {

@@ -124,10 +124,7 @@ export class VmConsoleService {
 
   /** The VM's serial console, through its hypervisor's driver. */
   async open(vmId: string): Promise<VmConsole> {
-    const vm = await this.vms.vm(vmId);
-    if (!vm) throw new NotFoundError('vm', vmId);
-    const host = (await this.vms.hypervisor(vm.hypervisor_id))!;
-    const { driver, target } = await this.hypervisors.access(host);
+    const { vm, driver, target } = await this.hypervisors.forVm(vmId);
     return driver.openConsole(target, vm.name);
   }
 }

@@ -117,9 +117,7 @@ export class VpsService implements OnModuleInit {
       this.registry.define({
         kind: `vps-${action}`,
         hardware: false,
-        tasks: [
-          this.actionTask(action),
-        ],
+        tasks: [this.actionTask(action)],
       });
     }
     this.registry.define({
@@ -130,8 +128,9 @@ export class VpsService implements OnModuleInit {
           name: 'resize',
           timeoutMs: 300_000,
           run: on(async ({ vm, driver, target }, ctx) => {
-            await driver.resize(target, vm.name, { vcpus: Number(ctx.params.vcpus), ramMb: Number(ctx.params.ramMb), diskGb: Number(ctx.params.diskGb) });
-            await this.repo.setVmSize(vm.id, { vcpus: Number(ctx.params.vcpus), ramMb: Number(ctx.params.ramMb), diskGb: Number(ctx.params.diskGb) });
+            const size = { vcpus: Number(ctx.params.vcpus), ramMb: Number(ctx.params.ramMb), diskGb: Number(ctx.params.diskGb) };
+            await driver.resize(target, vm.name, size);
+            await this.repo.setVmSize(vm.id, size);
           }),
         },
       ],
@@ -309,11 +308,8 @@ export class VpsService implements OnModuleInit {
   }
 
   /** The VM, its hypervisor, the driver and how to reach it. */
-  private async handle(vmId: string): Promise<Handle> {
-    const vm = await this.repo.vm(vmId);
-    if (!vm) throw new NotFoundError('vm', vmId);
-    const host = (await this.repo.hypervisor(vm.hypervisor_id))!;
-    return { vm, host, ...(await this.hypervisors.access(host)) };
+  private handle(vmId: string): Promise<Handle> {
+    return this.hypervisors.forVm(vmId);
   }
 
   /** The VM ends (deleted or failed): its capacity goes back to the host, once. */
