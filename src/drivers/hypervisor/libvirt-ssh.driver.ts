@@ -3,6 +3,9 @@ import { HypervisorError, type HypervisorDriver, type HypervisorTarget, type Poo
 
 const VM_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const BASE_IMAGE = /^[A-Za-z0-9._-]{1,128}$/;
+/** What virsh calls a domain's state, as the driver reports it. */
+const powerState = (s: string): VmPowerState => (s === 'running' || s === 'shut off' || s === 'paused' ? s : 'other');
+
 /**
  * Files of an image in the pool ($@: path, URL, SHA-256 per file): each one missing is fetched
  * (under a lock: one fetch per file at a time) into a .part file, checked, then moved in place;
@@ -97,8 +100,7 @@ export class LibvirtSshDriver implements HypervisorDriver {
     for (const f of files) if (!BASE_IMAGE.test(f.file)) throw new HypervisorError(`not a pool file name: ${f.file}`);
     const pool = await this.poolPath(t);
     const args = files.flatMap((f) => [`${pool}/${f.file}`, f.url && f.sha256 ? f.url : '', f.url && f.sha256 ? f.sha256 : '']);
-    const r = await this.run(t, ['sh', '-c', FETCH, 'sh', ...args], { timeoutMs: 3_600_000, ok: () => true });
-    if (r.code !== 0) throw new HypervisorError(`fetching image files onto ${t.name} (pool ${t.storagePool}) failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+    const r = await this.run(t, ['sh', '-c', FETCH, 'sh', ...args], { timeoutMs: 3_600_000, what: `fetching image files into pool ${t.storagePool}` });
     return [...r.stdout.matchAll(/^fetched (\S+)$/gm)].map((m) => m[1]!);
   }
 
@@ -109,8 +111,7 @@ export class LibvirtSshDriver implements HypervisorDriver {
     for (const line of out.split('\n')) {
       const m = /^\s*(\d+|-)\s+(\S+)\s+(.+?)\s*$/.exec(line);
       if (!m) continue;
-      const s = m[3]!;
-      vms.set(m[2]!, s === 'running' || s === 'shut off' || s === 'paused' ? s : 'other');
+      vms.set(m[2]!, powerState(m[3]!));
     }
     return vms;
   }
@@ -174,8 +175,7 @@ export class LibvirtSshDriver implements HypervisorDriver {
       if (/failed to get domain|Domain not found/i.test(r.stderr)) return 'absent';
       throw new HypervisorError(`virsh domstate ${vm} on ${t.name} failed: ${r.stderr.trim()}`);
     }
-    const s = r.stdout.trim();
-    return s === 'running' || s === 'shut off' || s === 'paused' ? s : 'other';
+    return powerState(r.stdout.trim());
   }
 
   async resize(t: HypervisorTarget, vm: string, size: { vcpus: number; ramMb: number; diskGb: number }): Promise<void> {

@@ -422,9 +422,15 @@ export class OrdersService implements OnModuleInit {
   private async vpsPower(order: OrderRow, action: 'suspend' | 'resume'): Promise<Applied> {
     const due = action === 'suspend' ? order.state === 'active' : order.state === 'suspended';
     if (!due) return { state: 'processed', result: `order is ${order.state}: ${action === 'suspend' ? 'suspension' : 'unsuspension'} recorded; applied when its current job ends` };
-    const job = await this.vps.act(order.vm_id!, action, false, { kind: action === 'suspend' ? ORDER_VPS_SUSPEND : ORDER_VPS_UNSUSPEND, params: { orderId: order.id } });
+    const job = await this.vpsPowerJob(order, action);
+    return { state: 'processed', result: `${action === 'suspend' ? 'suspending' : 'unsuspending'}: job ${job}` };
+  }
+
+  /** The VM paused or resumed by an order job; the order `suspending`/`unsuspending` meanwhile. `own`: the caller's job, still on the VM. */
+  private async vpsPowerJob(order: OrderRow, action: 'suspend' | 'resume', own?: string): Promise<string> {
+    const job = await this.vps.act(order.vm_id!, action, false, { kind: action === 'suspend' ? ORDER_VPS_SUSPEND : ORDER_VPS_UNSUSPEND, params: { orderId: order.id }, own });
     await this.repo.updateOrder(order.id, { state: action === 'suspend' ? 'suspending' : 'unsuspending', job_id: job.id });
-    return { state: 'processed', result: `${action === 'suspend' ? 'suspending' : 'unsuspending'}: job ${job.id}` };
+    return job.id;
   }
 
   /**
@@ -601,9 +607,8 @@ export class OrdersService implements OnModuleInit {
   private async vpsFollow(order: OrderRow, ctx: TaskContext): Promise<void> {
     const action = order.state === 'active' && order.suspend_requested ? 'suspend' : order.state === 'suspended' && !order.suspend_requested ? 'resume' : null;
     if (!action) return;
-    const job = await this.vps.act(order.vm_id!, action, false, { kind: action === 'suspend' ? ORDER_VPS_SUSPEND : ORDER_VPS_UNSUSPEND, params: { orderId: order.id }, own: ctx.jobId });
-    await this.repo.updateOrder(order.id, { state: action === 'suspend' ? 'suspending' : 'unsuspending', job_id: job.id });
-    await ctx.log(`billing ${action === 'suspend' ? 'suspended' : 'unsuspended'} the order meanwhile: job ${job.id} follows`);
+    const job = await this.vpsPowerJob(order, action, ctx.jobId);
+    await ctx.log(`billing ${action === 'suspend' ? 'suspended' : 'unsuspended'} the order meanwhile: job ${job} follows`);
   }
 
   /** A provisioning cancelled by a termination: what it made is gone (createEnded), so the order is terminated and billing told. */
