@@ -466,11 +466,15 @@ describe('an order from payment to termination, with the fake BMC', () => {
     const provisioning = await until(() => t.request({ url: '/api/v1/billing/orders/ord-vps3' }), (r) => !!r.json.jobId, 30_000);
     const jobId = provisioning.json.jobId;
     await until(() => jobs.get(jobId), (j) => j.tasks!.find((x) => x.name === 'start')!.state === 'running', 30_000);
+    // The removal of what the provisioning made is held too: the cancel is seen within a heartbeat.
+    let releaseRemove = () => {};
+    host.holds.set(`remove ${name}`, new Promise<void>((r) => (releaseRemove = r)));
     await post(event('order.terminated', { id: 'ord-vps3', customer: 'cus-vps3' }));
     // The provisioning is asked to stop; the order is terminating until it has removed what it made.
     await until(() => jobs.get(jobId), (j) => j.cancelRequested, 30_000);
     expect((await t.request({ url: '/api/v1/billing/orders/ord-vps3' })).json.state).toBe('terminating');
     release();
+    releaseRemove();
     host.holds.clear();
     await until(() => t.request({ url: '/api/v1/billing/orders/ord-vps3' }), (r) => r.json.state === 'terminated', 30_000, 200);
     expect((await jobs.get(jobId)).state).toBe('cancelled');
