@@ -2,8 +2,9 @@
 // TFTP throughput: racksmith's TFTP server next to tftpd-hpa serving the same files in the same
 // run, over loopback: one 64 MiB file at blksize 1468 with curl and with atftp (lock-step), with
 // atftp at windowsize 16 (tftpd-hpa has no windowsize and answers lock-step), and 50 clients at
-// once. Median of RUNS runs each. Lock-step rows also show a bare Node.js sender (bench/tftp-floor.js):
-// the floor of Node's own UDP path on this machine.
+// once. Median of RUNS runs each. racksmith runs as it ships (native sender, 50 µs spin); the
+// lock-step rows also show it with the native sender not spinning, with the JavaScript sender, and
+// a bare Node.js sender (bench/tftp-floor.js): the floor of Node's own UDP path on this machine.
 //   npm run build && node bench/tftp.js [runs=3] [sizeMiB=64] [clients=50]
 // Needs tftpd-hpa, atftp and curl (Debian packages).
 const { execFile } = require('node:child_process');
@@ -42,10 +43,14 @@ async function fetchOne(tool, port, name, out, windowsize) {
   writeFileSync(join(root, 'big.bin'), randomBytes(SIZE), { mode: 0o644 });
   writeFileSync(join(root, 'small.bin'), randomBytes(SMALL), { mode: 0o644 });
   const ours = await freeUdpPort();
+  const noSpin = await freeUdpPort();
+  const js = await freeUdpPort();
   const hpa = await freeUdpPort();
   const floor = await freeUdpPort();
   const servers = [
-    start(process.execPath, [join(__dirname, 'tftp-server.js'), root, String(ours)], {}),
+    start(process.execPath, [join(__dirname, 'tftp-server.js'), root, String(ours), 'native', '50'], {}),
+    start(process.execPath, [join(__dirname, 'tftp-server.js'), root, String(noSpin), 'native', '0'], {}),
+    start(process.execPath, [join(__dirname, 'tftp-server.js'), root, String(js), 'js'], {}),
     start('/usr/sbin/in.tftpd', ['-L', '-s', root, '-a', `127.0.0.1:${hpa}`], {}),
     start(process.execPath, [join(__dirname, 'tftp-floor.js'), join(root, 'big.bin'), String(floor)], {}),
   ];
@@ -59,7 +64,8 @@ async function fetchOne(tool, port, name, out, windowsize) {
       ['atftp, blksize 1468, windowsize 16', 'atftp', 16],
     ]) {
       const row = { label };
-      for (const [server, port] of [['racksmith', ours], ['tftpd-hpa', hpa], ...(ws ? [] : [['node floor', floor]])]) {
+      const lockStep = ws ? [] : [['no spin', noSpin], ['js', js], ['node floor', floor]];
+      for (const [server, port] of [['racksmith', ours], ['tftpd-hpa', hpa], ...lockStep]) {
         const times = [];
         for (let i = 0; i < RUNS; i++) {
           const out = join(dir, `out-${server}-${i}`);
@@ -70,7 +76,8 @@ async function fetchOne(tool, port, name, out, windowsize) {
         row[server] = mbps(SIZE, median(times));
       }
       results.push(row);
-      const floorText = row['node floor'] ? `   bare Node.js sender ${row['node floor'].toFixed(1).padStart(6)} MB/s (ratio ${(row['node floor'] / row['tftpd-hpa']).toFixed(2)})` : '';
+      const other = (key, name) => (row[key] ? `   ${name} ${row[key].toFixed(1).padStart(6)} MB/s (${(row[key] / row['tftpd-hpa']).toFixed(2)})` : '');
+      const floorText = other('no spin', 'native, no spin') + other('js', 'JS sender') + other('node floor', 'bare Node.js');
       console.log(`${label.padEnd(40)} racksmith ${row.racksmith.toFixed(1).padStart(6)} MB/s   tftpd-hpa ${row['tftpd-hpa'].toFixed(1).padStart(6)} MB/s   ratio ${(row.racksmith / row['tftpd-hpa']).toFixed(2)}${floorText}`);
     }
     // Many clients at once: each fetches the 8 MiB file with curl.

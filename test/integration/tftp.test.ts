@@ -22,6 +22,7 @@ let dir: string;
 let root: string;
 let server: TftpServer;
 let port: number;
+let tftpFiles: TftpFiles;
 const ends: TransferEnd[] = [];
 const files: Record<string, Buffer> = {};
 const clients: RawTftpClient[] = [];
@@ -46,20 +47,29 @@ beforeAll(async () => {
   for (const [name, data] of Object.entries(files)) writeFileSync(join(root, name), data);
   symlinkSync('/usr/lib/ipxe/undionly.kpxe', join(root, 'undionly.kpxe'));
   writeFileSync(join(dir, 'secret.txt'), 'outside the root');
-  const tftpFiles = new TftpFiles(root, async (name, client) => (name === 'racksmith/whoami.ipxe' ? Buffer.from(`#!ipxe\necho ${client.address}\n`) : null));
-  server = new TftpServer({ address: '127.0.0.1', port: 0, open: (n, c) => tftpFiles.open(n, c), timeoutMs: 200, retries: 3, maxPerClient: 4, log: pino({ level: 'silent' }) });
-  server.on('transfer', (e: TransferEnd) => ends.push(e));
-  port = (await server.start()).port;
+  tftpFiles = new TftpFiles(root, async (name, client) => (name === 'racksmith/whoami.ipxe' ? Buffer.from(`#!ipxe\necho ${client.address}\n`) : null));
 });
 afterAll(async () => {
   for (const c of clients) c.close();
-  await server?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
 const out = (name: string) => join(dir, `got-${name}-${randomBytes(3).toString('hex')}`);
 
-describe('TFTP server with real clients', () => {
+// Both senders follow the same rules: the native one (a thread per transfer, built by npm install)
+// and the JavaScript one (used where the native one is not built).
+describe.each(['native', 'js'] as const)('TFTP server with real clients (%s sender)', (sender) => {
+  beforeAll(async () => {
+    ends.length = 0;
+    server = new TftpServer({ address: '127.0.0.1', port: 0, open: (n, c) => tftpFiles.open(n, c), timeoutMs: 200, retries: 3, maxPerClient: 4, sender, log: pino({ level: 'silent' }) });
+    expect(server.sender).toBe(sender);
+    server.on('transfer', (e: TransferEnd) => ends.push(e));
+    port = (await server.start()).port;
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
   it('curl: small, block-multiple, 5 MiB at blksize 1468, a symlinked iPXE loader, a generated file', async () => {
     for (const [name, extra] of [['small.bin', []], ['exact.bin', []], ['big.bin', ['--tftp-blksize', '1468']]] as const) {
       const o = out(name);
@@ -157,6 +167,8 @@ describe('TFTP server with real clients', () => {
     c.ack(5);
     await until(async () => c.data(9), (d) => d.length === 1, 3000);
     c.raw(c.transferPort!, Buffer.from([0, 5, 0, 0, 0])); // the client gives up
+    await until(async () => ends.find((e) => e.client.port === c.port && e.outcome === 'client-error'), (e) => !!e, 3000);
+    expect(server.active).toBe(0);
   });
 
   it('at most maxPerClient transfers per client address', async () => {
@@ -192,6 +204,28 @@ describe('TFTP server with real clients', () => {
     const o = out('after-fuzz');
     await run('curl', ['-sS', '--fail', '-o', o, `tftp://127.0.0.1:${port}/small.bin`]);
     expect(readFileSync(o).equals(files['small.bin']!)).toBe(true);
+  });
+
+  it('random packets from the client to its transfer change nothing; stopping the server ends a transfer at once', async () => {
+    const c = await raw();
+    c.request(port, 'big.bin');
+    await until(async () => c.data(1), (d) => d.length === 1, 3000);
+    for (let i = 0; i < 2000; i++) {
+      let p = randomBytes(1 + (i % 700));
+      // Anything but an ACK or an ERROR (those mean something).
+      while (p.length >= 2 && p[0] === 0 && (p[1] === 4 || p[1] === 5)) p = randomBytes(p.length);
+      c.raw(c.transferPort!, p);
+      if (i % 200 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setTimeout(r, 100)); // the JS sender shares this event loop: let it drain its socket
+    c.ack(1);
+    await until(async () => c.data(2), (d) => d.length >= 1, 3000);
+    expect(c.data(3)).toHaveLength(0);
+    const t0 = Date.now();
+    await server.stop();
+    expect(Date.now() - t0).toBeLessThan(2000); // not the transfer's own timeout (200 ms × 2^n, 3 retries)
+    expect(server.active).toBe(0);
+    expect(ends.filter((e) => e.client.port === c.port && e.filename === 'big.bin').at(-1)).toMatchObject({ outcome: 'timeout', bytes: 512 });
   });
 });
 

@@ -49,7 +49,7 @@ export class TftpService implements OnApplicationShutdown {
       critical: false,
       run: async () =>
         this.listening
-          ? { status: 'ok', detail: `serving ${this.config.boot.tftpRoot} on ${this.listening.address}:${this.listening.port}, ${this.server!.active} transfers` }
+          ? { status: 'ok', detail: `serving ${this.config.boot.tftpRoot} on ${this.listening.address}:${this.listening.port}, ${this.server!.active} transfers, ${this.server!.sender} sender` }
           : { status: 'off', detail: this.config.boot.address ? 'not started' : 'no boot address configured (RACKSMITH_BOOT_ADDRESS)' },
     });
   }
@@ -66,7 +66,7 @@ export class TftpService implements OnApplicationShutdown {
       return;
     }
     const files = new TftpFiles(b.tftpRoot, (name, client) => (this.generated ? this.generated(name, client) : Promise.resolve(null)));
-    const server = new TftpServer({ address: b.address, port: b.tftpPort, open: (n, c) => files.open(n, c), maxTransfers: b.tftpMaxTransfers, log: this.log.child({ component: 'tftp' }) });
+    const server = new TftpServer({ address: b.address, port: b.tftpPort, open: (n, c) => files.open(n, c), maxTransfers: b.tftpMaxTransfers, sender: b.tftpSender, spinUs: b.tftpSpinUs, log: this.log.child({ component: 'tftp' }) });
     server.on('transfer', (e: TransferEnd) => {
       this.transfers.inc({ outcome: e.outcome });
       this.bytes.inc(e.bytes);
@@ -75,7 +75,7 @@ export class TftpService implements OnApplicationShutdown {
     });
     this.listening = await server.start();
     this.server = server;
-    this.log.info({ address: this.listening.address, port: this.listening.port, root: b.tftpRoot }, 'tftp serving');
+    this.log.info({ address: this.listening.address, port: this.listening.port, root: b.tftpRoot, sender: server.sender }, 'tftp serving');
   }
 
   /** A loader sent to a machine whose install waits: a line in its job's log. */

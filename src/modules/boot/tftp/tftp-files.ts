@@ -59,6 +59,7 @@ export class TftpFiles {
     const handle = fh;
     return {
       size: st.size,
+      fd: handle.fd,
       read: async (offset, length) => {
         const buf = Buffer.allocUnsafe(length);
         const { bytesRead } = await handle.read(buf, 0, length, offset);

@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { loadNativeSender, type NativeSender, type NativeTransfer, type NativeTransferResult } from './native-sender';
 import { errorPacket, oackPacket, OP, parsePacket, TFTP_ERROR, toNetascii } from './tftp-packet';
 
 /** What a transfer reads: a size and ranges of bytes. */
@@ -8,6 +9,9 @@ export interface TftpFile {
   size: number;
   read(offset: number, length: number): Promise<Buffer>;
   close(): Promise<void>;
+  /** The bytes when they are in memory, or the open file's descriptor: the native sender reads these. */
+  data?: Buffer;
+  fd?: number;
 }
 
 /** Why a request gets no file. `access`: the name is refused (outside the root, say): error 2. */
@@ -41,6 +45,13 @@ export interface TftpServerOptions {
   /** Transfers at once, in all and per client address. */
   maxTransfers?: number;
   maxPerClient?: number;
+  /**
+   * Who sends the blocks: `native` (a thread per transfer in C, built by `npm install`), `js` (the
+   * event loop), or `auto` (native when it is built). Both follow the same rules.
+   */
+  sender?: 'auto' | 'native' | 'js';
+  /** Native sender: microseconds a transfer spins for an ACK before it sleeps (0: never). */
+  spinUs?: number;
   log: Logger;
 }
 
@@ -72,10 +83,20 @@ export class TftpServer extends EventEmitter {
   private readonly transfers = new Set<Transfer>();
   private readonly perClient = new Map<string, number>();
   private readonly opts: Required<Omit<TftpServerOptions, 'log' | 'open'>> & Pick<TftpServerOptions, 'log' | 'open'>;
+  /** The native sender, when it sends this server's blocks. */
+  readonly native: NativeSender | null;
 
   constructor(opts: TftpServerOptions) {
     super();
-    this.opts = { maxBlksize: 65464, maxWindowsize: 64, timeoutMs: 1000, retries: 5, maxTransfers: 1000, maxPerClient: 16, ...opts };
+    this.opts = { maxBlksize: 65464, maxWindowsize: 64, timeoutMs: 1000, retries: 5, maxTransfers: 1000, maxPerClient: 16, sender: 'auto', spinUs: 50, ...opts };
+    const { sender, error } = this.opts.sender === 'js' ? { sender: null } : loadNativeSender();
+    if (!sender && this.opts.sender === 'native') throw new Error(`the native TFTP sender is not built (npm install builds it with make and a C compiler): ${error}`);
+    this.native = sender;
+  }
+
+  /** Which sender sends the blocks. */
+  get sender(): 'native' | 'js' {
+    return this.native ? 'native' : 'js';
   }
 
   get active(): number {
@@ -100,6 +121,8 @@ export class TftpServer extends EventEmitter {
 
   async stop(): Promise<void> {
     for (const t of [...this.transfers]) t.abort();
+    // Native transfers end on their own thread: wait until each has handed back its result.
+    if (this.transfers.size) await new Promise<void>((r) => this.once('idle', r));
     await new Promise<void>((r) => (this.socket ? this.socket.close(() => r()) : r()));
     this.socket = undefined;
   }
@@ -136,6 +159,7 @@ export class TftpServer extends EventEmitter {
     if (n) this.perClient.set(end.client.address, n);
     else this.perClient.delete(end.client.address);
     this.emit('transfer', end);
+    if (!this.transfers.size) this.emit('idle');
   }
 
   get options() {
@@ -145,8 +169,9 @@ export class TftpServer extends EventEmitter {
 
 /**
  * One read transfer, on its own socket connected to the client (its TID): the kernel hands it
- * only that client's packets. The hot path (ACK in, DATA out) is synchronous while the blocks are
- * in memory; the file is read in chunks ahead of the window.
+ * only that client's packets. The native sender runs the data phase on a thread of its own;
+ * otherwise it runs here: the hot path (ACK in, DATA out) is synchronous while the blocks are in
+ * memory, and the file is read in chunks ahead of the window.
  */
 class Transfer {
   private socket?: Socket;
@@ -173,6 +198,7 @@ class Transfer {
   private reading = false;
   private readonly started = Date.now();
   private finished = false;
+  private native?: NativeTransfer;
 
   constructor(
     private readonly server: TftpServer,
@@ -188,18 +214,22 @@ class Transfer {
     return this.server.options.log;
   }
 
-  async run(): Promise<void> {
+  /** This transfer's own socket (its TID), connected to the client. */
+  private async openSocket(): Promise<void> {
     const socket = createSocket('udp4');
     this.socket = socket;
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'tftp transfer socket error'));
     await new Promise<void>((resolve) => socket.bind(0, this.server.options.address, () => resolve()));
     await new Promise<void>((resolve) => socket.connect(this.client.port, this.client.address, () => resolve()));
     socket.on('message', (msg) => this.onMessage(msg));
+  }
 
+  async run(): Promise<void> {
     try {
       this.file = await this.server.options.open(this.filename, this.client);
       if (this.mode === 'netascii') this.file = await netascii(this.file);
     } catch (err) {
+      await this.openSocket();
       if (err instanceof TftpRefusal) {
         const code = err.code === 'access' ? TFTP_ERROR.ACCESS : TFTP_ERROR.NOT_FOUND;
         if (err.code === 'access') this.log.warn({ client: this.client.address, filename: this.filename, reason: err.message }, 'tftp access violation');
@@ -211,8 +241,12 @@ class Transfer {
       }
       return this.end('read-error');
     }
+    if (this.finished) return void this.file.close().catch(() => undefined); // stopped while opening
     const accepted = this.negotiate();
     this.blocks = Math.floor(this.file.size / this.blksize) + 1;
+    const native = this.server.native;
+    if (native && (this.file.data || this.file.fd !== undefined) && this.runNative(native, accepted)) return;
+    await this.openSocket();
     this.lastSend = Date.now();
     this.timer = setTimeout(() => this.onTimer(), this.timeoutMs);
     if (Object.keys(accepted).length) {
@@ -221,6 +255,49 @@ class Transfer {
       this.send(this.oack);
     } else {
       this.pump();
+    }
+  }
+
+  /**
+   * The data phase on the native sender's thread; it calls back once, when the transfer is over.
+   * False when it could not start (no socket or thread): the transfer then runs here.
+   */
+  private runNative(native: NativeSender, accepted: Record<string, number>): boolean {
+    const o = this.server.options;
+    const file = this.file!;
+    const done = (r: NativeTransferResult) => {
+      this.native = undefined;
+      this.retransmits = r.retransmits;
+      this.base = r.acked + 1;
+      if (r.outcome === 'timeout') this.log.info({ client: this.client.address, filename: this.filename, block: this.base }, 'tftp transfer timed out');
+      if (r.outcome === 'read-error') this.log.error({ filename: this.filename }, 'tftp read failed');
+      if (r.outcome === 'client-error') this.log.debug({ client: this.client.address }, 'tftp client ended the transfer');
+      this.end(r.outcome === 'aborted' ? 'timeout' : r.outcome);
+    };
+    try {
+      this.native = native.start(
+        {
+          bindAddress: o.address,
+          clientAddress: this.client.address,
+          clientPort: this.client.port,
+          ...(file.data ? { data: file.data } : { fd: file.fd }),
+          size: file.size,
+          blksize: this.blksize,
+          windowsize: this.windowsize,
+          timeoutMs: this.baseTimeoutMs,
+          maxBackoffMs: MAX_BACKOFF_MS,
+          retries: o.retries,
+          spinUs: o.spinUs,
+          ...(Object.keys(accepted).length ? { oack: oackPacket(accepted) } : {}),
+          timeoutPacket: TIMEOUT_PACKET,
+          readErrorPacket: READ_ERROR_PACKET,
+        },
+        done,
+      );
+      return true;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, client: this.client.address }, 'tftp native sender could not start; sending from JavaScript');
+      return false;
     }
   }
 
@@ -317,7 +394,7 @@ class Transfer {
           },
           (err: Error) => {
             this.log.error({ err: err.message, filename: this.filename }, 'tftp read failed');
-            this.send(errorPacket(TFTP_ERROR.UNDEFINED, 'read error'));
+            this.send(READ_ERROR_PACKET);
             this.end('read-error');
           },
         );
@@ -350,7 +427,7 @@ class Transfer {
   private onTimeout(): void {
     if (++this.retries > this.server.options.retries) {
       this.log.info({ client: this.client.address, filename: this.filename, block: this.base }, 'tftp transfer timed out');
-      this.send(errorPacket(TFTP_ERROR.UNDEFINED, 'timeout'));
+      this.send(TIMEOUT_PACKET);
       return this.end('timeout');
     }
     this.retransmits++;
@@ -367,6 +444,8 @@ class Transfer {
   }
 
   abort(): void {
+    // A native transfer ends when its thread has stopped (its callback ends it here).
+    if (this.native) return this.server.native!.abort(this.native);
     this.end('timeout');
   }
 
@@ -383,6 +462,8 @@ class Transfer {
 }
 
 const EMPTY = Buffer.alloc(0);
+const TIMEOUT_PACKET = errorPacket(TFTP_ERROR.UNDEFINED, 'timeout');
+const READ_ERROR_PACKET = errorPacket(TFTP_ERROR.UNDEFINED, 'read error');
 
 /** A file as netascii: read whole (netascii is for small text files), converted. */
 async function netascii(file: TftpFile): Promise<TftpFile> {
@@ -396,5 +477,5 @@ async function netascii(file: TftpFile): Promise<TftpFile> {
 }
 
 export function bufferFile(data: Buffer): TftpFile {
-  return { size: data.length, read: async (offset, length) => data.subarray(offset, offset + length), close: async () => undefined };
+  return { size: data.length, data, read: async (offset, length) => data.subarray(offset, offset + length), close: async () => undefined };
 }
