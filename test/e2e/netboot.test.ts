@@ -136,9 +136,11 @@ describe('network boot in a VM', () => {
     console.log(`BIOS boot to callback: ${s} s`);
   });
 
-  it('UEFI: DHCP (arch 7), snponly.efi over TFTP, then the same chain', async () => {
+  it('UEFI: DHCP (arch 7), snponly.efi over TFTP (the native sender), then the same chain', async () => {
     const s = await installAndBoot('uefi', 'vm-uefi', '52:54:00:e2:e0:02', '10.77.0.51');
     console.log(`UEFI boot to callback: ${s} s`);
+    const health = await (await fetch(`${lab.api}/health`)).json();
+    expect(health.checks.tftp.detail).toContain('native sender');
   });
 
   it('a paid order from the billing webhook: installed through the same chain, IPKVM access granted, billing told', async () => {
