@@ -60,11 +60,15 @@ typedef struct {
   int outcome;
   uint64_t base;
   uint32_t retransmits;
-  volatile int abort_requested;
+  int abort_requested; /* set by the main thread (__atomic), read by the transfer's thread */
   int ended;  /* main thread: the result was delivered and the socket closed */
   napi_threadsafe_function tsfn;
   napi_ref keep; /* the JS handle, held until the result is delivered (its finalizer frees this) */
 } transfer_t;
+
+static int aborted(transfer_t *t) {
+  return __atomic_load_n(&t->abort_requested, __ATOMIC_SEQ_CST);
+}
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -161,7 +165,7 @@ static void run(transfer_t *t) {
       clock_gettime(CLOCK_MONOTONIC, &t0);
       for (;;) {
         n = recv(t->sock, buf, sizeof buf, MSG_TRUNC | MSG_DONTWAIT);
-        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || t->abort_requested) break;
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || aborted(t)) break;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if ((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000 >= t->spin_us) break;
       }
@@ -169,8 +173,8 @@ static void run(transfer_t *t) {
     } else if (may_spin) {
       __atomic_sub_fetch(&spinners, 1, __ATOMIC_RELAXED);
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !t->abort_requested) n = recv(t->sock, buf, sizeof buf, MSG_TRUNC);
-    if (t->abort_requested) {
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !aborted(t)) n = recv(t->sock, buf, sizeof buf, MSG_TRUNC);
+    if (aborted(t)) {
       t->outcome = ABORTED;
       return;
     }
@@ -450,8 +454,8 @@ static napi_value abort_transfer(napi_env env, napi_callback_info info) {
     return NULL;
   }
   transfer_t *t = p;
-  if (!t->ended && !t->abort_requested) {
-    t->abort_requested = 1;
+  if (!t->ended && !aborted(t)) {
+    __atomic_store_n(&t->abort_requested, 1, __ATOMIC_SEQ_CST);
     /* Wakes the thread's blocking recv() (a connected UDP socket): it sees the flag and ends. */
     shutdown(t->sock, SHUT_RDWR);
   }
