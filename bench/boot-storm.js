@@ -143,7 +143,10 @@ async function storm(label, one) {
   const imported = spawnSync(process.execPath, [join(ROOT, 'bin', 'racksmith.js'), 'inventory', 'import', join(dir, 'inv')], { env: { ...process.env, ...env }, encoding: 'utf8' });
   if (imported.status !== 0) throw new Error(imported.stderr);
 
+  // The 500 simulated machines share this one DHCP socket (real ones each have their own NIC):
+  // a receive buffer big enough that the bench itself drops none of their replies.
   const client = await udp('127.0.0.1');
+  client.setRecvBufferSize(4 * 1024 * 1024);
   const port = await freePort();
   const dhcpPort = await freeUdpPort();
   const tftpPort = await freeUdpPort();

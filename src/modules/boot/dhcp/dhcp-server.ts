@@ -2,6 +2,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { BROADCAST_FLAG, encodeDhcp, MSG, opt, OPT, parseDhcp, read, type DhcpPacket, type Reply } from './dhcp-packet';
+import { roomForStorms } from '../udp-buffers';
 
 /** A provisioning network racksmith answers for in authoritative mode. */
 export interface BootNetwork {
@@ -112,6 +113,7 @@ export class DhcpServer extends EventEmitter {
       s.bind(port, this.o.bindAddress, () => {
         s.off('error', reject);
         s.setBroadcast(true);
+        roomForStorms(s);
         resolve();
       });
     });

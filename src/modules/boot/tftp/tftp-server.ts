@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { roomForStorms } from '../udp-buffers';
 import { loadNativeSender, type NativeSender, type NativeTransfer, type NativeTransferResult } from './native-sender';
 import { errorPacket, oackPacket, OP, parsePacket, TFTP_ERROR, toNetascii } from './tftp-packet';
 
@@ -111,6 +112,7 @@ export class TftpServer extends EventEmitter {
       socket.once('error', reject);
       socket.bind(this.opts.port, this.opts.address, () => {
         socket.off('error', reject);
+        roomForStorms(socket);
         resolve();
       });
     });
