@@ -464,7 +464,7 @@ static napi_value abort_transfer(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  max_spinners = cpus > 2 ? (int)(cpus - 1) : 1;
+  max_spinners = cpus > 1 ? (int)(cpus - 1) : 0; /* one core: never spin */
   napi_property_descriptor props[] = {
       {"start", NULL, start, NULL, NULL, NULL, napi_default, NULL},
       {"abort", NULL, abort_transfer, NULL, NULL, NULL, napi_default, NULL},
