@@ -19,6 +19,8 @@ export interface TargetRow {
   lifecycle: string | null;
   ip: string | null;
   network_id: string | null;
+  /** The provisioning network the reserved address is in. */
+  network: Pick<BootNetworkRow, 'id' | 'cidr' | 'gateway' | 'dns' | 'domain' | 'lease_seconds'> | null;
   install_job: string | null;
 }
 
@@ -55,6 +57,8 @@ export class BootRepository {
   async target(mac: string): Promise<TargetRow | null> {
     const [row] = await this.db.rows<TargetRow>(
       `SELECT d.id, d.name, d.lifecycle, host(n.ip) AS ip, bn.id AS network_id,
+              CASE WHEN bn.id IS NULL THEN NULL ELSE json_build_object('id', bn.id, 'cidr', bn.cidr::text, 'gateway', host(bn.gateway),
+                'dns', array(SELECT host(x) FROM unnest(bn.dns) x), 'domain', bn.domain, 'lease_seconds', bn.lease_seconds) END AS network,
               (SELECT j.id FROM jobs j WHERE j.server_id = d.id AND j.params ? 'callbackToken' AND j.state IN ('queued', 'running')
                 ORDER BY j.created_at DESC LIMIT 1) AS install_job
          FROM nics n JOIN devices d ON d.id = n.device_id

@@ -47,14 +47,15 @@ export class DhcpService implements OnApplicationShutdown {
   /** The inventory as the DHCP server sees it. */
   readonly backend: DhcpBackend = {
     target: async (mac) => {
+      // One query per DHCP message: the device, its reservation's network and its waiting job.
       const row = await this.repo.target(mac);
       if (!row) return null;
-      const network = row.network_id ? await this.repo.network(row.network_id) : null;
-      const target: BootTarget & { jobId?: string } = {
+      const n = row.network;
+      const target: BootTarget = {
         serverId: row.id,
         name: row.name,
         action: row.install_job && (row.lifecycle === 'deploying' || row.lifecycle === 'wiping') ? 'install' : 'local',
-        reservation: row.ip && network ? { ip: row.ip, network: { id: network.id, cidr: network.cidr, gateway: network.gateway, dns: network.dns, domain: network.domain, leaseSeconds: network.lease_seconds } } : null,
+        reservation: row.ip && n ? { ip: row.ip, network: { id: n.id, cidr: n.cidr, gateway: n.gateway, dns: n.dns, domain: n.domain, leaseSeconds: n.lease_seconds } } : null,
         jobId: row.install_job ?? undefined,
       };
       return target;
@@ -102,10 +103,9 @@ export class DhcpService implements OnApplicationShutdown {
       this.recent.set(m.ip, m.mac);
       if (this.recent.size > 4096) this.recent.delete(this.recent.keys().next().value!);
     }
-    const target = await this.repo.target(m.mac).catch(() => null);
-    if (!target?.install_job) return;
+    if (!m.jobId) return;
     const what = m.client === 'ipxe' ? `iPXE script ${m.file}` : `loader ${m.file}`;
-    await this.jobs.logToCurrentTask(target.install_job, 'info', `boot: DHCP ${m.event} to ${m.mac} with ${what}`).catch((err: Error) => this.log.warn({ err: err.message }, 'could not log a boot milestone'));
+    await this.jobs.logToCurrentTask(m.jobId, 'info', `boot: DHCP ${m.event} to ${m.mac} with ${what}`).catch((err: Error) => this.log.warn({ err: err.message }, 'could not log a boot milestone'));
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -22,6 +22,8 @@ export interface BootTarget {
   /** install: the boot chain into the installer; local: iPXE is told to boot from disk. */
   action: 'install' | 'local';
   reservation: { ip: string; network: BootNetwork } | null;
+  /** The job waiting for this machine to boot (install or wipe): milestones go to its log. */
+  jobId?: string;
 }
 
 export interface DhcpBackend {
@@ -51,7 +53,7 @@ export interface DhcpServerOptions {
 }
 
 /** ip: the client's address when the answer names one (its lease, or ciaddr on 4011). */
-export type BootMilestone = { mac: string; serverId: string; event: 'offer' | 'ack'; file: string; client: 'pxe' | 'ipxe'; ip?: string };
+export type BootMilestone = { mac: string; serverId: string; jobId?: string; event: 'offer' | 'ack'; file: string; client: 'pxe' | 'ipxe'; ip?: string };
 
 /** PXE loaders from Debian's ipxe package by client architecture (RFC 4578 option 93). */
 const LOADER: Record<number, string> = { 0: 'undionly.kpxe', 7: 'snponly.efi', 9: 'snponly.efi' };
@@ -178,7 +180,7 @@ export class DhcpServer extends EventEmitter {
     if (isDiscover) this.sendToClient(p, reply);
     // From port 4011 itself: that is where the client asked.
     else this.send(encodeDhcp(reply), rinfo.port, rinfo.address, this.sockets[1]);
-    this.milestone({ mac: p.mac, serverId: target.serverId, event: isDiscover ? 'offer' : 'ack', file: boot.file, client: boot.client, ip: isRequest ? p.ciaddr : undefined });
+    this.milestone({ mac: p.mac, serverId: target.serverId, jobId: target.jobId, event: isDiscover ? 'offer' : 'ack', file: boot.file, client: boot.client, ip: isRequest ? p.ciaddr : undefined });
   }
 
   private async authoritative(p: DhcpPacket, target: BootTarget, rinfo: RemoteInfo, pxe: boolean, ipxe: boolean): Promise<void> {
@@ -230,7 +232,7 @@ export class DhcpServer extends EventEmitter {
     const reply: Reply = { type, xid: p.xid, flags: p.flags, mac: p.mac, ciaddr: inform ? p.ciaddr : undefined, yiaddr: inform ? undefined : r.ip, siaddr: boot ? this.o.serverAddress : undefined, giaddr: p.giaddr, file: boot?.file, options };
     if (inform) this.send(encodeDhcp(reply), inform.port, inform.address);
     else this.sendToClient(p, reply);
-    if (boot) this.milestone({ mac: p.mac, serverId: target.serverId, event: type === MSG.OFFER ? 'offer' : 'ack', file: boot.file, client: boot.client, ip: inform ? p.ciaddr : r.ip });
+    if (boot) this.milestone({ mac: p.mac, serverId: target.serverId, jobId: target.jobId, event: type === MSG.OFFER ? 'offer' : 'ack', file: boot.file, client: boot.client, ip: inform ? p.ciaddr : r.ip });
   }
 
   private nak(p: DhcpPacket, why: string): void {
