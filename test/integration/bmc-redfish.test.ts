@@ -69,7 +69,7 @@ describe('redfish driver against a scripted Redfish service', () => {
 
     expect(await s.login('rs-cust0001', 'Pw-0123456789abc')).not.toBeNull();
     await s.login(s.username, s.password);
-    expect(await d.closeUserSessions(t, 10)).toBe(1);
+    expect(await d.endUserSessions(t, 10)).toEqual({ closed: 1, payloadsDeactivated: 0, remaining: [], refused: [] });
     expect([...s.sessions.values()].map((x) => x.user)).toEqual(['root']);
 
     await d.setUserEnabled(t, 10, false);

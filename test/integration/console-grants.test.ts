@@ -1,8 +1,10 @@
 import { SECRET_KEY, startTestApp, type TestApp } from '../support/app';
 import { startServe, type Served } from '../support/cli';
 import { query } from '../support/db';
-import { ipmitoolAs, startSimBmc, type SimBmc } from '../support/ipmi-sim';
+import { spawn } from 'node:child_process';
+import { IPMITOOL, ipmitoolAs, startSimBmc, type SimBmc } from '../support/ipmi-sim';
 import { until } from '../support/wait';
+import { ConsoleReconciler } from '../../src/modules/console/console-reconciler.service';
 
 jest.setTimeout(90_000);
 
@@ -13,17 +15,18 @@ let n = 0;
 
 beforeAll(async () => {
   // Two grant slots, so "no free slot" is quick to reach.
-  t = await startTestApp({ RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_CONSOLE_SLOTS: '10-11' });
+  t = await startTestApp({ RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_CONSOLE_SLOTS: '10-11', RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0' });
   await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
   modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'IPMI', heightU: 1, bmcDriver: 'ipmitool' } })).json.id;
 });
 afterAll(async () => {
+  await Promise.all(clients.map((c) => c.stop()));
   await Promise.all(sims.map((s) => s.stop()));
   await t?.close();
 });
 
-async function serverWithSim(opts: { acceptRisk?: boolean } = {}): Promise<{ id: string; bmc: SimBmc }> {
-  const bmc = await startSimBmc();
+async function serverWithSim(opts: { acceptRisk?: boolean; withSol?: boolean } = {}): Promise<{ id: string; bmc: SimBmc }> {
+  const bmc = await startSimBmc({ withSol: opts.withSol });
   sims.push(bmc);
   const res = await t.request({
     method: 'POST',
@@ -40,6 +43,69 @@ const slotName = (bmc: SimBmc, slot: number) => {
   return line.split(/\s+/)[1] === 'true' ? '' : (line.split(/\s+/)[1] ?? '');
 };
 const logsIn = (bmc: SimBmc, user: string, password: string) => /Chassis Power is/.test(ipmitoolAs(bmc, user, password, 'OPERATOR', 'power', 'status').stdout);
+/** Handles of the sessions the BMC lists for the user in `slot`, as an administrator sees them. */
+const sessionsOf = (bmc: SimBmc, slot: number) =>
+  ipmitoolAs(bmc, bmc.username, bmc.password, 'ADMINISTRATOR', 'session', 'info', 'all')
+    .stdout.split(/\n\s*\n/)
+    .filter((b) => Number(/user id\s*:\s*(\d+)/.exec(b)?.[1]) === slot && Number(/session handle\s*:\s*(\d+)/.exec(b)?.[1]))
+    .map((b) => Number(/session handle\s*:\s*(\d+)/.exec(b)![1]));
+
+interface Client {
+  type(s: string): void;
+  output(): string;
+  exited: Promise<{ code: number | null; at: number }>;
+  /** Ends stdin (ipmitool closes its session), or kills it by pid if it is still there after 3 s. */
+  stop(): Promise<void>;
+}
+const clients: Client[] = [];
+/** The customer's own ipmitool with the grant's credentials (`sol activate` or `shell`), typed into through stdin. */
+function customer(bmc: SimBmc, user: string, password: string, ...command: string[]): Client {
+  const [host, port] = bmc.address.split(':');
+  // stdbuf: ipmitool's stdout to a pipe is block-buffered, and its "operational" line would wait.
+  const proc = spawn('stdbuf', ['-o0', IPMITOOL, '-I', 'lanplus', '-C', '3', '-H', host!, '-p', port!, '-U', user, '-E', '-L', 'OPERATOR', ...command], { env: { ...process.env, IPMI_PASSWORD: password }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (out += d));
+  proc.stdin.on('error', () => undefined);
+  const exited = new Promise<{ code: number | null; at: number }>((r) => proc.on('exit', (code) => r({ code, at: Date.now() })));
+  const c: Client = {
+    type: (text) => void (proc.stdin.writable && proc.stdin.write(text)),
+    output: () => out,
+    exited,
+    stop: async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.stdin.end();
+      const done = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))]);
+      if (!done) {
+        process.kill(proc.pid!, 'SIGKILL');
+        await exited;
+      }
+    },
+  };
+  clients.push(c);
+  return c;
+}
+const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), ms))]);
+
+/** The customer's SOL is live: what they type reaches the machine's serial port. */
+async function solOpen(bmc: SimBmc, g: { username: string; password: string }): Promise<Client> {
+  const sol = customer(bmc, g.username, g.password, 'sol', 'activate');
+  await until(async () => sol.output(), (o) => /SOL Session operational/.test(o), 10_000, 50);
+  sol.type('typed-before\r');
+  await until(async () => bmc.serial.received(), (r) => r.includes('typed-before'), 5_000, 50);
+  return sol;
+}
+
+/** After the grant ended: the customer's next keystroke ends their client within 5 s and never reaches the machine. */
+async function solEnded(bmc: SimBmc, sol: Client, since: number): Promise<void> {
+  sol.type('typed-after\r');
+  const ended = await within(sol.exited, 5_000);
+  expect(ended).not.toBeNull();
+  expect(ended!.at - since).toBeLessThan(5_000);
+  expect(sol.output()).toMatch(/SOL session closed by BMC/);
+  expect(bmc.serial.received()).not.toContain('typed-after');
+}
+
 const grant = (id: string, body: unknown = { customer: 'cust-1', ttl: 3600 }) => t.request({ method: 'POST', url: `/api/v1/servers/${id}/console-grants`, body });
 
 describe('IPKVM grants on ipmi_sim', () => {
@@ -186,4 +252,90 @@ describe('a grant that ends while racksmith is stopped', () => {
     await until(() => query<{ state: string }>(t.db.url, 'SELECT state FROM console_grants WHERE id = $1', [g.id]), (r) => r[0].state === 'revoked', 20_000, 100);
     expect(logsIn(bmc, g.username, g.password)).toBe(false);
   });
+
+  it('a grant made before the restart that ends after it is revoked within 5 s of its expiresAt (the start arms its timer)', async () => {
+    const { id, bmc } = await serverWithSim({ acceptRisk: true });
+    const g = (await grant(id, { customer: 'c-restart', ttl: 600 })).json;
+    await served!.stop('SIGTERM');
+    const [{ expires_at }] = await query<{ expires_at: Date }>(t.db.url, "UPDATE console_grants SET expires_at = now() + interval '12 seconds' WHERE id = $1 RETURNING expires_at", [g.id]);
+    served = await startServe({ DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: SECRET_KEY, RACKSMITH_INVENTORY_SEED: '', RACKSMITH_CONSOLE_SLOTS: '10-11', RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0' });
+    expect(Date.now()).toBeLessThan(expires_at.getTime());
+    expect(logsIn(bmc, g.username, g.password)).toBe(true);
+    const rows = await until(() => query<{ state: string; revoked_at: Date | null }>(t.db.url, 'SELECT state, revoked_at FROM console_grants WHERE id = $1', [g.id]), (r) => r[0].state !== 'active', 30_000, 100);
+    expect(rows[0].state).toBe('revoked');
+    const late = rows[0].revoked_at!.getTime() - expires_at.getTime();
+    expect(late).toBeGreaterThanOrEqual(0);
+    expect(late).toBeLessThan(5_000);
+    expect(logsIn(bmc, g.username, g.password)).toBe(false);
+  });
+});
+
+describe("revoking ends the customer's own sessions (ipmi_sim, real ipmitool)", () => {
+  it('DELETE: the SOL session opened with the grant is closed by id, the BMC lists none of the user, and the client ends', async () => {
+    const { id, bmc } = await serverWithSim({ acceptRisk: true, withSol: true });
+    const g = (await grant(id)).json;
+    const sol = await solOpen(bmc, g);
+    expect(sessionsOf(bmc, g.slot)).toHaveLength(1);
+
+    const res = await t.request({ method: 'DELETE', url: `/api/v1/console-grants/${g.id}` });
+    const revokedAt = Date.now();
+    expect(res.json).toMatchObject({ state: 'revoked', lastError: null });
+    expect(sessionsOf(bmc, g.slot)).toEqual([]);
+    await solEnded(bmc, sol, revokedAt);
+    expect(logsIn(bmc, g.username, g.password)).toBe(false);
+    const audit = await t.request({ url: `/api/v1/audit?action=console-grant.revoke&targetId=${id}` });
+    expect(audit.json.items[0].changes).toMatchObject({ grantId: g.id, state: 'revoked', sessionsClosed: 1, payloadsDeactivated: 0, sessionsRemaining: [] });
+  });
+
+  it('a session the BMC will not close keeps the grant revoke-pending, naming it, until it is gone', async () => {
+    const { id, bmc } = await serverWithSim({ acceptRisk: true, withSol: true });
+    const g = (await grant(id)).json;
+    // An interactive ipmitool: a plain (non-SOL) session, whose id no IPMI command tells.
+    const shell = customer(bmc, g.username, g.password, 'shell');
+    shell.type('power status\n');
+    await until(async () => shell.output(), (o) => /Chassis Power is/.test(o), 10_000, 50);
+
+    const res = await t.request({ method: 'DELETE', url: `/api/v1/console-grants/${g.id}` });
+    expect(res.json).toMatchObject({ state: 'revoke-pending', revokeAttempts: 1 });
+    expect(res.json.lastError).toMatch(/still lists session handle \d+/);
+    expect(res.json.lastError).toMatch(/Close Session handle \d+: completion code 0x87/);
+    // Why it must not say "revoked": ipmi_sim lets that session go on after the user is disabled.
+    const before = (shell.output().match(/Chassis Power is/g) ?? []).length;
+    shell.type('power status\n');
+    await until(async () => (shell.output().match(/Chassis Power is/g) ?? []).length, (n) => n > before, 5_000, 50);
+    expect(logsIn(bmc, g.username, g.password)).toBe(false);
+    const audit = await t.request({ url: `/api/v1/audit?action=console-grant.revoke&targetId=${id}` });
+    expect(audit.json.items[0].changes).toMatchObject({ state: 'revoke-pending', sessionsClosed: 0, sessionsRemaining: [expect.stringMatching(/^session handle/)] });
+
+    // The customer quits; once the BMC lists the session no more, the next sweep finishes the revocation.
+    shell.type('exit\n');
+    await shell.stop();
+    await until(async () => sessionsOf(bmc, g.slot), (h) => h.length === 0, 80_000, 1000);
+    await t.request({ method: 'POST', url: '/api/v1/console-grants/reconcile' });
+    expect((await t.request({ url: `/api/v1/console-grants/${g.id}` })).json).toMatchObject({ state: 'revoked', lastError: expect.stringMatching(/still lists/) });
+    expect(slotName(bmc, g.slot)).toBe('');
+  }, 150_000);
+});
+
+describe('a grant ending while racksmith runs', () => {
+  it('is revoked by its own timer within 5 s of expiresAt, and the open SOL client ends', async () => {
+    // What `serve` does in roles all and agent (the test app starts no schedules of its own).
+    await t.app.get(ConsoleReconciler).start();
+    const { id, bmc } = await serverWithSim({ acceptRisk: true, withSol: true });
+    const g = (await grant(id, { customer: 'c-ttl', ttl: 60 })).json;
+    const sol = await solOpen(bmc, g);
+    const expiresAt = Date.parse(g.expiresAt);
+    const rows = await until(
+      () => query<{ state: string; revoked_at: Date | null; revoke_reason: string }>(t.db.url, 'SELECT state, revoked_at, revoke_reason FROM console_grants WHERE id = $1', [g.id]),
+      (r) => r[0].state !== 'active',
+      80_000,
+      100,
+    );
+    expect(rows[0]).toMatchObject({ state: 'revoked', revoke_reason: 'expired' });
+    const late = rows[0].revoked_at!.getTime() - expiresAt;
+    expect(late).toBeGreaterThanOrEqual(0);
+    expect(late).toBeLessThan(5_000);
+    expect(sessionsOf(bmc, g.slot)).toEqual([]);
+    await solEnded(bmc, sol, Date.now());
+  }, 150_000);
 });

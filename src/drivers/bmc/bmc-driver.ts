@@ -39,6 +39,18 @@ export interface SolSession {
   close(): Promise<void>;
 }
 
+/** What ending a user's sessions did, and what is still there after it. */
+export interface SessionsEnded {
+  /** Sessions the BMC closed (IPMI Close Session, Redfish DELETE of the session). */
+  closed: number;
+  /** SOL payloads deactivated by the administrator where the BMC refused to close their session. */
+  payloadsDeactivated: number;
+  /** What the BMC still lists for the user afterwards ("session handle 3", "SOL payload 1"). */
+  remaining: string[];
+  /** What the BMC refused on the way, for the audit. */
+  refused: string[];
+}
+
 export interface BmcDriver {
   readonly name: string;
   powerStatus(t: BmcTarget): Promise<PowerState>;
@@ -59,8 +71,12 @@ export interface BmcDriver {
   setUserEnabled(t: BmcTarget, slot: number, enabled: boolean): Promise<void>;
   /** Disables the user, scrambles its password, takes its access away and clears the name. */
   deleteUser(t: BmcTarget, slot: number): Promise<void>;
-  /** Closes the sessions the user in this slot has open; returns how many. */
-  closeUserSessions(t: BmcTarget, slot: number): Promise<number>;
+  /**
+   * Ends every session and serial-over-LAN payload the user in this slot holds (call it after
+   * the user is disabled, so that no new one starts), then lists again: `remaining` names what
+   * is still there. Empty `remaining` is the proof that the user has no way in left.
+   */
+  endUserSessions(t: BmcTarget, slot: number): Promise<SessionsEnded>;
   /**
    * Tries to open a session as `username` at `privilege`. true: the BMC granted it. false: it
    * refused (wrong password, disabled user, or privilege above the user's limit). Throws when

@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import { ProcessRunner, type RunResult } from '../transport/process-runner';
-import { BmcError, type BmcDriver, type BmcTarget, type BmcUser, type BootDevice, type NewBmcUser, type PowerAction, type PowerState, type Privilege, type SolSession } from './bmc-driver';
+import { BmcError, type BmcDriver, type BmcTarget, type BmcUser, type BootDevice, type NewBmcUser, type PowerAction, type PowerState, type Privilege, type SessionsEnded, type SolSession } from './bmc-driver';
 import { randomBytes } from 'node:crypto';
 import type { IpmipowerStatusReader } from './ipmipower';
 
@@ -34,6 +34,19 @@ const UNREACHABLE = /Get Auth Capabilities error|Error issuing Get Channel Authe
  * IPMI stores 16- or 20-byte passwords; a 16-byte one works on every BMC (ipmi_sim 2.0.33
  * silently fails logins with a 20-byte one), so 20 is asked for only when needed.
  */
+/** IPMI payload type of serial-over-LAN. */
+const SOL_PAYLOAD = 0x01;
+const hex = (n: number) => `0x${n.toString(16).padStart(2, '0')}`;
+/** A 32-bit value as IPMI sends it: least significant byte first. */
+const le32 = (v: number) => [0, 8, 16, 24].map((shift) => (v >>> shift) & 0xff);
+/** The bytes of an `ipmitool raw` answer ("01 3f 02 0a ..." over one or more lines). */
+const rawBytes = (out: string) => (out.match(/\b[0-9a-f]{2}\b/gi) ?? []).map((b) => parseInt(b, 16));
+/** "rsp=0x87): Invalid data field in request" out of ipmitool's refusal, as "0x87 Invalid data field in request". */
+function refusal(message: string): string {
+  const m = /rsp=(0x[0-9a-f]+)\)?:?\s*(.*)$/i.exec(message);
+  return m ? `completion code ${m[1]}${m[2] && !/^Unknown \(/.test(m[2]) ? ` (${m[2].trim()})` : ''}` : message.replace(/^BMC \S+: /, '');
+}
+
 const passwordSize = (password: string) => (Buffer.byteLength(password) > 16 ? '20' : '16');
 
 /** "host", "host:port" or "[v6]:port" → ipmitool's -H and -p. */
@@ -178,19 +191,86 @@ export class IpmitoolBmcDriver implements BmcDriver {
     await this.exec(t, 'administrator', ['user', 'set', 'name', s, '']);
   }
 
-  async closeUserSessions(t: BmcTarget, slot: number): Promise<number> {
-    // `session info all` lists every session slot with its handle and user id.
-    const all = await this.exec(t, 'administrator', ['session', 'info', 'all']).catch(() => '');
-    let closed = 0;
+  /** Handles of the sessions the user in `slot` has open, from `session info all`. */
+  private async sessionsOf(t: BmcTarget, slot: number): Promise<number[]> {
+    const all = await this.exec(t, 'administrator', ['session', 'info', 'all']);
+    const handles: number[] = [];
     for (const block of all.split(/\n\s*\n/)) {
-      const handle = /session handle\s*:\s*(\d+)/.exec(block)?.[1];
-      const user = /user id\s*:\s*(\d+)/.exec(block)?.[1];
-      if (!handle || handle === '0' || Number(user) !== slot) continue;
-      // Close Session (NetFn App, 0x3C) by handle: session id 0, then the handle.
-      const ok = await this.exec(t, 'administrator', ['raw', '0x06', '0x3c', '0', '0', '0', '0', handle]).then(() => true, () => false);
-      if (ok) closed++;
+      const handle = Number(/session handle\s*:\s*(\d+)/.exec(block)?.[1] ?? 0);
+      const user = Number(/user id\s*:\s*(\d+)/.exec(block)?.[1] ?? -1);
+      if (handle && user === slot) handles.push(handle);
     }
-    return closed;
+    return handles;
+  }
+
+  /** One IPMI request (NetFn App) as administrator: its response bytes, or why the BMC refused it. */
+  private async app(t: BmcTarget, ...bytes: number[]): Promise<number[] | string> {
+    try {
+      return rawBytes(await this.exec(t, 'administrator', ['raw', '0x06', ...bytes.map(hex)]));
+    } catch (err) {
+      if (err instanceof BmcError && err.kind === 'refused') return refusal(err.message);
+      throw err;
+    }
+  }
+
+  /**
+   * Active SOL payload instances, each with the session that holds it (Get Payload Activation
+   * Status 0x4A, Get Payload Instance Info 0x4B) and that session's user (Get Session Info by
+   * id, 0x3D). A BMC without these commands says so in `refused`; its sessions are still listed.
+   */
+  private async solHolders(t: BmcTarget, refused: string[]): Promise<{ instance: number; sessionId: number; userId: number }[]> {
+    const status = await this.app(t, 0x4a, SOL_PAYLOAD);
+    if (typeof status === 'string') return void refused.push(`Get Payload Activation Status: ${status}`), [];
+    const active = (status[1] ?? 0) | ((status[2] ?? 0) << 8);
+    const out: { instance: number; sessionId: number; userId: number }[] = [];
+    for (let instance = 1; instance <= 16; instance++) {
+      if (!(active & (1 << (instance - 1)))) continue;
+      const info = await this.app(t, 0x4b, SOL_PAYLOAD, instance);
+      if (typeof info === 'string' || info.length < 4) {
+        refused.push(`Get Payload Instance Info ${instance}: ${typeof info === 'string' ? info : 'short answer'}`);
+        continue;
+      }
+      const sessionId = (info[0]! | (info[1]! << 8) | (info[2]! << 16) | (info[3]! << 24)) >>> 0;
+      const session = await this.app(t, 0x3d, 0xff, ...le32(sessionId));
+      if (typeof session === 'string' || session.length < 4) {
+        refused.push(`Get Session Info of session 0x${sessionId.toString(16)}: ${typeof session === 'string' ? session : 'not active'}`);
+        continue;
+      }
+      out.push({ instance, sessionId, userId: session[3]! & 0x3f });
+    }
+    return out;
+  }
+
+  /**
+   * Close Session by id for every SOL payload the user holds (ipmi_sim and many BMCs close only
+   * by id: by handle they answer 0x87), Deactivate Payload where that is refused, then Close
+   * Session by handle for the user's other sessions; then both lists again.
+   */
+  async endUserSessions(t: BmcTarget, slot: number): Promise<SessionsEnded> {
+    const refused: string[] = [];
+    let closed = 0;
+    let payloadsDeactivated = 0;
+    for (const p of (await this.solHolders(t, refused)).filter((x) => x.userId === slot)) {
+      const byId = await this.app(t, 0x3c, ...le32(p.sessionId));
+      if (typeof byId !== 'string') {
+        closed++;
+        continue;
+      }
+      refused.push(`Close Session 0x${p.sessionId.toString(16)}: ${byId}`);
+      const off = await this.app(t, 0x49, SOL_PAYLOAD, p.instance, 0, 0, 0, 0);
+      if (typeof off === 'string') refused.push(`Deactivate Payload SOL ${p.instance}: ${off}`);
+      else payloadsDeactivated++;
+    }
+    for (const handle of await this.sessionsOf(t, slot)) {
+      const byHandle = await this.app(t, 0x3c, 0, 0, 0, 0, handle);
+      if (typeof byHandle === 'string') refused.push(`Close Session handle ${handle}: ${byHandle}`);
+      else closed++;
+    }
+    const remaining = [
+      ...(await this.sessionsOf(t, slot)).map((h) => `session handle ${h}`),
+      ...(await this.solHolders(t, [])).filter((x) => x.userId === slot).map((x) => `SOL payload ${x.instance} (session 0x${x.sessionId.toString(16)})`),
+    ];
+    return { closed, payloadsDeactivated, remaining, refused };
   }
 
   async canLogin(t: BmcTarget, username: string, password: string, privilege: Privilege): Promise<boolean> {

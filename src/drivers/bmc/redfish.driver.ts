@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
-import { BmcError, type BmcDriver, type BmcTarget, type BmcUser, type BootDevice, type NewBmcUser, type PowerAction, type PowerState, type Privilege, type SolSession } from './bmc-driver';
+import { BmcError, type BmcDriver, type BmcTarget, type BmcUser, type BootDevice, type NewBmcUser, type PowerAction, type PowerState, type Privilege, type SessionsEnded, type SolSession } from './bmc-driver';
 
 export interface RedfishOptions {
   /** Seconds per request (connect and answer), and attempts after the first on a network error. */
@@ -199,19 +199,29 @@ export class RedfishBmcDriver implements BmcDriver {
     await this.patchAccount(t, slot, { UserName: '', RoleId: 'None' });
   }
 
-  async closeUserSessions(t: BmcTarget, slot: number): Promise<number> {
-    const account = await this.call(t, 'GET', this.account(slot));
-    const name = account.body?.UserName;
-    if (!name) return 0;
+  /** The session resources of `name`, from the SessionService. */
+  private async sessionsOf(t: BmcTarget, name: string): Promise<string[]> {
     const list = await this.call(t, 'GET', '/redfish/v1/SessionService/Sessions');
-    let closed = 0;
+    const out: string[] = [];
     for (const m of list.body?.Members ?? []) {
       const s = await this.send(t, 'GET', m['@odata.id'], this.creds(t));
-      if (s.status !== 200 || s.body?.UserName !== name) continue;
-      const del = await this.send(t, 'DELETE', m['@odata.id'], this.creds(t));
-      if (del.status < 300) closed++;
+      if (s.status === 200 && s.body?.UserName === name) out.push(m['@odata.id']);
     }
-    return closed;
+    return out;
+  }
+
+  /** Deletes the user's session resources, then lists them again. Redfish has no SOL payloads. */
+  async endUserSessions(t: BmcTarget, slot: number): Promise<SessionsEnded> {
+    const name = (await this.call(t, 'GET', this.account(slot))).body?.UserName;
+    if (!name) return { closed: 0, payloadsDeactivated: 0, remaining: [], refused: [] };
+    let closed = 0;
+    const refused: string[] = [];
+    for (const path of await this.sessionsOf(t, name)) {
+      const del = await this.send(t, 'DELETE', path, this.creds(t));
+      if (del.status < 300) closed++;
+      else refused.push(`DELETE ${path}: HTTP ${del.status} ${messageOf(del.body)}`.trim());
+    }
+    return { closed, payloadsDeactivated: 0, remaining: (await this.sessionsOf(t, name)).map((p) => `session ${p}`), refused };
   }
 
   /**

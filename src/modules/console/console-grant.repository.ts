@@ -121,6 +121,15 @@ export class ConsoleGrantRepository {
     );
   }
 
+  /** Active grants that end within the next `seconds` (their expiry timers are armed from this). */
+  activeEndingWithin(siteIds: string[] | null, seconds: number): Promise<{ id: string; expires_at: Date }[]> {
+    return this.q(
+      `SELECT id, expires_at FROM console_grants WHERE state = 'active' AND ($1::uuid[] IS NULL OR site_id = ANY($1))
+         AND expires_at <= now() + make_interval(secs => $2) ORDER BY expires_at`,
+      [siteIds, seconds],
+    );
+  }
+
   /** Devices on whose BMC racksmith has created an account (ever, or with a grant touched in the last `withinSeconds`). */
   async devicesWithGrants(siteIds: string[] | null, withinSeconds: number | null): Promise<string[]> {
     const rows = await this.q<{ device_id: string }>(

@@ -9,11 +9,12 @@ import { ConsoleGrantRepository } from './console-grant.repository';
 import { ConsoleReconciler } from './console-reconciler.service';
 import { ConsoleService } from './console.service';
 import { SolRelay } from './sol-relay.service';
+import { GrantExpiry } from './grant-expiry';
 
 @Module({
   imports: [BmcModule, WorkQueueModule, AuthModule, InventoryModule, VpsModule],
   controllers: [ConsoleController],
-  providers: [ConsoleGrantRepository, ConsoleService, ConsoleReconciler, SolRelay],
+  providers: [ConsoleGrantRepository, ConsoleService, ConsoleReconciler, SolRelay, GrantExpiry],
   exports: [ConsoleService, ConsoleReconciler, SolRelay],
 })
 export class ConsoleModule {}

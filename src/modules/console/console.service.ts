@@ -13,6 +13,8 @@ import { WorkQueueService } from '../work-queue/work-queue.service';
 import { ConsoleGrantRepository, type GrantRow } from './console-grant.repository';
 import { SolRelay } from './sol-relay.service';
 import { DevicesService } from '../inventory/devices.service';
+import type { SessionsEnded } from '../../drivers/bmc/bmc-driver';
+import { GrantExpiry } from './grant-expiry';
 
 export interface GrantView {
   id: string;
@@ -52,6 +54,20 @@ const NOT_GRANTABLE = ['suspended', 'wiping', 'retired'];
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
+/** The BMC still lists sessions of an account it was told to end: revocation not proven. */
+class SessionsRemain extends Error {
+  constructor(
+    bmc: string,
+    slot: number,
+    readonly sessions: SessionsEnded,
+  ) {
+    super(
+      `BMC ${bmc} still lists ${sessions.remaining.join(', ')} of the disabled account in slot ${slot} after racksmith ended its sessions` +
+        (sessions.refused.length ? ` (refused: ${sessions.refused.join('; ')})` : ''),
+    );
+  }
+}
+
 /**
  * IPKVM grants: a time-boxed BMC account for a customer, in a slot reserved for racksmith,
  * checked before it is handed out (a BMC that gives an OPERATOR account an ADMINISTRATOR session
@@ -70,6 +86,7 @@ export class ConsoleService {
     @Inject(LOGGER) private readonly log: Logger,
     private readonly relay: SolRelay,
     private readonly devices: DevicesService,
+    private readonly expiry: GrantExpiry,
   ) {}
 
   view(g: GrantRow, bmcAddress: string): GrantView {
@@ -152,7 +169,7 @@ export class ConsoleService {
 
       const fail = async (err: unknown, state: 'failed' | 'refused', reason: string) => {
         const removed = await this.removeAccount(h, row, actor, reason, state);
-        await this.audit.record({ action: `console-grant.${state === 'refused' ? 'refuse' : 'fail'}`, targetType: 'device', targetId: serverId, changes: { grantId: row.id, customer: input.customer, reason, accountRemoved: removed.state !== 'revoke-pending' } });
+        await this.audit.record({ action: `console-grant.${state === 'refused' ? 'refuse' : 'fail'}`, targetType: 'device', targetId: serverId, changes: { grantId: row.id, customer: input.customer, reason, accountRemoved: removed.row.state !== 'revoke-pending' } });
         return err;
       };
       try {
@@ -188,6 +205,7 @@ export class ConsoleService {
         );
       }
       const active = await this.grants.activate(row.id, accepted);
+      this.expiry.arm(active.id, active.expires_at);
       await this.audit.record({
         action: 'console-grant.create',
         targetType: 'device',
@@ -204,6 +222,7 @@ export class ConsoleService {
     if (!g) throw new NotFoundError('console grant', id);
     const extended = await this.grants.extend(id, ttl);
     if (!extended) throw new ConflictError('grant_not_active', `console grant ${id} is ${g.state}; only an active grant can be extended`, { state: g.state });
+    this.expiry.arm(id, extended.expires_at);
     await this.audit.record({ action: 'console-grant.extend', targetType: 'device', targetId: g.device_id, changes: { grantId: id, expiresAt: extended.expires_at.toISOString() } });
     return this.get(id);
   }
@@ -216,9 +235,21 @@ export class ConsoleService {
     return this.db.withSessionLock(this.lockKey(g.device_id), async () => {
       const current = (await this.grants.get(id))!;
       if (!['creating', 'active', 'revoke-pending'].includes(current.state)) return this.view(current, h.target.address);
-      const done = await this.removeAccount(h, current, actor, reason, 'revoked');
+      const { row: done, sessions } = await this.removeAccount(h, current, actor, reason, 'revoked');
       this.relay.disconnectGrant(id);
-      await this.audit.record({ action: 'console-grant.revoke', targetType: 'device', targetId: g.device_id, changes: { grantId: id, reason, state: done.state, ...(done.last_error && done.state === 'revoke-pending' ? { error: done.last_error } : {}) } });
+      if (done.state !== 'revoke-pending') this.expiry.clear(id);
+      await this.audit.record({
+        action: 'console-grant.revoke',
+        targetType: 'device',
+        targetId: g.device_id,
+        changes: {
+          grantId: id,
+          reason,
+          state: done.state,
+          ...(sessions ? { sessionsClosed: sessions.closed, payloadsDeactivated: sessions.payloadsDeactivated, sessionsRemaining: sessions.remaining, ...(sessions.refused.length ? { bmcRefused: sessions.refused } : {}) } : {}),
+          ...(done.last_error && done.state === 'revoke-pending' ? { error: done.last_error } : {}),
+        },
+      });
       return this.view(done, h.target.address);
     });
   }
@@ -233,20 +264,20 @@ export class ConsoleService {
   /**
    * Takes the grant's account off the BMC, under the device's lock. The slot is cleared only
    * while it still holds this grant's account, never a staff account that took the slot since.
-   * A BMC failure leaves the grant `revoke-pending` (the reconciler retries; after a few
-   * attempts the site's work queue gets a task).
+   * A BMC failure, or a session of the account the BMC still lists after it was told to end it,
+   * leaves the grant `revoke-pending` with the account disabled (the reconciler retries; after
+   * a few attempts the site's work queue gets a task).
    */
-  private async removeAccount(h: BmcHandle, g: GrantRow, actor: string, reason: string, finalState: 'revoked' | 'refused' | 'failed'): Promise<GrantRow> {
+  private async removeAccount(h: BmcHandle, g: GrantRow, actor: string, reason: string, finalState: 'revoked' | 'refused' | 'failed'): Promise<{ row: GrantRow; sessions: SessionsEnded | null }> {
+    let sessions: SessionsEnded | null = null;
     try {
       const user = (await h.driver.listUsers(h.target)).find((u) => u.slot === g.slot);
-      if (user && user.name === g.username) {
-        await h.driver.setUserEnabled(h.target, g.slot, false);
-        await h.driver.closeUserSessions(h.target, g.slot);
-        await h.driver.deleteUser(h.target, g.slot);
-      }
-      return await this.grants.finish(g.id, finalState, actor, reason, user && user.name && user.name !== g.username ? `slot ${g.slot} holds ${user.name} now; left alone` : null);
+      if (user && user.name === g.username) sessions = await this.takeDown(h, g.slot);
+      const row = await this.grants.finish(g.id, finalState, actor, reason, user && user.name && user.name !== g.username ? `slot ${g.slot} holds ${user.name} now; left alone` : null);
+      return { row, sessions };
     } catch (err) {
-      const message = (err as Error).message;
+      const message = err instanceof SessionsRemain ? err.message : (err as Error).message;
+      if (err instanceof SessionsRemain) sessions = err.sessions;
       const row = await this.grants.revokeFailed(g.id, actor, reason, message);
       this.log.warn({ grantId: g.id, serverId: g.device_id, attempts: row.revoke_attempts, err: message }, 'could not remove the console account; will retry');
       if (row.revoke_attempts === ATTEMPTS_BEFORE_ESCALATION) {
@@ -256,8 +287,21 @@ export class ConsoleService {
           attempts: row.revoke_attempts,
         });
       }
-      return row;
+      return { row, sessions };
     }
+  }
+
+  /**
+   * Disable, end every session and SOL payload, and only when the BMC lists none of them any
+   * more, clear the slot. Otherwise the account stays in its slot, disabled, so that the next
+   * attempt still finds it by name (SessionsRemain).
+   */
+  private async takeDown(h: BmcHandle, slot: number): Promise<SessionsEnded> {
+    await h.driver.setUserEnabled(h.target, slot, false);
+    const sessions = await h.driver.endUserSessions(h.target, slot);
+    if (sessions.remaining.length) throw new SessionsRemain(h.target.address, slot, sessions);
+    await h.driver.deleteUser(h.target, slot);
+    return sessions;
   }
 
   /** Under the BMC's lock: remove accounts racksmith made ("rs-…" in its slots) that no live grant owns. */
@@ -269,9 +313,14 @@ export class ConsoleService {
       const removed: string[] = [];
       for (const u of await h.driver.listUsers(h.target)) {
         if (u.slot < lo || u.slot > hi || !GRANT_USERNAME.test(u.name) || known.has(`${u.slot}:${u.name}`)) continue;
-        await h.driver.setUserEnabled(h.target, u.slot, false);
-        await h.driver.closeUserSessions(h.target, u.slot);
-        await h.driver.deleteUser(h.target, u.slot);
+        try {
+          await this.takeDown(h, u.slot);
+        } catch (err) {
+          if (!(err instanceof SessionsRemain)) throw err;
+          // Disabled, and tried again at the next sweep.
+          this.log.warn({ serverId, slot: u.slot, username: u.name, err: err.message }, 'unknown racksmith account disabled; its sessions are still listed');
+          continue;
+        }
         removed.push(u.name);
         await this.audit.record({ action: 'console-grant.remove-unknown', targetType: 'device', targetId: serverId, changes: { slot: u.slot, username: u.name } });
       }
