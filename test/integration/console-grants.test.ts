@@ -240,6 +240,7 @@ describe('IPKVM grants on ipmi_sim', () => {
 
 describe('a grant that ends while racksmith is stopped', () => {
   let served: Served | undefined;
+  const serveEnv = () => ({ DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: SECRET_KEY, RACKSMITH_INVENTORY_SEED: '', RACKSMITH_CONSOLE_SLOTS: '10-11', RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0' });
   afterAll(async () => served?.stop('SIGTERM'));
 
   it('is revoked at the next start', async () => {
@@ -248,7 +249,7 @@ describe('a grant that ends while racksmith is stopped', () => {
     expect(logsIn(bmc, g.username, g.password)).toBe(true);
     // Time passes with no racksmith running: the grant is over.
     await query(t.db.url, "UPDATE console_grants SET expires_at = now() - interval '1 minute' WHERE id = $1", [g.id]);
-    served = await startServe({ DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: SECRET_KEY, RACKSMITH_INVENTORY_SEED: '', RACKSMITH_CONSOLE_SLOTS: '10-11', RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0' });
+    served = await startServe(serveEnv());
     await until(() => query<{ state: string }>(t.db.url, 'SELECT state FROM console_grants WHERE id = $1', [g.id]), (r) => r[0].state === 'revoked', 20_000, 100);
     expect(logsIn(bmc, g.username, g.password)).toBe(false);
   });
@@ -258,7 +259,7 @@ describe('a grant that ends while racksmith is stopped', () => {
     const g = (await grant(id, { customer: 'c-restart', ttl: 600 })).json;
     await served!.stop('SIGTERM');
     const [{ expires_at }] = await query<{ expires_at: Date }>(t.db.url, "UPDATE console_grants SET expires_at = now() + interval '12 seconds' WHERE id = $1 RETURNING expires_at", [g.id]);
-    served = await startServe({ DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: SECRET_KEY, RACKSMITH_INVENTORY_SEED: '', RACKSMITH_CONSOLE_SLOTS: '10-11', RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0' });
+    served = await startServe(serveEnv());
     expect(Date.now()).toBeLessThan(expires_at.getTime());
     expect(logsIn(bmc, g.username, g.password)).toBe(true);
     const rows = await until(() => query<{ state: string; revoked_at: Date | null }>(t.db.url, 'SELECT state, revoked_at FROM console_grants WHERE id = $1', [g.id]), (r) => r[0].state !== 'active', 30_000, 100);

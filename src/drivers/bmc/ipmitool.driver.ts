@@ -30,23 +30,24 @@ const NOISE = [/^Get HPM\.x Capabilities request failed/, /^tcgetattr/, /^Loadin
 const AUTH_FAILURE = /RAKP 2 HMAC is invalid|RAKP 2 message indicates an error|RAKP \d .*(unauthorized|invalid|insufficient)|Invalid user name|unauthorized name|Activate Session error/i;
 const UNREACHABLE = /Get Auth Capabilities error|Error issuing Get Channel Authentication Capabilities|No response from remote controller|Insufficient resources for session|Unable to establish IPMI v2 \/ RMCP\+ session/i;
 
-/**
- * IPMI stores 16- or 20-byte passwords; a 16-byte one works on every BMC (ipmi_sim 2.0.33
- * silently fails logins with a 20-byte one), so 20 is asked for only when needed.
- */
 /** IPMI payload type of serial-over-LAN. */
 const SOL_PAYLOAD = 0x01;
 const hex = (n: number) => `0x${n.toString(16).padStart(2, '0')}`;
-/** A 32-bit value as IPMI sends it: least significant byte first. */
+/** A 32-bit value as IPMI sends it, least significant byte first; and back. */
 const le32 = (v: number) => [0, 8, 16, 24].map((shift) => (v >>> shift) & 0xff);
+const fromLe32 = (b: number[]) => (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
 /** The bytes of an `ipmitool raw` answer ("01 3f 02 0a ..." over one or more lines). */
 const rawBytes = (out: string) => (out.match(/\b[0-9a-f]{2}\b/gi) ?? []).map((b) => parseInt(b, 16));
-/** "rsp=0x87): Invalid data field in request" out of ipmitool's refusal, as "0x87 Invalid data field in request". */
+/** ipmitool's refusal ("… rsp=0x87): Invalid data field in request") as "completion code 0x87 (Invalid data field in request)". */
 function refusal(message: string): string {
   const m = /rsp=(0x[0-9a-f]+)\)?:?\s*(.*)$/i.exec(message);
   return m ? `completion code ${m[1]}${m[2] && !/^Unknown \(/.test(m[2]) ? ` (${m[2].trim()})` : ''}` : message.replace(/^BMC \S+: /, '');
 }
 
+/**
+ * IPMI stores 16- or 20-byte passwords; a 16-byte one works on every BMC (ipmi_sim 2.0.33
+ * silently fails logins with a 20-byte one), so 20 is asked for only when needed.
+ */
 const passwordSize = (password: string) => (Buffer.byteLength(password) > 16 ? '20' : '16');
 
 /** "host", "host:port" or "[v6]:port" → ipmitool's -H and -p. */
@@ -220,7 +221,10 @@ export class IpmitoolBmcDriver implements BmcDriver {
    */
   private async solHolders(t: BmcTarget, refused: string[]): Promise<{ instance: number; sessionId: number; userId: number }[]> {
     const status = await this.app(t, 0x4a, SOL_PAYLOAD);
-    if (typeof status === 'string') return void refused.push(`Get Payload Activation Status: ${status}`), [];
+    if (typeof status === 'string') {
+      refused.push(`Get Payload Activation Status: ${status}`);
+      return [];
+    }
     const active = (status[1] ?? 0) | ((status[2] ?? 0) << 8);
     const out: { instance: number; sessionId: number; userId: number }[] = [];
     for (let instance = 1; instance <= 16; instance++) {
@@ -230,7 +234,7 @@ export class IpmitoolBmcDriver implements BmcDriver {
         refused.push(`Get Payload Instance Info ${instance}: ${typeof info === 'string' ? info : 'short answer'}`);
         continue;
       }
-      const sessionId = (info[0]! | (info[1]! << 8) | (info[2]! << 16) | (info[3]! << 24)) >>> 0;
+      const sessionId = fromLe32(info);
       const session = await this.app(t, 0x3d, 0xff, ...le32(sessionId));
       if (typeof session === 'string' || session.length < 4) {
         refused.push(`Get Session Info of session 0x${sessionId.toString(16)}: ${typeof session === 'string' ? session : 'not active'}`);

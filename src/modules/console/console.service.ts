@@ -237,7 +237,7 @@ export class ConsoleService {
       if (!['creating', 'active', 'revoke-pending'].includes(current.state)) return this.view(current, h.target.address);
       const { row: done, sessions } = await this.removeAccount(h, current, actor, reason, 'revoked');
       this.relay.disconnectGrant(id);
-      if (done.state !== 'revoke-pending') this.expiry.clear(id);
+      this.expiry.clear(id);
       await this.audit.record({
         action: 'console-grant.revoke',
         targetType: 'device',
@@ -276,7 +276,7 @@ export class ConsoleService {
       const row = await this.grants.finish(g.id, finalState, actor, reason, user && user.name && user.name !== g.username ? `slot ${g.slot} holds ${user.name} now; left alone` : null);
       return { row, sessions };
     } catch (err) {
-      const message = err instanceof SessionsRemain ? err.message : (err as Error).message;
+      const message = (err as Error).message;
       if (err instanceof SessionsRemain) sessions = err.sessions;
       const row = await this.grants.revokeFailed(g.id, actor, reason, message);
       this.log.warn({ grantId: g.id, serverId: g.device_id, attempts: row.revoke_attempts, err: message }, 'could not remove the console account; will retry');

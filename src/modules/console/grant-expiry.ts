@@ -42,11 +42,6 @@ export class GrantExpiry implements OnApplicationShutdown {
     this.timers.delete(grantId);
   }
 
-  /** How many grants have a timer (for /health and tests). */
-  get armed(): number {
-    return this.timers.size;
-  }
-
   onApplicationShutdown(): void {
     for (const id of [...this.timers.keys()]) this.clear(id);
     this.handler = undefined;
