@@ -14,8 +14,6 @@ export interface FakeMachine {
   /** Grants an ADMINISTRATOR session to any valid user, as ipmi_sim does. */
   privilegeUnsafe: boolean;
   unreachable: boolean;
-  /** Close Session is refused and the sessions stay (a BMC that cannot end them). */
-  sessionsSurvive: boolean;
   /** What the machine's serial port printed; what was typed into the console. */
   serialOut: PassThrough;
   typed: string;
@@ -36,7 +34,7 @@ export class FakeBmcDriver implements BmcDriver {
     if (!m) {
       const users: FakeUser[] = Array.from({ length: this.slots }, (_, i) => ({ slot: i + 1, name: '', enabled: false, privilege: null, password: '', sessions: 0 }));
       users[1] = { slot: 2, name: 'admin', enabled: true, privilege: 'administrator', password: 'secret', sessions: 0 };
-      m = { power: 'on', boot: { device: 'disk', once: false, uefi: false }, calls: [], users, privilegeUnsafe: false, unreachable: false, sessionsSurvive: false, serialOut: new PassThrough(), typed: '' };
+      m = { power: 'on', boot: { device: 'disk', once: false, uefi: false }, calls: [], users, privilegeUnsafe: false, unreachable: false, serialOut: new PassThrough(), typed: '' };
       this.machines.set(serverId, m);
     }
     return m;
@@ -99,9 +97,7 @@ export class FakeBmcDriver implements BmcDriver {
   }
 
   async endUserSessions(t: BmcTarget, slot: number): Promise<SessionsEnded> {
-    const m = this.reach(t);
-    const u = this.user(m, t, slot);
-    if (m.sessionsSurvive) return { closed: 0, payloadsDeactivated: 0, remaining: Array.from({ length: u.sessions }, (_, i) => `session ${i + 1}`), refused: u.sessions ? ['Close Session: refused'] : [] };
+    const u = this.user(this.reach(t), t, slot);
     const closed = u.sessions;
     u.sessions = 0;
     return { closed, payloadsDeactivated: 0, remaining: [], refused: [] };
