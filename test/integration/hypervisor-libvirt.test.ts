@@ -17,7 +17,7 @@ import { until } from '../support/wait';
  * is defined and started (direct kernel boot of a busybox image that prints what its seed ISO
  * holds), stopped, resized, started again and removed; a wrong host key is refused.
  */
-jest.setTimeout(240_000);
+jest.setTimeout(480_000);
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl customer@example';
 const TAG = String(process.pid);
@@ -91,7 +91,21 @@ describe('libvirt over SSH', () => {
     expect(info).toMatch(/CPU\(s\):\s+2/);
     expect(info).toMatch(/Max memory:\s+786432 KiB/);
     await driver.start(target, name);
-    await until(async () => readFileSync(consoleLog, 'utf8'), (log) => /racksmith-vm: 2 cpus, disk 6291456 sectors/.test(log), 120_000, 500);
+    const resized = (log: string) => /racksmith-vm: 2 cpus, disk 6291456 sectors/.test(log);
+    const read = async () => (existsSync(consoleLog) ? readFileSync(consoleLog, 'utf8') : '');
+    // A 2-vCPU guest under software emulation once stalled in early boot on a loaded CI machine
+    // (the resize itself was already done): say what the console showed, and boot it once more.
+    const first = await until(read, resized, 120_000, 500).catch(async () => {
+      console.warn(`second boot did not report in 120 s; its console ended with:\n${(await read()).slice(-1500)}`);
+      return null;
+    });
+    if (first === null) {
+      await driver.stop(target, name, true);
+      await driver.start(target, name);
+      await until(read, resized, 120_000, 500).catch(async (err: Error) => {
+        throw new Error(`${err.message.slice(0, 200)}\n--- console ---\n${(await read()).slice(-3000)}`);
+      });
+    }
     // Repeating a step is harmless (jobs run a task again after a crash).
     await driver.start(target, name);
 
