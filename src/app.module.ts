@@ -20,6 +20,7 @@ import { BootModule } from './modules/boot/boot.module';
 import { TemplatesModule } from './modules/templates/templates.module';
 import { BillingModule } from './modules/billing/billing.module';
 import { VpsModule } from './modules/vps/vps.module';
+import { ImagesModule } from './modules/images/images.module';
 
 @Global()
 @Module({})
@@ -44,7 +45,7 @@ export class AppModule {
   static register(rt: Runtime): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule, ConsoleModule, BootModule, TemplatesModule, BillingModule, VpsModule],
+      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule, ConsoleModule, BootModule, TemplatesModule, BillingModule, VpsModule, ImagesModule],
     };
   }
 }

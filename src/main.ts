@@ -106,6 +106,32 @@ export function buildCli(): Command {
       process.stdout.write(`wrote ${built.kernel} and ${built.initrd} (${built.modules.length} modules: ${built.modules.join(' ')})\n`);
     });
 
+  const imagesCmd = program.command('images').description('OS images for the image-deploy path (the fast default for Linux plans)');
+  imagesCmd
+    .command('build')
+    .description('build a disk image from Debian\'s packages (mmdebstrap; boots under BIOS and UEFI): writes <name>.raw.gz and <name>.json into --out')
+    .argument('<os>', 'debian-12')
+    .option('--out <dir>', 'where to write the image', '/var/lib/racksmith/images')
+    .option('--name <name>', 'image name (default: <os>-<yyyymmdd>)')
+    .option('--source <file-or-url>', 'an apt source (sources.list file, deb822 file or mirror URL; repeatable; default: this host\'s)', (v: string, all: string[] = []) => [...all, v])
+    .option('--include <package>', 'an extra package (repeatable)', (v: string, all: string[] = []) => [...all, v])
+    .action(async (os: string, opts: { out: string; name?: string; source?: string[]; include?: string[] }) => {
+      const { buildOsImage, IMAGE_OS } = await import('./modules/images/image-build');
+      if (!(IMAGE_OS as readonly string[]).includes(os)) throw new UsageError(`no image recipe for ${os}: one of ${IMAGE_OS.join(', ')}`);
+      const built = await buildOsImage({ os: os as (typeof IMAGE_OS)[number], outDir: opts.out, name: opts.name, sources: opts.source, include: opts.include, log: (l) => process.stderr.write(`${l}\n`) });
+      process.stdout.write(`${JSON.stringify(built, null, 2)}\n`);
+    });
+
+  imagesCmd
+    .command('deploy-ramdisk')
+    .description('write the deploy ramdisk image installs boot: this host\'s kernel and a busybox initramfs that streams an image onto the disk, checks its SHA-256, grows the root and configures it (needs busybox-static, linux-image-amd64, fdisk, e2fsprogs)')
+    .option('--out <dir>', 'where to write vmlinuz and initrd.gz (the manifest\'s deploy entry points at the default)', '/var/lib/racksmith/assets/deploy')
+    .action(async (opts: { out: string }) => {
+      const { buildDeployRamdisk } = await import('./modules/images/deploy-ramdisk');
+      const built = await buildDeployRamdisk(opts.out);
+      process.stdout.write(`wrote ${built.kernel} and ${built.initrd} (${Math.round(built.bytes / 1024)} KiB, ${built.modules.length} modules)\n`);
+    });
+
   const billingCmd = program.command('billing').description('the billing system\'s side, for engineers and the tour');
   billingCmd
     .command('simulate')

@@ -1,9 +1,8 @@
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { createTestDatabase, type TestDatabase } from '../support/db';
-import { buildTestInitramfs, createNetns, requireNetbootPeers, startLabRacksmith, type LabRacksmith, type Netns } from '../support/netboot-lab';
+import { buildTestInitramfs, createNetns, exited, labVm, requireNetbootPeers, startLabRacksmith, type LabRacksmith, type Netns } from '../support/netboot-lab';
 import { until } from '../support/wait';
 import { signatureHeader } from '../../src/modules/billing/billing-signature';
 import { buildWipeImage } from '../../src/modules/boot/wipe-image';
@@ -65,32 +64,7 @@ async function serverFor(name: string, mac: string, address: string): Promise<st
   return dev.json.id;
 }
 
-function qemu(kind: 'bios' | 'uefi', mac: string, serial: string, disk?: string): ChildProcess {
-  const common = [...(disk ? ['-drive', `file=${disk},if=virtio,format=raw`] : []), '-accel', 'tcg', '-m', '512', '-nographic', '-no-reboot', '-serial', `file:${serial}`, '-monitor', 'none', '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no'];
-  if (kind === 'bios') {
-    return ns.spawn('qemu-system-x86_64', [...common, '-machine', 'pc,graphics=off', '-vga', 'none', '-device', `virtio-net-pci,netdev=n0,mac=${mac},disable-legacy=on,romfile=/usr/lib/ipxe/qemu/pxe-virtio.rom`, '-boot', 'n']);
-  }
-  const vars = join(dir, `vars-${mac.replace(/:/g, '')}.fd`);
-  copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
-  // The NIC's own ROM off: OVMF's PXE runs (arch 7), fetches snponly.efi over TFTP, then iPXE.
-  return ns.spawn('qemu-system-x86_64', [
-    ...common,
-    '-machine', 'q35',
-    '-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
-    '-drive', `if=pflash,format=raw,file=${vars}`,
-    '-device', `virtio-net-pci,netdev=n0,mac=${mac},disable-legacy=on,romfile=,bootindex=1`,
-  ]);
-}
-
-const exited = (p: ChildProcess, ms: number) =>
-  new Promise<boolean>((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve(true);
-    const t = setTimeout(() => resolve(false), ms);
-    p.once('exit', () => {
-      clearTimeout(t);
-      resolve(true);
-    });
-  });
+const qemu = (kind: 'bios' | 'uefi', mac: string, serial: string, disk?: string) => labVm(ns, dir, kind, mac, serial, { disk });
 
 /** An engineer's install through the API; the job's id. */
 const byApi = async (id: string, name: string) => (await call('POST', `/servers/${id}/install`, { os: 'debian-12', hostname: `${name}.lab.example`, sshKeys: [KEY] })).json.id as string;

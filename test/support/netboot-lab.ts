@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requirePeer, stopPeer } from './peers';
 import { busyboxInitramfs, hostKernel } from '../../src/modules/boot/wipe-image';
@@ -161,3 +161,40 @@ export async function startLabRacksmith(ns: Netns, database: string, env: Record
   if (net.status !== 201) throw new Error(`provisioning network: ${JSON.stringify(net.json)}`);
   return { api, call, log: () => log };
 }
+
+/**
+ * A qemu VM on the lab's tap, booting from the network first (BIOS: iPXE's ROM on the NIC; UEFI:
+ * OVMF's own PXE, then iPXE). With `disk`, the disk comes next in the boot order, and with
+ * `reboot` a reboot restarts the VM instead of ending qemu (an installer that reboots into the disk).
+ */
+export function labVm(ns: Netns, dir: string, kind: 'bios' | 'uefi', mac: string, serial: string, opts: { disk?: string; reboot?: boolean; memMb?: number } = {}): ChildProcess {
+  const common = [
+    ...(opts.disk ? ['-drive', `file=${opts.disk},if=none,id=d0,format=raw`, '-device', `virtio-blk-pci,drive=d0${kind === 'uefi' ? ',bootindex=2' : ''}`] : []),
+    '-accel', 'tcg', '-m', String(opts.memMb ?? 512), '-nographic', ...(opts.reboot ? [] : ['-no-reboot']), '-serial', `file:${serial}`, '-monitor', 'none',
+    '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
+  ];
+  if (kind === 'bios') {
+    return ns.spawn('qemu-system-x86_64', [...common, '-machine', 'pc,graphics=off', '-vga', 'none', '-device', `virtio-net-pci,netdev=n0,mac=${mac},disable-legacy=on,romfile=/usr/lib/ipxe/qemu/pxe-virtio.rom`, '-boot', opts.disk ? 'order=nc' : 'n']);
+  }
+  const vars = join(dir, `vars-${mac.replace(/:/g, '')}.fd`);
+  copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
+  // The NIC's own ROM off: OVMF's PXE runs (arch 7), fetches snponly.efi over TFTP, then iPXE.
+  return ns.spawn('qemu-system-x86_64', [
+    ...common,
+    '-machine', 'q35',
+    '-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
+    '-drive', `if=pflash,format=raw,file=${vars}`,
+    '-device', `virtio-net-pci,netdev=n0,mac=${mac},disable-legacy=on,romfile=,bootindex=1`,
+  ]);
+}
+
+/** Whether the process ended within `ms`. */
+export const exited = (p: ChildProcess, ms: number) =>
+  new Promise<boolean>((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve(true);
+    const t = setTimeout(() => resolve(false), ms);
+    p.once('exit', () => {
+      clearTimeout(t);
+      resolve(true);
+    });
+  });

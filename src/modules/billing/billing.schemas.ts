@@ -51,6 +51,10 @@ const dedicatedSpec = z
     sites: z.array(siteCode).max(10).optional().describe('Sites the plan is sold in (default: any)'),
     diskLayout: z.enum(['single', 'raid1']).default('single'),
     defaultOs: z.enum(OS_TEMPLATES).default('debian-12'),
+    images: z
+      .partialRecord(z.enum(OS_TEMPLATES), z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/))
+      .optional()
+      .describe('OS images (GET /api/v1/images) this plan deploys, by OS: an order for one of these OSes is deployed from its image, the others run the installer'),
   })
   .strict();
 const vpsSpec = z

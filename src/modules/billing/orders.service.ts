@@ -337,8 +337,10 @@ export class OrdersService implements OnModuleInit {
     const opts = order.options as BillingEvent['order']['options'];
     const access: Access = {};
     if (!opts.sshKeys?.length) access.rootPassword = randomString(20, PASSWORD_ALPHABET);
+    const os = (opts.os as (typeof OS_TEMPLATES)[number] | undefined) ?? spec.defaultOs;
     const params = await this.install.installParams({
-      os: (opts.os as (typeof OS_TEMPLATES)[number] | undefined) ?? spec.defaultOs,
+      os,
+      image: spec.images?.[os],
       hostname: opts.hostname ?? `srv-${order.id.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 63).replace(/-+$/, ''),
       sshKeys: opts.sshKeys ?? [],
       rootPassword: access.rootPassword,

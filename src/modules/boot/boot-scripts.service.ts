@@ -13,6 +13,17 @@ import { bootHttpBase } from './dhcp.service';
 import { NotFoundError } from '../../common/errors';
 import { installContext, renderInstallTemplate, type InstallInputs } from '../templates/install-templates';
 import { InstallTemplatesService } from '../templates/install-templates.service';
+import { deployConfigScript } from '../images/deploy-config';
+import { OsImagesService } from '../images/os-images.service';
+
+/** The boot-asset manifest's entry image installs boot: racksmith's deploy ramdisk. */
+export const DEPLOY_ASSET = 'deploy';
+
+interface JobImage {
+  name: string;
+  format: string;
+  sha256: string;
+}
 
 /** The racksmith folder: pxe/ and the default boot-asset manifest live there. */
 const PACKAGE_ROOT = join(__dirname, '..', '..', '..');
@@ -53,7 +64,14 @@ export class BootScripts {
     private readonly jobs: JobRepository,
     private readonly install: InstallService,
     private readonly installTemplates: InstallTemplatesService,
+    private readonly images: OsImagesService,
   ) {}
+
+  /** The file an image is served from (`/boot/images/<name>`), or null for an unknown or disabled image. */
+  async imageFile(name: string): Promise<string | null> {
+    const i = await this.images.get(name).catch(() => null);
+    return i?.enabled ? i.file : null;
+  }
 
   private assets(): Record<string, BootAsset> {
     if (!this.manifest) {
@@ -86,7 +104,13 @@ export class BootScripts {
 
     const jobId = target.install_job;
     const job = await this.jobs.job(jobId);
-    const os = String(job?.params.os);
+    // Its installer (or deploy) reported done and rebooted: from now on the disk boots.
+    if (await this.install.installerDone(jobId)) {
+      await this.jobs.logToCurrentTask(jobId, 'info', `boot: ${mac} handed over to its disk (${from})`);
+      return { status: 200, body: renderTemplate(this.ipxe('local'), { serverName: target.name }) };
+    }
+    const image = job?.params.image as JobImage | undefined;
+    const os = image ? DEPLOY_ASSET : String(job?.params.os);
     const asset = this.assets()[os];
     const missing = !asset ? `no boot assets for ${os} in the manifest` : [asset.kernel, asset.initrd].filter((f) => !existsSync(f)).map((f) => `${f} is missing${asset.package ? ` (Debian package ${asset.package})` : ''}`)[0];
     if (missing) {
@@ -114,12 +138,15 @@ export class BootScripts {
     };
     try {
       vars.cmdline = renderTemplate(asset!.cmdline, vars);
+      if (image) {
+        vars.cmdline += ` racksmith.image=${base}/boot/images/${image.name} racksmith.format=${image.format} racksmith.sha256=${image.sha256} racksmith.config=${vars.templateBase}deploy.sh`;
+      }
     } catch (err) {
       const why = `the ${os} command line in the boot-asset manifest: ${(err as Error).message}`;
       await this.jobs.logToCurrentTask(jobId, 'error', `boot: ${why}`);
       return { status: 200, body: renderTemplate(this.ipxe('missing'), { message: why }) };
     }
-    await this.jobs.logToCurrentTask(jobId, 'info', `boot: iPXE script for ${os} served to ${mac} (${from})`);
+    await this.jobs.logToCurrentTask(jobId, 'info', `boot: iPXE script for ${image ? `the deploy of image ${image.name}` : os} served to ${mac} (${from})`);
     return { status: 200, body: renderTemplate(this.ipxe('install'), vars) };
   }
 
@@ -129,7 +156,21 @@ export class BootScripts {
    */
   async template(jobId: string, token: string, file: string, from: string): Promise<string> {
     const job = await this.install.byToken(jobId, token);
-    const p = job.params as { os: string; hostname: string; rootPasswordHash?: string; sshKeys?: string[]; diskLayout?: 'single' | 'raid1'; network?: InstallInputs['network'] };
+    const p = job.params as { os: string; image?: JobImage; hostname: string; rootPasswordHash?: string; sshKeys?: string[]; diskLayout?: 'single' | 'raid1'; network?: InstallInputs['network'] };
+    if (p.image) {
+      if (file !== 'deploy.sh') throw new NotFoundError('deploy file', file);
+      const mac = (await this.repo.leaseByIp(from))?.mac ?? '';
+      await this.jobs.logToCurrentTask(jobId, 'info', `boot: configuration of image ${p.image.name} served to ${from}`);
+      return deployConfigScript({
+        hostname: p.hostname,
+        sshKeys: p.sshKeys ?? [],
+        rootPasswordHash: p.rootPasswordHash,
+        network: p.network ?? { mode: 'dhcp' },
+        mac,
+        firstBootUrl: `${bootHttpBase(this.config)}/api/v1/install-callbacks/${jobId}`,
+        token,
+      });
+    }
     const source = await this.installTemplates.source(p.os, file);
     if (source === null) throw new NotFoundError('install template file', `${p.os}/${file}`);
     const asset = this.assets()[p.os];

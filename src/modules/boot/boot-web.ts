@@ -27,6 +27,12 @@ export async function registerBootWeb(app: NestFastifyApplication): Promise<void
     return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(text);
   });
 
+  fastify.get<{ Params: { name: string } }>('/boot/images/:name', async (req, reply) => {
+    const file = /^[a-z0-9][a-z0-9._-]{0,62}$/.test(req.params.name) ? await scripts.imageFile(req.params.name) : null;
+    if (!file) return reply.code(404).send({ error: { code: 'not_found', message: `no OS image ${req.params.name}` } });
+    return (reply as unknown as { sendFile(name: string, root: string): unknown }).sendFile(basename(file), dirname(file));
+  });
+
   fastify.get<{ Params: { os: string; which: string } }>('/boot/assets/:os/:which', async (req, reply) => {
     const file = scripts.asset(req.params.os, req.params.which);
     if (!file) return reply.code(404).send({ error: { code: 'not_found', message: `no boot asset ${req.params.os}/${req.params.which}` } });

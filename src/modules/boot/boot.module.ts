@@ -2,6 +2,7 @@ import { Module, type OnModuleInit } from '@nestjs/common';
 import { InventoryModule } from '../inventory/inventory.module';
 import { ServersModule } from '../servers/servers.module';
 import { TemplatesModule } from '../templates/templates.module';
+import { ImagesModule } from '../images/images.module';
 import { BootScripts } from './boot-scripts.service';
 import { BootDiscoveryController, BootNetworksController } from './boot.controller';
 import { BootNetworksService } from './boot-networks.service';
@@ -11,7 +12,7 @@ import { TftpService } from './tftp.service';
 
 /** Network boot: DHCP/proxyDHCP, TFTP for the first-stage loaders, provisioning networks. */
 @Module({
-  imports: [InventoryModule, ServersModule, TemplatesModule],
+  imports: [InventoryModule, ServersModule, TemplatesModule, ImagesModule],
   controllers: [BootNetworksController, BootDiscoveryController],
   providers: [TftpService, DhcpService, BootRepository, BootNetworksService, BootScripts],
   exports: [TftpService, DhcpService, BootScripts],

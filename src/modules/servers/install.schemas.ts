@@ -12,6 +12,11 @@ const ipv4 = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, 'expected an IPv4 addre
 
 const installFields = {
     os: z.enum(OS_TEMPLATES),
+    image: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected an image name such as debian-12-20261207')
+      .optional()
+      .describe('Deploy this OS image (GET /api/v1/images) instead of running the OS installer: the fast path'),
     hostname,
     sshKeys: z.array(sshKey).max(20).default([]),
     rootPassword: z.string().min(8).max(128).optional().describe('Hashed (SHA-512 crypt) at once; the password itself is never stored'),
@@ -29,6 +34,7 @@ const installFields = {
       .default({ mode: 'dhcp' }),
     queue: z.boolean().default(false).describe('When the server is busy: queue behind its job instead of a 409'),
     installerTimeoutMinutes: z.number().int().min(1).max(240).default(60),
+    firstBootTimeoutMinutes: z.number().int().min(1).max(240).optional().describe('Image installs: how long the installed system has to phone home on its first boot'),
 };
 const hasCredentials = (v: { sshKeys: string[]; rootPassword?: string; rootPasswordHash?: string }) =>
   (v.sshKeys.length > 0 || !!v.rootPassword || !!v.rootPasswordHash) && !(v.rootPassword && v.rootPasswordHash);
@@ -47,11 +53,11 @@ export const bulkInstallInput = z
 export type InstallInput = z.infer<typeof installInput>;
 export type BulkInstallInput = z.infer<typeof bulkInstallInput>;
 
-export const CALLBACK_STATUSES = ['progress', 'done', 'failed'] as const;
+export const CALLBACK_STATUSES = ['progress', 'done', 'failed', 'booted'] as const;
 /** POST …/install-callbacks/{job}/{progress|done|failed}?token=…: the body (JSON or a form) is optional. */
 export const statusCallbackQuery = z.object({ token: z.string().min(20).max(200) }).strict();
 export const statusCallbackBody = z.object({ message: z.string().max(2000).optional() }).passthrough().nullish();
 
 export const callbackInput = z
-  .object({ token: z.string().min(20).max(200), status: z.enum(['started', 'done', 'failed']), message: z.string().max(2000).optional() })
+  .object({ token: z.string().min(20).max(200), status: z.enum(['started', 'progress', 'done', 'failed', 'booted']), message: z.string().max(2000).optional() })
   .strict();

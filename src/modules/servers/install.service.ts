@@ -7,7 +7,9 @@ import { JobService, type JobView } from '../../jobs/job.service';
 import { JobRepository } from '../../jobs/job.repository';
 import { BmcAccess } from '../bmc/bmc-access.service';
 import { SitesService } from '../inventory/sites.service';
+import { OsImagesService } from '../images/os-images.service';
 import { InstallCallbackRepository } from './install.repository';
+import { ServerRepository } from './servers.repository';
 import { sha512Crypt } from './password-hash';
 import { ServerLifecycleService } from './server-lifecycle.service';
 import type { BulkInstallInput, InstallInput } from './install.schemas';
@@ -36,6 +38,8 @@ export class InstallService implements OnModuleInit {
     private readonly callbacks: InstallCallbackRepository,
     private readonly secrets: SecretBox,
     private readonly bmc: BmcAccess,
+    private readonly images: OsImagesService,
+    private readonly servers: ServerRepository,
   ) {}
 
   onModuleInit(): void {
@@ -59,6 +63,7 @@ export class InstallService implements OnModuleInit {
       },
       ...this.netbootSteps('wait-for-installer'),
       this.bootFromDisk(),
+      { name: 'wait-for-first-boot', maxAttempts: 1, timeoutMs: 240 * 60_000, run: (ctx) => this.waitForFirstBoot(ctx) },
       {
         name: 'mark-active',
         run: async (ctx) => {
@@ -127,6 +132,22 @@ export class InstallService implements OnModuleInit {
     throw new TaskWaiting(INSTALLER_RECHECK_MS);
   }
 
+  /**
+   * An image install's last wait: the installed system's first boot phones home (its deploy wrote
+   * the callback into the disk). Installs without an image go on at once.
+   */
+  private async waitForFirstBoot(ctx: TaskContext): Promise<void> {
+    if (!ctx.params.image) return;
+    const minutes = Number(ctx.params.firstBootTimeoutMinutes ?? 30);
+    if (!ctx.waits) await ctx.log('waiting for the installed system to phone home on its first boot');
+    const booted = await this.callbacks.last(ctx.jobId, 'booted');
+    if (booted) return ctx.log(`first boot reported${booted.message ? `: ${booted.message}` : ''}`);
+    if (Date.now() > ctx.firstStartedAt.getTime() + minutes * 60_000) {
+      throw new Error(`the installed system did not phone home within ${minutes} minutes of the deploy (it may not boot from its disk: check its console)`);
+    }
+    throw new TaskWaiting(INSTALLER_RECHECK_MS);
+  }
+
   /** 202: the install job. A server in maintenance or in a state that cannot install is a 409. */
   async request(serverId: string, input: InstallInput): Promise<JobView> {
     const server = await this.lifecycle.get(serverId);
@@ -135,7 +156,19 @@ export class InstallService implements OnModuleInit {
       throw new ConflictError('illegal_transition', `server ${server.name} is ${server.state}; an install starts from ${INSTALLABLE.join(', ')}`, { state: server.state });
     }
     const site = await this.sites.resolve(server.siteId);
-    return this.jobs.create(INSTALL, { siteId: site.id, siteCode: site.code, serverId }, await this.installParams(input), { queue: input.queue });
+    const params = await this.installParams(input);
+    await this.checkDisk(serverId, server.name, params);
+    return this.jobs.create(INSTALL, { siteId: site.id, siteCode: site.code, serverId }, params, { queue: input.queue });
+  }
+
+  /** 409 `disk_too_small` when the image does not fit the biggest disk the server's model lists (before anything is powered on). */
+  async checkDisk(serverId: string, name: string, params: Record<string, unknown>): Promise<void> {
+    const image = params.image as { name: string; diskBytes: number } | undefined;
+    if (!image) return;
+    const disk = await this.servers.largestDiskBytes(serverId);
+    if (disk !== null && disk < image.diskBytes) {
+      throw new ConflictError('disk_too_small', `image ${image.name} needs a disk of ${image.diskBytes} bytes; server ${name}'s biggest disk has ${disk}`, { diskBytes: disk, imageBytes: image.diskBytes });
+    }
   }
 
   /**
@@ -143,10 +176,17 @@ export class InstallService implements OnModuleInit {
    * becomes its SHA-512 crypt hash) and a sealed callback token, which marks the job as one an
    * installer reports to.
    */
-  async installParams(input: Omit<InstallInput, 'queue'> & { queue?: boolean }): Promise<Record<string, unknown>> {
-    const { queue: _queue, rootPassword, ...rest } = input;
+  async installParams(input: Omit<InstallInput, 'queue' | 'firstBootTimeoutMinutes'> & { queue?: boolean; firstBootTimeoutMinutes?: number }): Promise<Record<string, unknown>> {
+    const { queue: _queue, rootPassword, image: imageName, ...rest } = input;
+    // The job keeps what it deploys: a later change of the image's row does not change a running install.
+    const image = imageName ? await this.images.usable(imageName, input.os) : undefined;
     const rootPasswordHash = rootPassword ? await sha512Crypt(rootPassword) : rest.rootPasswordHash;
-    return { ...rest, rootPasswordHash, callbackToken: this.secrets.seal(randomToken(24)) };
+    return {
+      ...rest,
+      ...(image ? { image: { name: image.name, format: image.format, sha256: image.sha256, diskBytes: image.diskBytes, file: image.file }, firstBootTimeoutMinutes: input.firstBootTimeoutMinutes ?? 30 } : {}),
+      rootPasswordHash,
+      callbackToken: this.secrets.seal(randomToken(24)),
+    };
   }
 
   /** Install on many servers; each is refused or accepted on its own, with the same rules. */
@@ -163,6 +203,27 @@ export class InstallService implements OnModuleInit {
       }
     }
     return { accepted, refused };
+  }
+
+  /**
+   * The installed system's first boot (an image install): once, with the job's token, after the
+   * deploy reported done and while the job still runs.
+   */
+  private async firstBoot(jobId: string, token: string, message?: string): Promise<void> {
+    const job = await this.jobRows.job(jobId);
+    if (!job?.params.callbackToken) throw new NotFoundError('install job', jobId);
+    if (!safeEqual(token, this.secrets.open(String(job.params.callbackToken)))) throw new DomainError('bad_callback_token', 'the callback token does not match this job', 401, 'token');
+    if (!job.params.image) throw new ConflictError('not_an_image_install', `job ${jobId} does not deploy an image: nothing waits for a first boot`);
+    if (job.state !== 'queued' && job.state !== 'running') throw new ConflictError('job_finished', `job ${jobId} is already ${job.state}`, { state: job.state });
+    if ((await this.callbacks.outcome(jobId))?.status !== 'done') throw new ConflictError('not_deployed', `the deploy of job ${jobId} has not reported done`);
+    if (await this.callbacks.last(jobId, 'booted')) throw new ConflictError('callback_used', `the first boot of job ${jobId} was already reported`, { status: 'booted' });
+    await this.callbacks.add(jobId, 'booted', message ?? null);
+    await this.jobRows.wakeInTransaction(jobId, job.site_code);
+  }
+
+  /** Whether the job's installer (or deploy ramdisk) reported done. */
+  async installerDone(jobId: string): Promise<boolean> {
+    return (await this.callbacks.outcome(jobId))?.status === 'done';
   }
 
   /** The token an installer presents (rendered into its template by the network-boot code). */
@@ -187,7 +248,8 @@ export class InstallService implements OnModuleInit {
   }
 
   /** An installer reports (authenticated by its job's token, not by an API token). */
-  async callback(jobId: string, token: string, status: 'started' | 'progress' | 'done' | 'failed', message?: string): Promise<void> {
+  async callback(jobId: string, token: string, status: 'started' | 'progress' | 'done' | 'failed' | 'booted', message?: string): Promise<void> {
+    if (status === 'booted') return this.firstBoot(jobId, token, message);
     await this.byToken(jobId, token);
     await this.callbacks.add(jobId, status, message ?? null);
     // The waiting task looks now, not at its next check.

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { InventoryModule } from '../inventory/inventory.module';
 import { BmcModule } from '../bmc/bmc.module';
+import { ImagesModule } from '../images/images.module';
 import { ServersController } from './servers.controller';
 import { ServerRepository } from './servers.repository';
 import { ServerLifecycleService } from './server-lifecycle.service';
@@ -10,7 +11,7 @@ import { InstallService } from './install.service';
 import { WipeService } from './wipe.service';
 
 @Module({
-  imports: [InventoryModule, BmcModule],
+  imports: [InventoryModule, BmcModule, ImagesModule],
   controllers: [ServersController, InstallController],
   providers: [ServerRepository, ServerLifecycleService, InstallCallbackRepository, InstallService, WipeService],
   exports: [ServerLifecycleService, InstallService, WipeService],

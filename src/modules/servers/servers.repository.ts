@@ -39,6 +39,16 @@ export class ServerRepository extends TableRepository<DeviceEntity> {
     return this.db.manager().getRepository(DeviceEntity).findOneBy({ id, role: 'rented-server' });
   }
 
+  /** The biggest disk the server's hardware model lists, in bytes (null: the model lists none). */
+  async largestDiskBytes(id: string): Promise<number | null> {
+    const [row] = await this.db.rows<{ gb: number | null }>(
+      `SELECT (SELECT max((x->>'sizeGb')::int) FROM jsonb_array_elements(m.disks) x) AS gb
+         FROM devices d JOIN hardware_models m ON m.id = d.model_id WHERE d.id = $1`,
+      [id],
+    );
+    return row?.gb ? row.gb * 1e9 : null;
+  }
+
   /** A page of rented servers in name order. */
   list(filter: { siteId?: string; lifecycle?: string; maintenance?: boolean }, limit: number, cursor?: string): Promise<Page<DeviceEntity>> {
     const qb = this.query('d').where("d.role = 'rented-server'");
