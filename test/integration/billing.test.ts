@@ -342,7 +342,7 @@ describe('an order from payment to termination, with the fake BMC', () => {
     await install.callback(jobId, await install.callbackToken(jobId), 'done', 'installed');
     const done = await until(() => jobs.get(jobId), (j) => j.state === 'succeeded' || j.state === 'failed', 30_000);
     expect(done.error).toBeNull();
-    expect(done.tasks!.map((x) => x.name)).toEqual(['mark-deploying', 'power-off', 'pxe-once', 'power-on', 'wait-for-installer', 'boot-from-disk', 'mark-active', 'console-access', 'notify']);
+    expect(done.tasks!.map((x) => x.name)).toEqual(['mark-deploying', 'power-off', 'pxe-once', 'power-on', 'wait-for-installer', 'boot-from-disk', 'wait-for-first-boot', 'mark-active', 'console-access', 'notify']);
     expect((await t.request({ url: '/api/v1/billing/orders/ord-full' })).json.state).toBe('active');
     expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('active');
 

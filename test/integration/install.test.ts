@@ -51,7 +51,7 @@ describe('install requests', () => {
     const first = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody });
     expect(first.status).toBe(202);
     expect(first.json).toMatchObject({ kind: 'install', state: 'queued', serverId: id, tasks: expect.any(Array) });
-    expect(first.json.tasks.map((x: { name: string }) => x.name)).toEqual(['mark-deploying', 'power-off', 'pxe-once', 'power-on', 'wait-for-installer', 'boot-from-disk', 'mark-active']);
+    expect(first.json.tasks.map((x: { name: string }) => x.name)).toEqual(['mark-deploying', 'power-off', 'pxe-once', 'power-on', 'wait-for-installer', 'boot-from-disk', 'wait-for-first-boot', 'mark-active']);
     const second = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody });
     expect(second.status).toBe(409);
     expect(second.json.error).toMatchObject({ code: 'server_busy', details: { jobId: first.json.id } });
@@ -190,7 +190,7 @@ describe('a worker killed mid-install', () => {
     await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job.id}`, token: '', body: { token: await install.callbackToken(job.id), status: 'done' } });
     const done = await until(() => jobs.get(job.id), (j) => j.state === 'succeeded');
     // Every task ran once: waiting is not an attempt.
-    expect(done.tasks!.map((x) => `${x.name}:${x.attempts}`)).toEqual(['mark-deploying:1', 'power-off:1', 'pxe-once:1', 'power-on:1', 'wait-for-installer:1', 'boot-from-disk:1', 'mark-active:1']);
+    expect(done.tasks!.map((x) => `${x.name}:${x.attempts}`)).toEqual(['mark-deploying:1', 'power-off:1', 'pxe-once:1', 'power-on:1', 'wait-for-installer:1', 'boot-from-disk:1', 'wait-for-first-boot:1', 'mark-active:1']);
     expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('active');
     expect(await b.stop('SIGTERM')).toBe(0);
   }, 120_000);
