@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initramfs, modulesWithDependencies } from './initramfs';
+import { initramfs, modulesWithDependencies, type InitramfsFile } from './initramfs';
 
 /**
  * The disk-wipe image a wipe job boots (`racksmith boot wipe-image` writes it where the manifest's
@@ -27,6 +27,27 @@ esac
 exit 0
 `;
 
+/** Shell for a racksmith ramdisk's init: a DHCP lease on the first NIC that gets one. */
+export const TAKE_LEASE = `ip link set lo up
+for i in $(ls /sys/class/net); do
+  [ "$i" = lo ] && continue
+  ip link set "$i" up
+  udhcpc -i "$i" -s /bin/udhcpc.script -q -t 5 -n && break
+done
+`;
+
+/** Shell: \`fixed_disks\` prints the names of the fixed, writable whole disks (no partitions, no removable media). */
+export const FIXED_DISKS = `fixed_disks() {
+  for d in $(ls /sys/block); do
+    case "$d" in sd*|vd*|xvd*|nvme*n*) ;; *) continue ;; esac
+    case "$d" in nvme*n*p*) continue ;; esac
+    [ "$(cat /sys/block/$d/removable)" = 1 ] && continue
+    [ "$(cat /sys/block/$d/ro)" = 1 ] && continue
+    echo "$d"
+  done
+}
+`;
+
 /**
  * quick (default): the first and last 16 MiB of each disk (partition tables, the GPT backup,
  * RAID and LVM metadata, file system signatures). full: every byte (racksmith.wipe=full on the
@@ -45,18 +66,8 @@ for word in $(cat /proc/cmdline); do
     racksmith.wipe=*) mode="\${word#racksmith.wipe=}" ;;
   esac
 done
-ip link set lo up
-for i in $(ls /sys/class/net); do
-  [ "$i" = lo ] && continue
-  ip link set "$i" up
-  udhcpc -i "$i" -s /bin/udhcpc.script -q -t 5 -n && break
-done
-wiped=""; failed=""
-for d in $(ls /sys/block); do
-  case "$d" in sd*|vd*|xvd*|nvme*n*) ;; *) continue ;; esac
-  case "$d" in nvme*n*p*) continue ;; esac
-  [ "$(cat /sys/block/$d/removable)" = 1 ] && continue
-  [ "$(cat /sys/block/$d/ro)" = 1 ] && continue
+${TAKE_LEASE}${FIXED_DISKS}wiped=""; failed=""
+for d in $(fixed_disks); do
   mib=$(( $(cat /sys/block/$d/size) / 2048 ))
   echo "racksmith: wiping /dev/$d ($mib MiB, $mode)"
   if [ "$mode" = full ]; then
@@ -85,7 +96,7 @@ export function hostKernel(): { kernel: string; moduleRoot: string } {
 }
 
 /** An initramfs of busybox, these modules (and their dependencies) and this init. */
-export function busyboxInitramfs(init: string, moduleRoot: string, modules: readonly string[], busybox = '/bin/busybox'): { image: Buffer; modules: string[] } {
+export function busyboxInitramfs(init: string, moduleRoot: string, modules: readonly string[], busybox = '/bin/busybox', extra: InitramfsFile[] = []): { image: Buffer; modules: string[] } {
   if (!existsSync(busybox)) throw new Error(`${busybox} is missing: install the Debian package busybox-static`);
   const mods = modulesWithDependencies(moduleRoot, modules);
   const image = initramfs([
@@ -94,6 +105,7 @@ export function busyboxInitramfs(init: string, moduleRoot: string, modules: read
     { path: 'bin/udhcpc.script', content: UDHCPC_SCRIPT, mode: 0o755 },
     { path: 'lib/modules.order', content: mods.map((m) => m.name).join('\n') + '\n' },
     ...mods.map((m) => ({ path: `lib/modules/${m.name}.ko`, content: readFileSync(m.file) })),
+    ...extra,
   ]);
   return { image, modules: mods.map((m) => m.name) };
 }

@@ -1,8 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProcessRunner } from '../../drivers/transport/process-runner';
-import { initramfs, modulesWithDependencies } from '../boot/initramfs';
-import { hostKernel, UDHCPC_SCRIPT, WIPE_MODULES } from '../boot/wipe-image';
+import { busyboxInitramfs, FIXED_DISKS, hostKernel, TAKE_LEASE, WIPE_MODULES } from '../boot/wipe-image';
 import { ROOT_PARTITION } from './image-build';
 
 /**
@@ -50,21 +49,7 @@ report() {
   timeout 30 wget -q -O /dev/null --header 'Content-Type: application/json' --post-data "{\\"token\\":\\"$token\\",\\"status\\":\\"$1\\",\\"message\\":\\"$msg\\"}" "$cb" || echo "racksmith: could not report $1"
 }
 fail() { report failed "$1"; sync; poweroff -f; }
-ip link set lo up
-for i in $(ls /sys/class/net); do
-  [ "$i" = lo ] && continue
-  ip link set "$i" up
-  udhcpc -i "$i" -s /bin/udhcpc.script -q -t 5 -n && break
-done
-if [ -z "$disk" ]; then
-  for d in $(ls /sys/block); do
-    case "$d" in sd*|vd*|xvd*|nvme*n*) ;; *) continue ;; esac
-    case "$d" in nvme*n*p*) continue ;; esac
-    [ "$(cat /sys/block/$d/removable)" = 1 ] && continue
-    [ "$(cat /sys/block/$d/ro)" = 1 ] && continue
-    disk=/dev/$d; break
-  done
-fi
+${TAKE_LEASE}${FIXED_DISKS}[ -n "$disk" ] || { d=$(fixed_disks | head -n 1); [ -n "$d" ] && disk=/dev/$d; }
 [ -n "$disk" ] && [ -b "$disk" ] || fail "no disk to write (a storage driver missing from the deploy ramdisk?)"
 case "$disk" in *[0-9]) part="\${disk}p$rootpart" ;; *) part="$disk$rootpart" ;; esac
 mib=$(( $(cat /sys/block/\${disk#/dev/}/size) / 2048 ))
@@ -112,31 +97,22 @@ async function withLibraries(runner: ProcessRunner, file: string): Promise<strin
 /** Write vmlinuz and initrd.gz of the deploy ramdisk into `outDir`. */
 export async function buildDeployRamdisk(outDir: string, runner = new ProcessRunner()): Promise<{ kernel: string; initrd: string; modules: string[]; bytes: number }> {
   const { kernel, moduleRoot } = hostKernel();
-  if (!existsSync('/bin/busybox')) throw new Error('/bin/busybox is missing: install the Debian package busybox-static');
-  const mods = modulesWithDependencies(moduleRoot, DEPLOY_MODULES);
   const libs = new Set<string>();
   for (const t of TOOLS) {
     if (!existsSync(t)) throw new Error(`${t} is missing: install the Debian packages fdisk and e2fsprogs`);
     for (const l of await withLibraries(runner, t)) libs.add(l);
   }
   const loader = [...libs].find((l) => /ld-linux/.test(l));
-  const image = initramfs(
-    [
-      { path: 'init', content: DEPLOY_INIT, mode: 0o755 },
-      { path: 'bin/busybox', content: readFileSync('/bin/busybox'), mode: 0o755 },
-      { path: 'bin/udhcpc.script', content: UDHCPC_SCRIPT, mode: 0o755 },
-      ...TOOLS.map((t) => ({ path: `bin/${t.split('/').pop()}`, content: readFileSync(t), mode: 0o755 })),
-      ...[...libs].filter((l) => l !== loader).map((l) => ({ path: `lib/${l.split('/').pop()}`, content: readFileSync(realpathSync(l)), mode: 0o755 })),
-      // The dynamic loader where the programs look for it.
-      ...(loader ? [{ path: loader.replace(/^\//, ''), content: readFileSync(realpathSync(loader)), mode: 0o755 }] : []),
-      { path: 'lib/modules.order', content: mods.map((m) => m.name).join('\n') + '\n' },
-      ...mods.map((m) => ({ path: `lib/modules/${m.name}.ko`, content: readFileSync(m.file) })),
-    ],
-  );
+  const { image, modules } = busyboxInitramfs(DEPLOY_INIT, moduleRoot, DEPLOY_MODULES, '/bin/busybox', [
+    ...TOOLS.map((t) => ({ path: `bin/${t.split('/').pop()}`, content: readFileSync(t), mode: 0o755 })),
+    ...[...libs].filter((l) => l !== loader).map((l) => ({ path: `lib/${l.split('/').pop()}`, content: readFileSync(realpathSync(l)), mode: 0o755 })),
+    // The dynamic loader where the programs look for it.
+    ...(loader ? [{ path: loader.replace(/^\//, ''), content: readFileSync(realpathSync(loader)), mode: 0o755 }] : []),
+  ]);
   mkdirSync(outDir, { recursive: true });
   const k = join(outDir, 'vmlinuz');
   const i = join(outDir, 'initrd.gz');
   copyFileSync(kernel, k);
   writeFileSync(i, image);
-  return { kernel: k, initrd: i, modules: mods.map((m) => m.name), bytes: image.length };
+  return { kernel: k, initrd: i, modules, bytes: image.length };
 }

@@ -210,11 +210,8 @@ export class InstallService implements OnModuleInit {
    * deploy reported done and while the job still runs.
    */
   private async firstBoot(jobId: string, token: string, message?: string): Promise<void> {
-    const job = await this.jobRows.job(jobId);
-    if (!job?.params.callbackToken) throw new NotFoundError('install job', jobId);
-    if (!safeEqual(token, this.secrets.open(String(job.params.callbackToken)))) throw new DomainError('bad_callback_token', 'the callback token does not match this job', 401, 'token');
+    const job = await this.runningJobOfToken(jobId, token);
     if (!job.params.image) throw new ConflictError('not_an_image_install', `job ${jobId} does not deploy an image: nothing waits for a first boot`);
-    if (job.state !== 'queued' && job.state !== 'running') throw new ConflictError('job_finished', `job ${jobId} is already ${job.state}`, { state: job.state });
     if ((await this.callbacks.outcome(jobId))?.status !== 'done') throw new ConflictError('not_deployed', `the deploy of job ${jobId} has not reported done`);
     if (await this.callbacks.last(jobId, 'booted')) throw new ConflictError('callback_used', `the first boot of job ${jobId} was already reported`, { status: 'booted' });
     await this.callbacks.add(jobId, 'booted', message ?? null);
@@ -238,13 +235,19 @@ export class InstallService implements OnModuleInit {
    * done/failed was reported yet (the token is single-use for the outcome, and ends with the job).
    */
   async byToken(jobId: string, token: string): Promise<{ id: string; params: Record<string, unknown> }> {
+    const job = await this.runningJobOfToken(jobId, token);
+    const outcome = await this.callbacks.outcome(jobId);
+    if (outcome) throw new ConflictError('callback_used', `the installer of job ${jobId} already reported ${outcome.status}`, { status: outcome.status });
+    return { id: job.id, params: job.params };
+  }
+
+  /** The install job `token` is the callback token of (404 unknown, 401 wrong token), while it runs (409 `job_finished` after). */
+  private async runningJobOfToken(jobId: string, token: string) {
     const job = await this.jobRows.job(jobId);
     if (!job?.params.callbackToken) throw new NotFoundError('install job', jobId);
     if (!safeEqual(token, this.secrets.open(String(job.params.callbackToken)))) throw new DomainError('bad_callback_token', 'the callback token does not match this job', 401, 'token');
     if (job.state !== 'queued' && job.state !== 'running') throw new ConflictError('job_finished', `job ${jobId} is already ${job.state}`, { state: job.state });
-    const outcome = await this.callbacks.outcome(jobId);
-    if (outcome) throw new ConflictError('callback_used', `the installer of job ${jobId} already reported ${outcome.status}`, { status: outcome.status });
-    return { id: job.id, params: job.params };
+    return job;
   }
 
   /** An installer reports (authenticated by its job's token, not by an API token). */
