@@ -146,9 +146,9 @@ describe('install jobs in a worker', () => {
     await install.callback(job.id, await install.callbackToken(job.id), 'done');
     const watched = await watch;
     expect(watched.code).toBe(0);
-    expect(watched.stdout).toContain('[####################] 7/7 succeeded');
+    expect(watched.stdout).toContain('[####################] 8/8 succeeded');
     expect(watched.stdout).toContain('waiting for the installer to call back');
-    expect(watched.stdout).toMatch(/\] 5\/7 wait-for-installer succeeded/);
+    expect(watched.stdout).toMatch(/\] 5\/8 wait-for-installer succeeded/);
     expect(watched.stdout).toContain('job succeeded');
   }, 90_000);
 
@@ -220,7 +220,7 @@ describe('separate worker processes', () => {
       await until(() => jobs.get(victim), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'waiting');
       // The installer never called: the retry boots the server into it again (from power-off).
       const retried = await jobs.get(victim);
-      expect(retried.tasks!.map((x) => x.attempts)).toEqual([1, 1, 1, 1, 1, 0, 0]);
+      expect(retried.tasks!.map((x) => x.attempts)).toEqual([1, 1, 1, 1, 1, 0, 0, 0]);
       expect((await jobs.logs(victim)).filter((l) => l.message.startsWith('power-off: attempt')).length).toBe(2);
       expect((await t.request({ url: `/api/v1/servers/${cancelled.serverId}` })).json.state).toBe('deploying');
       await t.app.listen({ host: '127.0.0.1', port: 0 }).catch(() => undefined);
