@@ -144,8 +144,11 @@ async function orderToLogin(kind: 'bios' | 'uefi', n: number) {
   await until(async () => (await call('GET', `/jobs/${jobId}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === 'wait-for-installer' && x.state === 'waiting'), 60_000, 500);
   step(`${kind}: order.paid to the job waiting for the deploy`, paidAt);
   let vm: ChildProcess | undefined = labVm(ns, dir, kind, mac, serial, { disk, reboot: true, memMb: 1024 });
+  let serialNow = serial;
   const failWith = async (err: Error) => {
-    throw new Error(`${err.message.slice(0, 500)}\n--- serial ---\n${existsSync(serial) ? readFileSync(serial, 'utf8').slice(-5000) : ''}\n--- job ---\n${JSON.stringify((await call('GET', `/jobs/${jobId}/logs`)).json).slice(-3000)}\n--- racksmith ---\n${lab.log().slice(-3000)}`);
+    // The firmware's screens are full of cursor moves: strip the escapes so the tail is text.
+    const text = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '').slice(-6000) : '(no serial log)');
+    throw new Error(`${err.message.slice(0, 300)}\n--- serial (${serialNow}) ---\n${text(serialNow)}\n--- job ---\n${JSON.stringify((await call('GET', `/jobs/${jobId}/logs`)).json).slice(-2000)}\n--- racksmith ---\n${lab.log().slice(-2000)}`);
   };
   try {
     const vmAt = Date.now();
@@ -181,6 +184,7 @@ async function orderToLogin(kind: 'bios' | 'uefi', n: number) {
     const before = (await logs()).length;
     const cycleAt = Date.now();
     const serial2 = join(dir, `${kind}.serial2.log`);
+    serialNow = serial2;
     vm = labVm(ns, dir, kind, mac, serial2, { disk, reboot: true, memMb: 1024 });
     const again = await sshReady(address, 600_000).catch(failWith);
     step(`${kind}: power cycle to SSH again (disk boot, no installer)`, cycleAt);

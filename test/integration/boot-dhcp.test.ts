@@ -136,7 +136,7 @@ describe('DHCP from the inventory', () => {
     expect(script.text).toContain(`kernel http://127.0.0.1:8080/boot/assets/debian-12/kernel initrd=initrd.gz auto=true url=http://127.0.0.1:8080/boot/templates/${job}/${token}/preseed.cfg hostname=boot1 domain=example.com racksmith.callback=http://127.0.0.1:8080/api/v1/install-callbacks/${job} racksmith.token=${token}`);
     expect(script.text).toContain('initrd --name initrd.gz http://127.0.0.1:8080/boot/assets/debian-12/initrd');
     const idle = await t.request({ url: '/boot/ipxe/52:54:00:aa:00:02', token: '' });
-    expect(idle.text).toMatch(/boots from its disk\nexit\n/);
+    expect(idle.text).toMatch(/boots from its disk\nexit 1\n/);
     // The same script over TFTP, for iPXE builds that chain by TFTP.
     // (curl runs beside the server in this process, so not execFileSync: it would block the server.)
     expect((await promisify(execFile)('curl', ['-sS', '-m', '10', `tftp://127.0.0.1:${tftpPort}/racksmith/52-54-00-aa-00-02.ipxe`], { encoding: 'utf8' })).stdout).toBe(idle.text);

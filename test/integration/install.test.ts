@@ -132,6 +132,95 @@ describe('install jobs in a worker', () => {
     expect((await jobs.logs(job.id)).map((l) => l.message)).toContain('server left booting from disk, marked failed');
   });
 
+  describe('from an image', () => {
+    const SHA = 'ab'.repeat(32);
+    let diskModel: string;
+    const putImage = (name: string, body: Record<string, unknown>) =>
+      t.request({ method: 'PUT', url: `/api/v1/images/${name}`, body: { os: 'debian-12', file: `/srv/images/${name}.raw.gz`, sha256: SHA, diskBytes: 2 ** 31, ...body } });
+    const callback = (jobId: string, token: string, status: string) => t.request({ method: 'POST', url: `/api/v1/install-callbacks/${jobId}`, token: '', body: { token, status } });
+    const taskState = async (jobId: string, name: string) => (await jobs.get(jobId)).tasks!.find((x) => x.name === name)!.state;
+    beforeAll(async () => {
+      diskModel = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: '1U-4G', heightU: 1, bmcDriver: 'fake', disks: [{ kind: 'ssd', sizeGb: 4, count: 2 }] } })).json.id;
+      expect((await putImage('deb-small', {})).status).toBe(201);
+      expect((await putImage('deb-huge', { diskBytes: 5e9 })).status).toBe(201);
+      expect((await putImage('deb-off', { enabled: false })).status).toBe(201);
+    });
+    async function diskServer(): Promise<string> {
+      const id = (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: `rs-img-${++n}`, role: 'rented-server', modelId: diskModel, bmc: { address: '127.0.0.2' } } })).json.id;
+      await t.request({ method: 'POST', url: `/api/v1/servers/${id}/transition`, body: { to: 'available' } });
+      return id;
+    }
+
+    it('refuses an unknown, disabled, other-OS or too-big image before any job exists', async () => {
+      const id = await diskServer();
+      const ask = (body: Record<string, unknown>) => t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: { ...installBody, ...body } });
+      for (const [body, says] of [
+        [{ image: 'nope' }, 'no image nope'],
+        [{ image: 'deb-off' }, 'disabled'],
+        [{ image: 'deb-small', os: 'rocky-9' }, 'holds debian-12, not rocky-9'],
+      ] as const) {
+        const res = await ask(body);
+        expect(res.status).toBe(400);
+        expect(res.json.error).toMatchObject({ code: 'validation_failed', field: 'image', message: expect.stringContaining(says) });
+      }
+      const big = await ask({ image: 'deb-huge' });
+      expect(big.status).toBe(409);
+      expect(big.json.error).toMatchObject({ code: 'disk_too_small', details: { diskBytes: 4e9, imageBytes: 5e9 } });
+      const [{ count }] = await query<{ count: string }>(t.db.url, 'SELECT count(*) FROM jobs WHERE server_id = $1', [id]);
+      expect(Number(count)).toBe(0);
+      expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('available');
+    });
+
+    it('ends active only when the installed system phones home: after done, once, with the job\'s token', async () => {
+      const id = await diskServer();
+      const job = await install.request(id, { ...installBody, image: 'deb-small', diskLayout: 'single', network: { mode: 'dhcp' }, queue: false, installerTimeoutMinutes: 5 });
+      const token = await install.callbackToken(job.id);
+      await until(() => taskState(job.id, 'wait-for-installer'), (s) => s === 'waiting');
+      // A first boot before the image was written is not believed.
+      const early = await callback(job.id, token, 'booted');
+      expect(early.status).toBe(409);
+      expect(early.json.error.code).toBe('not_deployed');
+      expect((await callback(job.id, token, 'done')).status).toBe(202);
+      await until(() => taskState(job.id, 'wait-for-first-boot'), (s) => s === 'waiting');
+      expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('deploying');
+      const wrong = await callback(job.id, 'x'.repeat(32), 'booted');
+      expect(wrong.status).toBe(401);
+      expect(wrong.json.error).toMatchObject({ code: 'bad_callback_token', field: 'token' });
+      // Two first boots at once (a reboot loop, a replayed request): one is taken.
+      const pair = await Promise.all([callback(job.id, token, 'booted'), callback(job.id, token, 'booted')]);
+      expect(pair.map((r) => r.status).sort()).toEqual([202, 409]);
+      expect(pair.find((r) => r.status === 409)!.json.error).toMatchObject({ code: 'callback_used', details: { status: 'booted' } });
+      const done = await until(() => jobs.get(job.id), (j) => j.state === 'succeeded');
+      expect(done.tasks!.map((x) => x.state)).toEqual(Array(8).fill('succeeded'));
+      expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('active');
+      const [{ count }] = await query<{ count: string }>(t.db.url, "SELECT count(*) FROM install_callbacks WHERE job_id = $1 AND status = 'booted'", [job.id]);
+      expect(Number(count)).toBe(1);
+      // After the job: the token is spent.
+      expect((await callback(job.id, token, 'booted')).json.error).toMatchObject({ code: 'job_finished', details: { state: 'succeeded' } });
+      // A template install has no first boot to report.
+      const plain = await install.request(await availableServer(), { ...installBody, diskLayout: 'single', network: { mode: 'dhcp' }, queue: false, installerTimeoutMinutes: 5 });
+      const refused = await callback(plain.id, await install.callbackToken(plain.id), 'booted');
+      expect(refused.json.error.code).toBe('not_an_image_install');
+      await jobs.cancel(plain.id);
+    });
+
+    it('fails a server that never phones home after the deadline, with the reason and a task in the site\'s work queue', async () => {
+      const id = await diskServer();
+      const job = await install.request(id, { ...installBody, image: 'deb-small', diskLayout: 'single', network: { mode: 'dhcp' }, queue: false, installerTimeoutMinutes: 5, firstBootTimeoutMinutes: 1 });
+      await until(() => taskState(job.id, 'wait-for-installer'), (s) => s === 'waiting');
+      await install.callback(job.id, await install.callbackToken(job.id), 'done');
+      await until(() => taskState(job.id, 'wait-for-first-boot'), (s) => s === 'waiting');
+      // The minute passes: the wait began two minutes ago.
+      await query(t.db.url, "UPDATE job_tasks SET started_at = now() - interval '2 minutes' WHERE job_id = $1 AND name = 'wait-for-first-boot'", [job.id]);
+      const failed = await until(() => jobs.get(job.id), (j) => j.state === 'failed');
+      expect(failed.error).toContain('did not phone home within 1 minutes');
+      expect((await t.request({ url: `/api/v1/servers/${id}` })).json).toMatchObject({ state: 'failed', lastError: expect.stringContaining('did not phone home') });
+      const queue = (await t.request({ url: '/api/v1/sites/lab/work-queue' })).json;
+      const items = Array.isArray(queue) ? queue : queue.items;
+      expect(items).toContainEqual(expect.objectContaining({ kind: 'automation-failure', title: expect.stringContaining(`look at job ${job.id}`), ref: { type: 'server', id } }));
+    });
+  });
+
   it('is a CLI too: racksmith install, then jobs watch to the end', async () => {
     const id = await availableServer();
     const env = { DATABASE_URL: t.db.url, RACKSMITH_SECRET_KEY: SECRET_KEY };

@@ -5,9 +5,11 @@ import { SecretBox } from '../../common/secret-box';
 import { JobRegistry, TaskWaiting, type JobEnd, type TaskContext, type TaskDefinition } from '../../jobs/job-registry';
 import { JobService, type JobView } from '../../jobs/job.service';
 import { JobRepository } from '../../jobs/job.repository';
+import { Database } from '../../database/database';
 import { BmcAccess } from '../bmc/bmc-access.service';
 import { SitesService } from '../inventory/sites.service';
 import { OsImagesService } from '../images/os-images.service';
+import { WorkQueueService } from '../work-queue/work-queue.service';
 import { InstallCallbackRepository } from './install.repository';
 import { ServerRepository } from './servers.repository';
 import { sha512Crypt } from './password-hash';
@@ -17,9 +19,9 @@ import type { BulkInstallInput, InstallInput } from './install.schemas';
 export const INSTALL = 'install';
 /** The boot-asset manifest's entry a wipe job boots (the `os` of its params). */
 export const WIPE_OS = 'wipe';
-/** States an install may start from: a free server, one reserved for an order, a failed one, or a reinstall. */
 /** How often a waiting install looks for its installer's report (a callback wakes it sooner). */
 const INSTALLER_RECHECK_MS = 5000;
+/** States an install may start from: a free server, one reserved for an order, a failed one, or a reinstall. */
 const INSTALLABLE = ['available', 'reserved', 'failed', 'active'] as const;
 
 /**
@@ -40,10 +42,21 @@ export class InstallService implements OnModuleInit {
     private readonly bmc: BmcAccess,
     private readonly images: OsImagesService,
     private readonly servers: ServerRepository,
+    private readonly work: WorkQueueService,
+    private readonly db: Database,
   ) {}
 
   onModuleInit(): void {
-    this.registry.define({ kind: INSTALL, hardware: true, tasks: this.installTasks(), onRetry: (job) => this.installOnRetry(job), onEnd: (end) => this.installOnEnd(end) });
+    this.registry.define({
+      kind: INSTALL,
+      hardware: true,
+      tasks: this.installTasks(),
+      onRetry: (job) => this.installOnRetry(job),
+      onEnd: async (end) => {
+        await this.installOnEnd(end);
+        await this.failureTask(end);
+      },
+    });
   }
 
   /**
@@ -100,6 +113,17 @@ export class InstallService implements OnModuleInit {
   /** After a failed or cancelled install: the disk boots next, and the server shows the install did not finish. */
   installOnEnd(end: JobEnd): Promise<void> {
     return this.networkBootEnded(end, 'deploying', 'install');
+  }
+
+  /**
+   * A failed install started through the API (orders open their own task): a person looks, in
+   * the site's work queue. A deployed server that never phoned home ends here too.
+   */
+  private async failureTask(end: JobEnd): Promise<void> {
+    if (end.state !== 'failed') return;
+    const server = await this.lifecycle.get(end.serverId!);
+    await this.work.open(server.siteId, 'automation-failure', `Install on server ${server.name} failed: look at job ${end.jobId}`, { type: 'server', id: server.id }, { jobId: end.jobId, error: end.error });
+    await end.log(`server ${server.name}: the site's work queue has a task`, 'warn');
   }
 
   /** A network-booted job ended badly: the disk boots next; a server still `during` is marked failed. */
@@ -252,14 +276,17 @@ export class InstallService implements OnModuleInit {
 
   /** An installer reports (authenticated by its job's token, not by an API token). */
   async callback(jobId: string, token: string, status: 'started' | 'progress' | 'done' | 'failed' | 'booted', message?: string): Promise<void> {
-    if (status === 'booted') return this.firstBoot(jobId, token, message);
-    await this.byToken(jobId, token);
-    await this.callbacks.add(jobId, status, message ?? null);
-    // The waiting task looks now, not at its next check.
-    if (status === 'done' || status === 'failed') {
-      const job = await this.jobRows.job(jobId);
-      if (job) await this.jobRows.wakeInTransaction(jobId, job.site_code);
-    }
-    if (status === 'progress' || status === 'started') await this.jobRows.log(jobId, null, 'info', `installer: ${message ?? status}`);
+    // One job's reports one at a time: two outcomes (or two first boots) sent at once are one accepted, one 409.
+    return this.db.withLock(`racksmith:install-callback:${jobId}`, async () => {
+      if (status === 'booted') return this.firstBoot(jobId, token, message);
+      await this.byToken(jobId, token);
+      await this.callbacks.add(jobId, status, message ?? null);
+      // The waiting task looks now, not at its next check.
+      if (status === 'done' || status === 'failed') {
+        const job = await this.jobRows.job(jobId);
+        if (job) await this.jobRows.wakeInTransaction(jobId, job.site_code);
+      }
+      if (status === 'progress' || status === 'started') await this.jobRows.log(jobId, null, 'info', `installer: ${message ?? status}`);
+    });
   }
 }

@@ -9,9 +9,10 @@ import { InstallController } from './install.controller';
 import { InstallCallbackRepository } from './install.repository';
 import { InstallService } from './install.service';
 import { WipeService } from './wipe.service';
+import { WorkQueueModule } from '../work-queue/work-queue.module';
 
 @Module({
-  imports: [InventoryModule, BmcModule, ImagesModule],
+  imports: [InventoryModule, BmcModule, ImagesModule, WorkQueueModule],
   controllers: [ServersController, InstallController],
   providers: [ServerRepository, ServerLifecycleService, InstallCallbackRepository, InstallService, WipeService],
   exports: [ServerLifecycleService, InstallService, WipeService],
