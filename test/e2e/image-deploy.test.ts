@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -198,6 +198,59 @@ async function orderToLogin(kind: 'bios' | 'uefi', n: number) {
   }
 }
 
+function readAt(file: string, at: number, length: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    readSync(fd, buf, 0, length, at);
+    return buf;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The image on the agent changed after it was checked (or was damaged on the way): the deploy
+ * ramdisk's own SHA-256 sees it, clears the disk's partition tables and powers off; the job fails
+ * with the reason and the half-written disk never boots.
+ */
+async function corruptImage() {
+  const mac = '52:54:00:e2:e1:09';
+  const id = await serverFor('vm-img-corrupt', mac, '10.77.0.69');
+  const copy = join(dir, 'corrupt.raw.gz');
+  execFileSync('cp', [image.file, copy]);
+  expect((await call('PUT', '/images/debian-12-corrupt', { os: image.os, format: image.format, file: copy, sha256: image.sha256, diskBytes: image.diskBytes })).status).toBe(201);
+  const disk = join(dir, 'corrupt.disk.raw');
+  writeFileSync(disk, '');
+  truncateSync(disk, 4 * 2 ** 30);
+  const job = await call('POST', `/servers/${id}/install`, { os: 'debian-12', image: 'debian-12-corrupt', hostname: 'corrupt.customer.example', sshKeys: [key.pub] });
+  expect(job.status).toBe(202);
+  await until(async () => (await call('GET', `/jobs/${job.json.id}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === 'wait-for-installer' && x.state === 'waiting'), 60_000, 500);
+  // Checked by stage-image, then one byte near the end changes under it.
+  const at = statSync(copy).size - 4096;
+  const byte = readAt(copy, at, 1)[0]!;
+  const fd = openSync(copy, 'r+');
+  writeSync(fd, Buffer.from([byte ^ 0xff]), 0, 1, at);
+  closeSync(fd);
+  const serial = join(dir, 'corrupt.serial.log');
+  const at0 = Date.now();
+  const vm = labVm(ns, dir, 'bios', mac, serial, { disk, reboot: true, memMb: 1024 });
+  try {
+    const failed = await until(async () => (await call('GET', `/jobs/${job.json.id}`)).json, (j: { state: string; error: string | null }) => j.state !== 'running' && j.state !== 'queued', 900_000, 2000);
+    step('corrupt image: power-on to the deploy refusing it', at0);
+    expect(failed.state).toBe('failed');
+    expect(failed.error).toMatch(/image checksum mismatch: expected [0-9a-f]{64}, got [0-9a-f]{64} \(disk cleared, not booted\)/);
+    expect((await call('GET', `/servers/${id}`)).json).toMatchObject({ state: 'failed', lastError: expect.stringContaining('checksum mismatch') });
+    // The ramdisk powered the machine off; the disk has no partition table at either end.
+    expect(await exited(vm, 60_000)).toBe(true);
+    expect(readAt(disk, 0, 2 ** 20).every((b) => b === 0)).toBe(true);
+    expect(readAt(disk, statSync(disk).size - 2 ** 20, 2 ** 20).every((b) => b === 0)).toBe(true);
+    expect(readFileSync(serial, 'utf8')).not.toContain('racksmith: image written');
+  } finally {
+    await stop(vm);
+  }
+}
+
 describe('image deploy to a real disk', () => {
   it('BIOS: order.paid → deploy ramdisk writes Debian 12 → boots from disk → phone-home → provisioned → SSH login with the customer key; a power cycle boots the disk again', async () => {
     await orderToLogin('bios', 1);
@@ -205,5 +258,9 @@ describe('image deploy to a real disk', () => {
 
   it('UEFI: the same, through OVMF', async () => {
     await orderToLogin('uefi', 2);
+  });
+
+  it('an image that changed after it was checked: the deploy ramdisk refuses it, clears the disk and powers off; the job fails with the reason', async () => {
+    await corruptImage();
   });
 });

@@ -184,6 +184,25 @@ describe('the billing webhook', () => {
     expect(await t.app.get(OrdersService).fillBackorders()).toBe(0);
   }, 120_000);
 
+  it('picks only a server whose biggest disk the plan\'s image fits on, and backorders naming the disk when none has one', async () => {
+    await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'img', name: 'Image site' } });
+    const tiny = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'Tiny', heightU: 1, bmcDriver: 'fake', disks: [{ kind: 'ssd', sizeGb: 2, count: 4 }] } })).json.id;
+    const roomy = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'Roomy', heightU: 1, bmcDriver: 'fake', disks: [{ kind: 'ssd', sizeGb: 8, count: 1 }] } })).json.id;
+    expect((await t.request({ method: 'PUT', url: '/api/v1/images/deb-3g', body: { os: 'debian-12', file: '/srv/images/deb-3g.raw.gz', sha256: 'e'.repeat(64), diskBytes: 3e9 } })).status).toBe(201);
+    expect((await t.request({ method: 'PUT', url: '/api/v1/billing/plans/dedi-img', body: { kind: 'dedicated', spec: { sites: ['img'], images: { 'debian-12': 'deb-3g' } } } })).status).toBe(201);
+    // 8 GB in all, but no one disk holds the 3 GB image.
+    const small = await server(tiny, 'img');
+    expect((await post(event('order.paid', { id: 'ord-img', plan: 'dedi-img', options: { os: 'debian-12', sshKeys: [KEY] } }))).status).toBe(202);
+    await drain();
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-img' })).json).toMatchObject({ state: 'backordered', serverId: null });
+    const [task] = await query<{ title: string }>(t.db.url, "SELECT title FROM work_tasks WHERE ref_id = 'ord-img' AND kind = 'backorder'");
+    expect(task.title).toContain('No matching server with a disk of at least 3 GB (image deb-3g) for paid order ord-img');
+    const big = await server(roomy, 'img');
+    expect(await t.app.get(OrdersService).fillBackorders()).toBe(1);
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-img' })).json).toMatchObject({ state: 'provisioning', serverId: big });
+    expect((await t.request({ url: `/api/v1/servers/${small}` })).json.state).toBe('available');
+  });
+
   it('loses nothing when processing dies between storing and finishing', async () => {
     await server();
     const body = event('order.paid', { id: 'ord-crash', plan: 'dedi-big', options: { sshKeys: [KEY] } });
@@ -342,7 +361,7 @@ describe('an order from payment to termination, with the fake BMC', () => {
     await install.callback(jobId, await install.callbackToken(jobId), 'done', 'installed');
     const done = await until(() => jobs.get(jobId), (j) => j.state === 'succeeded' || j.state === 'failed', 30_000);
     expect(done.error).toBeNull();
-    expect(done.tasks!.map((x) => x.name)).toEqual(['mark-deploying', 'power-off', 'pxe-once', 'power-on', 'wait-for-installer', 'boot-from-disk', 'wait-for-first-boot', 'mark-active', 'console-access', 'notify']);
+    expect(done.tasks!.map((x) => x.name)).toEqual(['stage-image', 'mark-deploying', 'power-off', 'pxe-once', 'power-on', 'wait-for-installer', 'boot-from-disk', 'wait-for-first-boot', 'mark-active', 'console-access', 'notify']);
     expect((await t.request({ url: '/api/v1/billing/orders/ord-full' })).json.state).toBe('active');
     expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('active');
 

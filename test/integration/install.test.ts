@@ -1,4 +1,9 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { BOOTSTRAP, startTestApp, type TestApp, SECRET_KEY } from '../support/app';
 import { runCli, startServe, type Served } from '../support/cli';
@@ -51,7 +56,7 @@ describe('install requests', () => {
     const first = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody });
     expect(first.status).toBe(202);
     expect(first.json).toMatchObject({ kind: 'install', state: 'queued', serverId: id, tasks: expect.any(Array) });
-    expect(first.json.tasks.map((x: { name: string }) => x.name)).toEqual(['mark-deploying', 'power-off', 'pxe-once', 'power-on', 'wait-for-installer', 'boot-from-disk', 'wait-for-first-boot', 'mark-active']);
+    expect(first.json.tasks.map((x: { name: string }) => x.name)).toEqual(['stage-image', 'mark-deploying', 'power-off', 'pxe-once', 'power-on', 'wait-for-installer', 'boot-from-disk', 'wait-for-first-boot', 'mark-active']);
     const second = await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody });
     expect(second.status).toBe(409);
     expect(second.json.error).toMatchObject({ code: 'server_busy', details: { jobId: first.json.id } });
@@ -133,13 +138,25 @@ describe('install jobs in a worker', () => {
   });
 
   describe('from an image', () => {
-    const SHA = 'ab'.repeat(32);
+    // An image file on this agent, and an HTTP server another copy is fetched from.
+    const dir = mkdtempSync(join(tmpdir(), 'racksmith-install-img-'));
+    const content = Buffer.alloc(2 ** 20, 3);
+    const SHA = createHash('sha256').update(content).digest('hex');
+    writeFileSync(join(dir, 'deb-small.raw.gz'), content);
+    const http = createServer((_req, res) => res.writeHead(200).end(content));
     let diskModel: string;
+    let url: string;
     const putImage = (name: string, body: Record<string, unknown>) =>
-      t.request({ method: 'PUT', url: `/api/v1/images/${name}`, body: { os: 'debian-12', file: `/srv/images/${name}.raw.gz`, sha256: SHA, diskBytes: 2 ** 31, ...body } });
+      t.request({ method: 'PUT', url: `/api/v1/images/${name}`, body: { os: 'debian-12', file: join(dir, `${name}.raw.gz`), sha256: SHA, diskBytes: 2 ** 31, ...body } });
     const callback = (jobId: string, token: string, status: string) => t.request({ method: 'POST', url: `/api/v1/install-callbacks/${jobId}`, token: '', body: { token, status } });
     const taskState = async (jobId: string, name: string) => (await jobs.get(jobId)).tasks!.find((x) => x.name === name)!.state;
+    afterAll(async () => {
+      await new Promise((r) => http.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    });
     beforeAll(async () => {
+      await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+      url = `http://127.0.0.1:${(http.address() as { port: number }).port}/deb.raw.gz`;
       diskModel = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: '1U-4G', heightU: 1, bmcDriver: 'fake', disks: [{ kind: 'ssd', sizeGb: 4, count: 2 }] } })).json.id;
       expect((await putImage('deb-small', {})).status).toBe(201);
       expect((await putImage('deb-huge', { diskBytes: 5e9 })).status).toBe(201);
@@ -191,7 +208,7 @@ describe('install jobs in a worker', () => {
       expect(pair.map((r) => r.status).sort()).toEqual([202, 409]);
       expect(pair.find((r) => r.status === 409)!.json.error).toMatchObject({ code: 'callback_used', details: { status: 'booted' } });
       const done = await until(() => jobs.get(job.id), (j) => j.state === 'succeeded');
-      expect(done.tasks!.map((x) => x.state)).toEqual(Array(8).fill('succeeded'));
+      expect(done.tasks!.map((x) => x.state)).toEqual(Array(9).fill('succeeded'));
       expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('active');
       const [{ count }] = await query<{ count: string }>(t.db.url, "SELECT count(*) FROM install_callbacks WHERE job_id = $1 AND status = 'booted'", [job.id]);
       expect(Number(count)).toBe(1);
@@ -202,6 +219,25 @@ describe('install jobs in a worker', () => {
       const refused = await callback(plain.id, await install.callbackToken(plain.id), 'booted');
       expect(refused.json.error.code).toBe('not_an_image_install');
       await jobs.cancel(plain.id);
+    });
+
+    it('fetches an image this agent lacks from its url before touching the server, and stops at a wrong hash with the server untouched', async () => {
+      expect((await putImage('deb-fetched', { url })).status).toBe(201);
+      const id = await diskServer();
+      const job = await install.request(id, { ...installBody, image: 'deb-fetched', diskLayout: 'single', network: { mode: 'dhcp' }, queue: false, installerTimeoutMinutes: 5 });
+      await until(() => taskState(job.id, 'wait-for-installer'), (s) => s === 'waiting');
+      expect((await jobs.logs(job.id)).map((l) => l.message)).toContain(`image deb-fetched: fetched 1 MiB from ${url}, SHA-256 ok`);
+      expect(readFileSync(join(dir, 'deb-fetched.raw.gz')).equals(content)).toBe(true);
+      await jobs.cancel(job.id);
+
+      expect((await putImage('deb-corrupt', { url, sha256: 'cd'.repeat(32) })).status).toBe(201);
+      const other = await diskServer();
+      const bad = await install.request(other, { ...installBody, image: 'deb-corrupt', diskLayout: 'single', network: { mode: 'dhcp' }, queue: false, installerTimeoutMinutes: 5 });
+      const failed = await until(() => jobs.get(bad.id), (j) => j.state === 'failed');
+      expect(failed.error).toMatch(/image deb-corrupt: .* with SHA-256 [0-9a-f]{64}, not (cd){32}; nothing was kept/);
+      expect(failed.tasks!.map((x) => `${x.name}:${x.state}`).slice(0, 2)).toEqual(['stage-image:failed', 'mark-deploying:cancelled']);
+      expect(existsSync(join(dir, 'deb-corrupt.raw.gz'))).toBe(false);
+      expect((await t.request({ url: `/api/v1/servers/${other}` })).json.state).toBe('available');
     });
 
     it('fails a server that never phones home after the deadline, with the reason and a task in the site\'s work queue', async () => {
@@ -235,9 +271,9 @@ describe('install jobs in a worker', () => {
     await install.callback(job.id, await install.callbackToken(job.id), 'done');
     const watched = await watch;
     expect(watched.code).toBe(0);
-    expect(watched.stdout).toContain('[####################] 8/8 succeeded');
+    expect(watched.stdout).toContain('[####################] 9/9 succeeded');
     expect(watched.stdout).toContain('waiting for the installer to call back');
-    expect(watched.stdout).toMatch(/\] 5\/8 wait-for-installer succeeded/);
+    expect(watched.stdout).toMatch(/\] 6\/9 wait-for-installer succeeded/);
     expect(watched.stdout).toContain('job succeeded');
   }, 90_000);
 
@@ -279,7 +315,7 @@ describe('a worker killed mid-install', () => {
     await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job.id}`, token: '', body: { token: await install.callbackToken(job.id), status: 'done' } });
     const done = await until(() => jobs.get(job.id), (j) => j.state === 'succeeded');
     // Every task ran once: waiting is not an attempt.
-    expect(done.tasks!.map((x) => `${x.name}:${x.attempts}`)).toEqual(['mark-deploying:1', 'power-off:1', 'pxe-once:1', 'power-on:1', 'wait-for-installer:1', 'boot-from-disk:1', 'wait-for-first-boot:1', 'mark-active:1']);
+    expect(done.tasks!.map((x) => `${x.name}:${x.attempts}`)).toEqual(['stage-image:1', 'mark-deploying:1', 'power-off:1', 'pxe-once:1', 'power-on:1', 'wait-for-installer:1', 'boot-from-disk:1', 'wait-for-first-boot:1', 'mark-active:1']);
     expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('active');
     expect(await b.stop('SIGTERM')).toBe(0);
   }, 120_000);
@@ -309,7 +345,7 @@ describe('separate worker processes', () => {
       await until(() => jobs.get(victim), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'waiting');
       // The installer never called: the retry boots the server into it again (from power-off).
       const retried = await jobs.get(victim);
-      expect(retried.tasks!.map((x) => x.attempts)).toEqual([1, 1, 1, 1, 1, 0, 0, 0]);
+      expect(retried.tasks!.map((x) => x.attempts)).toEqual([1, 1, 1, 1, 1, 1, 0, 0, 0]);
       expect((await jobs.logs(victim)).filter((l) => l.message.startsWith('power-off: attempt')).length).toBe(2);
       expect((await t.request({ url: `/api/v1/servers/${cancelled.serverId}` })).json.state).toBe('deploying');
       await t.app.listen({ host: '127.0.0.1', port: 0 }).catch(() => undefined);

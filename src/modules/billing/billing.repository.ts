@@ -208,7 +208,10 @@ export class BillingRepository {
    * transaction; servers another transaction is taking are skipped, so concurrent orders never
    * get the same one. The preferred site first, then the plan's sites in name order.
    */
-  async lockMatchingServer(spec: { hardwareModel?: string; minCpuCores?: number; minRamGb?: number; minDiskGb?: number; sites?: string[] }, preferredSite?: string): Promise<{ id: string; site_id: string; site_code: string } | undefined> {
+  async lockMatchingServer(
+    spec: { hardwareModel?: string; minCpuCores?: number; minRamGb?: number; minDiskGb?: number; sites?: string[]; minLargestDiskBytes?: number },
+    preferredSite?: string,
+  ): Promise<{ id: string; site_id: string; site_code: string } | undefined> {
     const [row] = await this.db.rows<{ id: string; site_id: string; site_code: string }>(
       `SELECT d.id, d.site_id, s.code AS site_code
          FROM devices d JOIN hardware_models m ON m.id = d.model_id JOIN sites s ON s.id = d.site_id
@@ -218,10 +221,11 @@ export class BillingRepository {
           AND ($3::int IS NULL OR m.ram_gb >= $3)
           AND ($4::int IS NULL OR (SELECT coalesce(sum((x->>'sizeGb')::int * (x->>'count')::int), 0) FROM jsonb_array_elements(m.disks) x) >= $4)
           AND ($5::text[] IS NULL OR s.code = ANY ($5))
+          AND ($7::bigint IS NULL OR coalesce((SELECT max((x->>'sizeGb')::bigint) * 1000000000 FROM jsonb_array_elements(m.disks) x) >= $7, true))
           AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.server_id = d.id AND o.state NOT IN ('terminated', 'failed'))
         ORDER BY (s.code = $6) DESC, s.code, d.name
         LIMIT 1 FOR UPDATE OF d SKIP LOCKED`,
-      [spec.hardwareModel ?? null, spec.minCpuCores ?? null, spec.minRamGb ?? null, spec.minDiskGb ?? null, spec.sites?.length ? spec.sites : null, preferredSite ?? null],
+      [spec.hardwareModel ?? null, spec.minCpuCores ?? null, spec.minRamGb ?? null, spec.minDiskGb ?? null, spec.sites?.length ? spec.sites : null, preferredSite ?? null, spec.minLargestDiskBytes ?? null],
     );
     return row;
   }

@@ -331,9 +331,6 @@ export class OrdersService implements OnModuleInit {
   /** Reserve a server for a dedicated order and start its provisioning. */
   private async placeServer(order: OrderRow): Promise<Applied> {
     const spec = order.plan_spec as DedicatedSpec;
-    const server = await this.repo.lockMatchingServer(spec, order.options.site);
-    if (!server) return this.backorder(order, 'matching server');
-    await this.lifecycle.transition(server.id, 'reserved', cause(order.id, `order ${order.id}`), { from: ['available'] });
     const opts = order.options as BillingEvent['order']['options'];
     const access: Access = {};
     if (!opts.sshKeys?.length) access.rootPassword = randomString(20, PASSWORD_ALPHABET);
@@ -348,6 +345,11 @@ export class OrdersService implements OnModuleInit {
       network: { mode: 'dhcp' },
       installerTimeoutMinutes: 60,
     });
+    // An image needs a disk it fits on: a server whose model lists only smaller disks is not picked.
+    const image = params.image as { name: string; diskBytes: number } | undefined;
+    const server = await this.repo.lockMatchingServer({ ...spec, minLargestDiskBytes: image?.diskBytes }, order.options.site);
+    if (!server) return this.backorder(order, image ? `matching server with a disk of at least ${Math.ceil(image.diskBytes / 1e9)} GB (image ${image.name})` : 'matching server');
+    await this.lifecycle.transition(server.id, 'reserved', cause(order.id, `order ${order.id}`), { from: ['available'] });
     const job = await this.jobs.create(ORDER_PROVISION, { siteId: server.site_id, siteCode: server.site_code, serverId: server.id }, { ...params, orderId: order.id });
     await this.provisioning(order, { server_id: server.id, site_id: server.site_id, job_id: job.id }, access, 'a server became available');
     return { state: 'processed', result: `server ${server.id} reserved; provisioning job ${job.id}` };

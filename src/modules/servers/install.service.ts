@@ -9,6 +9,7 @@ import { Database } from '../../database/database';
 import { BmcAccess } from '../bmc/bmc-access.service';
 import { SitesService } from '../inventory/sites.service';
 import { OsImagesService } from '../images/os-images.service';
+import { ImageCacheService, type CachedImage } from '../images/image-cache.service';
 import { WorkQueueService } from '../work-queue/work-queue.service';
 import { InstallCallbackRepository } from './install.repository';
 import { ServerRepository } from './servers.repository';
@@ -44,6 +45,7 @@ export class InstallService implements OnModuleInit {
     private readonly servers: ServerRepository,
     private readonly work: WorkQueueService,
     private readonly db: Database,
+    private readonly imageCache: ImageCacheService,
   ) {}
 
   onModuleInit(): void {
@@ -60,13 +62,15 @@ export class InstallService implements OnModuleInit {
   }
 
   /**
-   * The steps of an install: mark deploying, power off, one-time network boot, power on, wait for
-   * the installer, boot from disk, mark active. Other job kinds that install (an order's
-   * provisioning) run the same steps with the same params (`installParams`) and hooks.
+   * The steps of an install: stage the image (image installs), mark deploying, power off,
+   * one-time network boot, power on, wait for the installer, boot from disk, wait for the first
+   * boot (image installs), mark active. Other job kinds that install (an order's provisioning)
+   * run the same steps with the same params (`installParams`) and hooks.
    */
   installTasks(): TaskDefinition[] {
     const cause = (ctx: { jobId: string }) => ({ type: 'job' as const, id: ctx.jobId });
     return [
+      { name: 'stage-image', timeoutMs: 60 * 60_000, run: (ctx) => this.stageImage(ctx) },
       {
         name: 'mark-deploying',
         run: async (ctx) => {
@@ -157,6 +161,19 @@ export class InstallService implements OnModuleInit {
   }
 
   /**
+   * An image install's first step, on the agent of the server's site (which serves the image to
+   * the deploy ramdisk): the image is there and its SHA-256 is right, fetched from its url if not.
+   * Nothing about the server has changed yet when this fails. Installs without an image go on.
+   */
+  private async stageImage(ctx: TaskContext): Promise<void> {
+    const image = ctx.params.image as CachedImage | undefined;
+    if (!image) return;
+    const got = await this.imageCache.ensure(image, ctx.signal);
+    const mib = Math.round(got.bytes / 2 ** 20);
+    await ctx.log(got.how === 'fetched' ? `image ${image.name}: fetched ${mib} MiB from ${image.url}, SHA-256 ok` : `image ${image.name}: ${mib} MiB on this agent, SHA-256 ok${got.how === 'cached' ? ' (checked before)' : ''}`);
+  }
+
+  /**
    * An image install's last wait: the installed system's first boot phones home (its deploy wrote
    * the callback into the disk). Installs without an image go on at once.
    */
@@ -207,7 +224,7 @@ export class InstallService implements OnModuleInit {
     const rootPasswordHash = rootPassword ? await sha512Crypt(rootPassword) : rest.rootPasswordHash;
     return {
       ...rest,
-      ...(image ? { image: { name: image.name, format: image.format, sha256: image.sha256, diskBytes: image.diskBytes, file: image.file }, firstBootTimeoutMinutes: input.firstBootTimeoutMinutes ?? 30 } : {}),
+      ...(image ? { image: { name: image.name, format: image.format, sha256: image.sha256, diskBytes: image.diskBytes, file: image.file, url: image.url }, firstBootTimeoutMinutes: input.firstBootTimeoutMinutes ?? 30 } : {}),
       rootPasswordHash,
       callbackToken: this.secrets.seal(randomToken(24)),
     };
