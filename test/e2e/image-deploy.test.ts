@@ -10,6 +10,7 @@ import { until } from '../support/wait';
 import { signatureHeader } from '../../src/modules/billing/billing-signature';
 import { buildOsImage, type BuiltImage } from '../../src/modules/images/image-build';
 import { buildDeployRamdisk } from '../../src/modules/images/deploy-ramdisk';
+import { buildWipeImage } from '../../src/modules/boot/wipe-image';
 
 /**
  * A real OS on a real disk (LAB.md's network-boot lab): `racksmith images build debian-12` makes a
@@ -18,7 +19,9 @@ import { buildDeployRamdisk } from '../../src/modules/images/deploy-ramdisk';
  * onto the disk (SHA-256 checked), grows the root and writes the order's hostname and key; it
  * reboots, racksmith hands it to its disk, Debian boots from it and phones home; the order is
  * provisioned, billing is told, and the customer's key logs in over SSH. Then one more power
- * cycle boots the disk again, with no installer. BIOS and UEFI.
+ * cycle boots the disk again, with no installer. BIOS and UEFI. On BIOS the same machine is then
+ * reinstalled with another key, and its order terminated: the wipe clears the installed disk. An
+ * image changed after it was checked is refused by the deploy ramdisk itself.
  *
  * TEST_IMAGE_DIR keeps the built image between runs (the build takes minutes).
  */
@@ -57,7 +60,13 @@ beforeAll(async () => {
   }
   const deploy = await buildDeployRamdisk(join(dir, 'deploy'));
   console.log(`deploy ramdisk: ${Math.round(deploy.bytes / 1024)} KiB initrd, ${deploy.modules.length} modules`);
-  writeFileSync(join(dir, 'assets.yaml'), `deploy:\n  kernel: ${deploy.kernel}\n  initrd: ${deploy.initrd}\n  cmdline: console=ttyS0,115200n8 panic=10\n`);
+  // racksmith's wipe image too: a terminated order's server is wiped.
+  const wipe = buildWipeImage(join(dir, 'wipe'));
+  writeFileSync(
+    join(dir, 'assets.yaml'),
+    `deploy:\n  kernel: ${deploy.kernel}\n  initrd: ${deploy.initrd}\n  cmdline: console=ttyS0,115200n8 panic=10\n` +
+      `wipe:\n  kernel: ${wipe.kernel}\n  initrd: ${wipe.initrd}\n  cmdline: console=ttyS0 panic=5 racksmith.wipe={{wipeMode}}\n`,
+  );
   void kernel;
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'customer@example', '-f', join(dir, 'customer')]);
   key = { priv: join(dir, 'customer'), pub: readFileSync(join(dir, 'customer.pub'), 'utf8').trim() };
@@ -97,19 +106,19 @@ async function serverFor(name: string, mac: string, address: string): Promise<st
 const billingSent = () => (existsSync(join(dir, 'billing.jsonl')) ? readFileSync(join(dir, 'billing.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).body) : []);
 
 /** The customer's own login: `ssh root@<address>` with their key, from inside the lab namespace. */
-function ssh(address: string, command: string): string {
+function ssh(address: string, command: string, priv = key.priv): string {
   return execFileSync(
     'ip',
-    ['netns', 'exec', ns.name, 'ssh', '-i', key.priv, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=10', `root@${address}`, command],
+    ['netns', 'exec', ns.name, 'ssh', '-i', priv, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=10', `root@${address}`, command],
     { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] },
   );
 }
 
-async function sshReady(address: string, ms: number): Promise<string> {
+async function sshReady(address: string, ms: number, priv = key.priv): Promise<string> {
   return until(
     async () => {
       try {
-        return ssh(address, 'hostname; cat /etc/os-release');
+        return ssh(address, 'hostname; cat /etc/os-release', priv);
       } catch {
         return '';
       }
@@ -120,17 +129,38 @@ async function sshReady(address: string, ms: number): Promise<string> {
   );
 }
 
+/** A wait that ran out: the error with the VM's console, the job's log and racksmith's log. */
+const failure = (jobId: string, serial: () => string) => async (err: Error): Promise<never> => {
+  // The firmware's screens are full of cursor moves: strip the escapes so the tail is text.
+  const f = serial();
+  const text = existsSync(f) ? readFileSync(f, 'utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '').slice(-6000) : '(no serial log)';
+  throw new Error(`${err.message.slice(0, 300)}\n--- serial (${f}) ---\n${text}\n--- job ---\n${JSON.stringify((await call('GET', `/jobs/${jobId}/logs`)).json).slice(-2000)}\n--- racksmith ---\n${lab.log().slice(-2000)}`);
+};
+const jobEnded = (jobId: string, ms: number) =>
+  until(async () => (await call('GET', `/jobs/${jobId}`)).json, (j: { state: string }) => ['succeeded', 'failed', 'cancelled'].includes(j.state), ms, 2000);
+const taskWaiting = (jobId: string, task: string) =>
+  until(async () => (await call('GET', `/jobs/${jobId}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === task && x.state === 'waiting'), 120_000, 500);
+
+interface Machine {
+  id: string;
+  kind: 'bios' | 'uefi';
+  mac: string;
+  address: string;
+  disk: string;
+  orderId: string;
+}
+
 const stop = async (vm: ChildProcess | undefined) => {
   if (vm && vm.exitCode === null) vm.kill('SIGKILL');
   if (vm) await exited(vm, 10_000);
 };
 
-async function orderToLogin(kind: 'bios' | 'uefi', n: number) {
+async function orderToLogin(kind: 'bios' | 'uefi', n: number): Promise<Machine> {
   const mac = `52:54:00:e2:e1:0${n}`;
   const address = `10.77.0.${60 + n}`;
   const orderId = `ord-img-${kind}`;
   const hostname = `${kind}-img.customer.example`;
-  await serverFor(`vm-img-${kind}`, mac, address);
+  const id = await serverFor(`vm-img-${kind}`, mac, address);
   const disk = join(dir, `${kind}.disk.raw`);
   writeFileSync(disk, '');
   truncateSync(disk, 4 * 2 ** 30);
@@ -141,22 +171,18 @@ async function orderToLogin(kind: 'bios' | 'uefi', n: number) {
   expect(res.status).toBe(202);
   const order = await until(async () => (await call('GET', `/billing/orders/${orderId}`)).json, (o: { jobId: string | null }) => !!o?.jobId, 30_000, 200);
   const jobId = order.jobId as string;
-  await until(async () => (await call('GET', `/jobs/${jobId}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === 'wait-for-installer' && x.state === 'waiting'), 60_000, 500);
+  await taskWaiting(jobId, 'wait-for-installer');
   step(`${kind}: order.paid to the job waiting for the deploy`, paidAt);
   let vm: ChildProcess | undefined = labVm(ns, dir, kind, mac, serial, { disk, reboot: true, memMb: 1024 });
   let serialNow = serial;
-  const failWith = async (err: Error) => {
-    // The firmware's screens are full of cursor moves: strip the escapes so the tail is text.
-    const text = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '').slice(-6000) : '(no serial log)');
-    throw new Error(`${err.message.slice(0, 300)}\n--- serial (${serialNow}) ---\n${text(serialNow)}\n--- job ---\n${JSON.stringify((await call('GET', `/jobs/${jobId}/logs`)).json).slice(-2000)}\n--- racksmith ---\n${lab.log().slice(-2000)}`);
-  };
+  const failWith = failure(jobId, () => serialNow);
   try {
     const vmAt = Date.now();
     const logs = async () => JSON.stringify((await call('GET', `/jobs/${jobId}/logs`)).json);
     await until(logs, (l) => l.includes('installer finished'), 900_000, 2000).catch(failWith);
     step(`${kind}: power-on to the image written, grown and configured (deploy ramdisk)`, vmAt);
     const deployedAt = Date.now();
-    const done = await until(async () => (await call('GET', `/jobs/${jobId}`)).json, (j: { state: string }) => ['succeeded', 'failed', 'cancelled'].includes(j.state), 900_000, 2000).catch(failWith);
+    const done = await jobEnded(jobId, 900_000).catch(failWith);
     step(`${kind}: deploy done to the first boot's phone-home (reboot, disk boot, Debian up)`, deployedAt);
     expect(done.state).toBe('succeeded');
     const log = await logs();
@@ -196,6 +222,70 @@ async function orderToLogin(kind: 'bios' | 'uefi', n: number) {
   } finally {
     await stop(vm);
   }
+  return { id, kind, mac, address, disk, orderId };
+}
+
+/**
+ * The same machine, reinstalled by an engineer with another hostname and another customer key
+ * over the OS it runs; then its order is terminated: the wipe clears the installed disk, and the
+ * machine, powered on again, boots nothing.
+ */
+async function reinstallThenTerminate(m: Machine) {
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'next@example', '-f', join(dir, 'customer2')]);
+  const key2 = { priv: join(dir, 'customer2'), pub: readFileSync(join(dir, 'customer2.pub'), 'utf8').trim() };
+  const hostname = `${m.kind}-again.customer.example`;
+  const res = await call('POST', `/servers/${m.id}/install`, { os: 'debian-12', image: image.name, hostname, sshKeys: [key2.pub] });
+  expect(res.status).toBe(202);
+  const jobId = res.json.id as string;
+  await taskWaiting(jobId, 'wait-for-installer');
+  let serial = join(dir, `${m.kind}.reinstall.serial.log`);
+  const failWith = failure(jobId, () => serial);
+  const at = Date.now();
+  let vm: ChildProcess | undefined = labVm(ns, dir, m.kind, m.mac, serial, { disk: m.disk, reboot: true, memMb: 1024 });
+  try {
+    const done = await jobEnded(jobId, 900_000).catch(failWith);
+    step(`${m.kind} reinstall: power-on to the reinstalled system's phone-home`, at);
+    expect(done.state).toBe('succeeded');
+    const out = await sshReady(m.address, 180_000, key2.priv).catch(failWith);
+    step(`${m.kind} reinstall: power-on to SSH with the new key`, at);
+    expect(out.split('\n')[0]).toBe(hostname.split('.')[0]);
+    // The old system is gone with its keys: the first customer's key is refused.
+    expect(() => ssh(m.address, 'true', key.priv)).toThrow(/Permission denied/);
+  } finally {
+    await stop(vm);
+    vm = undefined;
+  }
+
+  // The order ends: billing terminates it, the server is wiped and back in stock.
+  const body = JSON.stringify({ id: `evt-${m.orderId}-end`, type: 'order.terminated', occurredAt: new Date().toISOString(), order: { id: m.orderId, customer: 'cus-img' } });
+  const end = await fetch(`${lab.api}/webhooks/billing`, { method: 'POST', headers: { 'content-type': 'application/json', 'racksmith-signature': signatureHeader(BILLING_SECRET, body) }, body });
+  expect(end.status).toBe(202);
+  const wipe = await until(async () => (await call('GET', `/jobs?kind=wipe&server=${m.id}`)).json.items, (items: { id: string }[]) => items.length > 0, 60_000, 500);
+  const wipeId = wipe[0].id as string;
+  await taskWaiting(wipeId, 'wait-for-wipe');
+  serial = join(dir, `${m.kind}.wipe.serial.log`);
+  const wipeFail = failure(wipeId, () => serial);
+  const wipeAt = Date.now();
+  vm = labVm(ns, dir, m.kind, m.mac, serial, { disk: m.disk, reboot: true, memMb: 1024 });
+  try {
+    const wiped = await jobEnded(wipeId, 600_000).catch(wipeFail);
+    step(`${m.kind}: order.terminated's wipe, power-on to done`, wipeAt);
+    expect(wiped.state).toBe('succeeded');
+    expect((await call('GET', `/servers/${m.id}`)).json.state).toBe('available');
+    expect((await call('GET', `/billing/orders/${m.orderId}`)).json.state).toBe('terminated');
+    expect(await exited(vm, 60_000)).toBe(true);
+    const MiB = 2 ** 20;
+    const size = statSync(m.disk).size;
+    expect(readAt(m.disk, 0, 16 * MiB).every((b) => b === 0)).toBe(true);
+    expect(readAt(m.disk, size - 16 * MiB, 16 * MiB).every((b) => b === 0)).toBe(true);
+    // Powered on again: racksmith hands it to its disk, and the disk has nothing to boot.
+    serial = join(dir, `${m.kind}.after-wipe.serial.log`);
+    vm = labVm(ns, dir, m.kind, m.mac, serial, { disk: m.disk, reboot: true, memMb: 1024 });
+    await until(async () => (existsSync(serial) ? readFileSync(serial, 'utf8') : ''), (t) => t.includes('No bootable device'), 180_000, 2000).catch(wipeFail);
+    expect(readFileSync(serial, 'utf8')).not.toContain('Debian GNU/Linux');
+  } finally {
+    await stop(vm);
+  }
 }
 
 function readAt(file: string, at: number, length: number): Buffer {
@@ -225,7 +315,7 @@ async function corruptImage() {
   truncateSync(disk, 4 * 2 ** 30);
   const job = await call('POST', `/servers/${id}/install`, { os: 'debian-12', image: 'debian-12-corrupt', hostname: 'corrupt.customer.example', sshKeys: [key.pub] });
   expect(job.status).toBe(202);
-  await until(async () => (await call('GET', `/jobs/${job.json.id}`)).json, (j: { tasks: { name: string; state: string }[] }) => j.tasks.some((x) => x.name === 'wait-for-installer' && x.state === 'waiting'), 60_000, 500);
+  await taskWaiting(job.json.id, 'wait-for-installer');
   // Checked by stage-image, then one byte near the end changes under it.
   const at = statSync(copy).size - 4096;
   const byte = readAt(copy, at, 1)[0]!;
@@ -252,8 +342,14 @@ async function corruptImage() {
 }
 
 describe('image deploy to a real disk', () => {
+  let bios: Machine | undefined;
   it('BIOS: order.paid → deploy ramdisk writes Debian 12 → boots from disk → phone-home → provisioned → SSH login with the customer key; a power cycle boots the disk again', async () => {
-    await orderToLogin('bios', 1);
+    bios = await orderToLogin('bios', 1);
+  });
+
+  it('BIOS, the same machine: reinstalled over its OS with another key and hostname, then terminated: the wipe clears the installed disk and nothing boots', async () => {
+    if (!bios) throw new Error('needs the BIOS install above, which failed');
+    await reinstallThenTerminate(bios);
   });
 
   it('UEFI: the same, through OVMF', async () => {

@@ -13,6 +13,7 @@ const HASH = `$6$saltsalt$${'a'.repeat(86)}`;
 const base: InstallInputs = { os: 'x', jobId: '11111111-2222-3333-4444-555555555555', hostname: 'web1.example.com', sshKeys: [KEY], diskLayout: 'single', network: { mode: 'dhcp' }, mirror: 'http://mirror.example/debian', disks: ['/dev/sda', '/dev/sdb'], callbackBase: 'http://10.77.0.1:8080', token: 'tok_123' };
 const variants: Record<string, InstallInputs> = {
   'single disk, DHCP, key only': base,
+  'local unsigned mirror, the only package source': { ...base, mirror: 'http://10.77.0.1:8091/', mirrorUnsigned: true, mirrorOnly: true },
   'RAID1, static network, password, proxy': { ...base, diskLayout: 'raid1', rootPasswordHash: HASH, network: { mode: 'static', address: '192.0.2.10/24', gateway: '192.0.2.1', dns: ['192.0.2.53', '192.0.2.54'] }, proxy: 'http://proxy.example:3128' },
 };
 
@@ -48,7 +49,11 @@ describe('install templates', () => {
       expect(r.status).toBe(0);
       expect(out).toContain('d-i netcfg/get_hostname string web1');
       expect(out).toContain('d-i netcfg/get_domain string example.com');
-      expect(out).toContain(`d-i mirror/http/hostname string mirror.example`);
+      const { host } = new URL(i.mirror);
+      expect(out).toContain(`d-i mirror/http/hostname string ${host}`);
+      expect(out.includes('allow_unauthenticated boolean true')).toBe(!!i.mirrorUnsigned);
+      expect(out.includes('apt-setup/services-select multiselect\n')).toBe(!!i.mirrorOnly);
+      expect(out).toContain(`clock-setup/ntp boolean ${i.mirrorOnly ? 'false' : 'true'}`);
       expect(out).toContain(`/api/v1/install-callbacks/${i.jobId}/done?token=tok_123`);
       expect(out).toContain(Buffer.from(`${KEY}\n`).toString('base64'));
       if (i.network.mode === 'static') expect(out).toContain('d-i netcfg/get_netmask string 255.255.255.0');

@@ -29,7 +29,20 @@ interface JobImage {
 const PACKAGE_ROOT = join(__dirname, '..', '..', '..');
 const PXE = join(PACKAGE_ROOT, 'pxe');
 
-const assetSchema = z.object({ package: z.string().nullish(), kernel: z.string().min(1), initrd: z.string().min(1), cmdline: z.string().default(''), mirror: z.url().optional(), disks: z.array(z.string().min(1)).max(8).default([]) }).strict();
+const assetSchema = z
+  .object({
+    package: z.string().nullish(),
+    kernel: z.string().min(1),
+    initrd: z.string().min(1),
+    cmdline: z.string().default(''),
+    mirror: z.url().optional(),
+    /** The mirror's Release is not signed by the OS's archive key (a local repository): the installer is told to accept it. */
+    mirrorUnsigned: z.boolean().default(false),
+    /** The mirror is the installer's only package source: no security or updates hosts, no NTP (an isolated provisioning network). */
+    mirrorOnly: z.boolean().default(false),
+    disks: z.array(z.string().min(1)).max(8).default([]),
+  })
+  .strict();
 const manifestSchema = z.record(z.string(), assetSchema);
 export type BootAsset = z.infer<typeof assetSchema>;
 
@@ -183,6 +196,8 @@ export class BootScripts {
       diskLayout: p.diskLayout ?? 'single',
       network: p.network ?? { mode: 'dhcp' },
       mirror: asset?.mirror ?? 'http://deb.debian.org/debian',
+      mirrorUnsigned: asset?.mirrorUnsigned,
+      mirrorOnly: asset?.mirrorOnly,
       proxy: this.config.boot.installProxy,
       disks: asset?.disks ?? [],
       callbackBase: bootHttpBase(this.config),

@@ -18,7 +18,8 @@ export interface InstallContext {
   sshKeysBase64: string;
   disk: { raid1: boolean; first: string; second: string; firstName: string; secondName: string };
   network: { static: boolean; address?: string; prefix?: number; netmask?: string; gateway?: string; dns: string[]; dnsList: string; dnsCsv: string };
-  mirror: { url: string; host: string; path: string };
+  /** unsigned: accept a Release not signed by the archive key; only: no other package source, no NTP. */
+  mirror: { url: string; host: string; path: string; unsigned: boolean; only: boolean };
   proxy: string;
   callbacks: { progress: string; done: string; failed: string; host: string; port: string; donePath: string };
 }
@@ -32,6 +33,8 @@ export interface InstallInputs {
   diskLayout: 'single' | 'raid1';
   network: { mode: 'dhcp' } | { mode: 'static'; address: string; gateway: string; dns: string[] };
   mirror: string;
+  mirrorUnsigned?: boolean;
+  mirrorOnly?: boolean;
   proxy?: string;
   disks: string[];
   callbackBase: string;
@@ -69,7 +72,7 @@ export function installContext(i: InstallInputs): InstallContext {
     sshKeysBase64: Buffer.from(i.sshKeys.map((k) => `${k}\n`).join('')).toString('base64'),
     disk: { raid1: i.diskLayout === 'raid1', first: disks[0]!, second: disks[1] ?? disks[0]!, firstName: name(disks[0]!), secondName: name(disks[1] ?? disks[0]!) },
     network,
-    mirror: { url: i.mirror.replace(/\/+$/, ''), host: mirror.host, path: mirror.pathname.replace(/\/+$/, '') || '/' },
+    mirror: { url: i.mirror.replace(/\/+$/, ''), host: mirror.host, path: mirror.pathname.replace(/\/+$/, '') || '/', unsigned: i.mirrorUnsigned ?? false, only: i.mirrorOnly ?? false },
     proxy: i.proxy ?? '',
     callbacks: { progress: cb('progress'), done: cb('done'), failed: cb('failed'), host: base.hostname, port: base.port || (base.protocol === 'https:' ? '443' : '80'), donePath: new URL(cb('done')).pathname + new URL(cb('done')).search },
   };
