@@ -11,8 +11,8 @@ import { hostAptSources } from '../../src/modules/images/image-build';
  * kernel of the netboot installer. Indexed with dpkg-scanpackages and apt-ftparchive as suite
  * `bookworm`, unsigned (the preseed accepts it: `mirrorUnsigned` in the boot-asset manifest).
  *
- * Udebs apt lists but cannot fetch are reported in `missingUdebs`: the installer stops at the
- * first one it needs.
+ * Udebs apt lists but cannot fetch are reported in `missingUdebs` and stay in the udeb index
+ * without their files: the installer stops at the first one it needs, with a 404 that names it.
  */
 export interface LocalRepo {
   dir: string;
@@ -86,10 +86,20 @@ export function buildLocalRepo(dir: string, netbootInitrd: string, log: (line: s
   for (const f of readdirSync(join(apt, 'cache/archives'))) if (f.endsWith('.deb')) renameSync(join(apt, 'cache/archives', f), join(pool, f));
   for (const f of readdirSync(join(apt, 'udebs'))) if (f.endsWith('.udeb')) renameSync(join(apt, 'udebs', f), join(pool, f));
   const dists = join(dir, 'dists', SUITE);
+  // The udeb index also keeps the mirror's entries for the udebs it would not give (their files
+  // are not here): the installer asks for them, and the request shows which one it needed.
+  const unfetchable = new Set(missingUdebs);
+  const listedOnly = run('/usr/lib/apt/apt-helper', ['cat-file', join(apt, 'state/lists', udebIndex)])
+    .split(/\n\n+/)
+    .filter((stanza) => unfetchable.has(stanza.match(/^Package: (\S+)/m)?.[1] ?? ''))
+    .map((stanza) => `${stanza.trim()}\n\n`)
+    .join('');
   for (const [type, sub] of [['deb', 'main/binary-amd64'], ['udeb', 'main/debian-installer/binary-amd64']] as const) {
     mkdirSync(join(dists, sub), { recursive: true });
-    writeFileSync(join(dists, sub, 'Packages'), run('dpkg-scanpackages', ['-m', '-t', type, 'pool/main', '/dev/null'], dir));
+    writeFileSync(join(dists, sub, 'Packages'), run('dpkg-scanpackages', ['-m', '-t', type, 'pool/main', '/dev/null'], dir) + (type === 'udeb' ? listedOnly : ''));
     run('gzip', ['-k9f', join(dists, sub, 'Packages')]);
+    // The installer's choose-mirror takes the architecture as supported only with this file.
+    writeFileSync(join(dists, sub, 'Release'), `Archive: ${SUITE}\nComponent: ${sub.replace(/\/binary-amd64$/, '')}\nOrigin: racksmith-lab\nArchitecture: amd64\n`);
   }
   const o = (k: string, v: string) => ['-o', `APT::FTPArchive::Release::${k}=${v}`];
   writeFileSync(join(dists, 'Release'), run('apt-ftparchive', [...o('Origin', 'racksmith-lab'), ...o('Suite', SUITE), ...o('Codename', SUITE), ...o('Components', 'main'), ...o('Architectures', 'amd64'), 'release', '.'], dists));
