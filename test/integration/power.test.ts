@@ -1,6 +1,7 @@
 import { startTestApp, type TestApp } from '../support/app';
 import { query } from '../support/db';
 import { freeUdpPort, startSimBmc, type SimBmc } from '../support/ipmi-sim';
+import { IpmipowerStatusReader } from '../../src/drivers/bmc/ipmipower';
 
 jest.setTimeout(60_000);
 
@@ -109,6 +110,18 @@ describe('power through ipmitool and ipmi_sim', () => {
     const metrics = await t.request({ method: 'GET', url: '/metrics' });
     expect(metrics.text).toMatch(/racksmith_bmcs\{[^}]*state="unreachable"[^}]*\} 1/);
     expect(metrics.text).toMatch(/racksmith_power_sync_duration_seconds_count\{[^}]*\} 2/);
+  });
+
+  it('ipmipower reads a BMC with no password beside others in one pass (an empty password line once failed the whole read)', async () => {
+    const a = await sim('on', '127.0.0.41');
+    const open = await startSimBmc({ initialPower: 'off', host: '127.0.0.42', password: '' });
+    sims.push(open);
+    const reader = new IpmipowerStatusReader({ program: 'ipmipower', cipherSuite: 3, timeoutSeconds: 2, retries: 1, workarounds: 'opensesspriv', fanout: 16 });
+    const readings = await reader.read([
+      { serverId: 'a', address: a.address, username: a.username, password: a.password },
+      { serverId: 'open', address: open.address, username: open.username, password: null },
+    ]);
+    expect(Object.fromEntries(readings)).toEqual({ a: 'on', open: 'off' });
   });
 
   it('the sync reads the BMCs through ipmipower: without the workaround ipmi_sim refuses it, and that is what the sync records', async () => {

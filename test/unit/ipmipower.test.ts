@@ -51,8 +51,20 @@ describe('ipmipower status reader', () => {
     expect((readings.get('1') as BmcError).message).toContain('10.0.0.2');
   });
 
-  it('a missing program is an error for the caller to fall back on, and a credential with a line break is refused', async () => {
+  it('a missing program is an error for the caller to fall back on; a credential with a line break is left to the caller', async () => {
     await expect(new IpmipowerStatusReader({ ...opts, program: '/nonexistent/ipmipower' }).read([target('a', '10.0.0.1')])).rejects.toMatchObject({ kind: 'unsupported' });
-    await expect(new IpmipowerStatusReader(opts, new ScriptedRunner(() => '')).read([target('a', '10.0.0.1', 'pw\nprivilege-level admin')])).rejects.toMatchObject({ kind: 'auth' });
+    const runner = new ScriptedRunner((hosts) => hosts.map((h) => `${h}: on`).join('\n'));
+    const readings = await new IpmipowerStatusReader(opts, runner).read([target('a', '10.0.0.1', 'pw\nprivilege-level admin'), target('b', '10.0.0.2')]);
+    expect(Object.fromEntries(readings)).toEqual({ b: 'on' });
+    expect(runner.runs.map((r) => r.config)).toEqual(['username admin\npassword pw-a\n']);
+  });
+
+  it('gives a BMC without a password no password line, and one group that gets no answer never costs the others', async () => {
+    const runner = new ScriptedRunner((hosts) => (hosts.includes('10.0.0.9') ? '' : hosts.map((h) => `${h}: off`).join('\n')));
+    const none = { ...target('n', '10.0.0.1'), password: null };
+    const readings = await new IpmipowerStatusReader(opts, runner).read([none, target('dead', '10.0.0.9', 'pw-z'), target('b', '10.0.0.2', 'pw-b')]);
+    expect(runner.runs.map((r) => r.config).sort()).toEqual(['username admin\n', 'username admin\npassword pw-b\n', 'username admin\npassword pw-z\n']);
+    // The dead group is left out for the caller to ask one by one; the rest was read in bulk.
+    expect(Object.fromEntries(readings)).toEqual({ n: 'off', b: 'off' });
   });
 });

@@ -51,12 +51,17 @@ export class IpmipowerStatusReader {
 
   /**
    * Readings by serverId. Targets it cannot ask (IPv6 literals, no username) are left out, for
-   * the caller to ask one by one. Throws a BmcError when ipmipower itself cannot run.
+   * the caller to ask one by one, and so are the targets of a run that gave no answer at all (one
+   * odd credential group never costs the others). Throws a BmcError when ipmipower itself cannot run.
    */
   async read(targets: BmcTarget[]): Promise<Map<string, PowerReading>> {
     const out = new Map<string, PowerReading>();
     for (const batch of batches(targets.filter((t) => t.username && !t.address.startsWith('[')))) {
-      for (const [id, r] of await this.run(batch)) out.set(id, r);
+      try {
+        for (const [id, r] of await this.run(batch)) out.set(id, r);
+      } catch (err) {
+        if (err instanceof BmcError && err.kind === 'unsupported') throw err;
+      }
     }
     return out;
   }
@@ -68,7 +73,8 @@ export class IpmipowerStatusReader {
       const config = join(dir, 'freeipmi.conf');
       // One key per line; a newline inside a credential would start another key, so refuse it.
       if (/[\r\n]/.test(`${username}${password ?? ''}`)) throw new BmcError('a BMC username or password holds a line break', 'auth');
-      await writeFile(config, `username ${username}\npassword ${password ?? ''}\n`, { mode: 0o600 });
+      // No password: no `password` line (an empty one is a config error that ends the whole run).
+      await writeFile(config, `username ${username}\n${password ? `password ${password}\n` : ''}`, { mode: 0o600 });
       const args = [
         '--config-file', config,
         '-D', 'LAN_2_0', '-I', String(this.opts.cipherSuite), '-l', 'USER',
