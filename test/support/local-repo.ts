@@ -83,8 +83,10 @@ export function buildLocalRepo(dir: string, netbootInitrd: string, log: (line: s
 
   const pool = join(dir, 'pool', 'main');
   mkdirSync(pool, { recursive: true });
-  for (const f of readdirSync(join(apt, 'cache/archives'))) if (f.endsWith('.deb')) renameSync(join(apt, 'cache/archives', f), join(pool, f));
-  for (const f of readdirSync(join(apt, 'udebs'))) if (f.endsWith('.udeb')) renameSync(join(apt, 'udebs', f), join(pool, f));
+  // apt names a file with an epoch `name_1%3a1.2_amd64.deb`; an archive's pool leaves the epoch out.
+  const poolName = (f: string) => f.replace(/_\d+%3a/, '_');
+  for (const f of readdirSync(join(apt, 'cache/archives'))) if (f.endsWith('.deb')) renameSync(join(apt, 'cache/archives', f), join(pool, poolName(f)));
+  for (const f of readdirSync(join(apt, 'udebs'))) if (f.endsWith('.udeb')) renameSync(join(apt, 'udebs', f), join(pool, poolName(f)));
   const dists = join(dir, 'dists', SUITE);
   // The udeb index also keeps the mirror's entries for the udebs it would not give (their files
   // are not here): the installer asks for them, and the request shows which one it needed.
