@@ -18,7 +18,10 @@ export function requireNetbootPeers(): { kernel: string; moduleRoot: string } {
   return hostKernel();
 }
 
-/** The "installer": brings up the NIC, takes a DHCP lease, calls racksmith back with `done`, powers off. */
+/**
+ * The "installer": brings up the NIC, takes a DHCP lease, calls racksmith back with `done`, then
+ * with `booted` in place of the installed system's first boot (it installs nothing), powers off.
+ */
 const INIT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -34,6 +37,7 @@ for word in $(cat /proc/cmdline); do
 done
 echo "racksmith-test: calling back $cb"
 timeout 20 wget -q -O - --header 'Content-Type: application/json' --post-data "{\\"token\\":\\"$token\\",\\"status\\":\\"done\\",\\"message\\":\\"test installer on $(ip -4 addr show eth0 | grep -o 'inet [0-9.]*')\\"}" "$cb" && echo "racksmith-test: callback sent"
+timeout 20 wget -q -O - --header 'Content-Type: application/json' --post-data "{\\"token\\":\\"$token\\",\\"status\\":\\"booted\\",\\"message\\":\\"test installer, in place of the first boot\\"}" "$cb" && echo "racksmith-test: first boot reported"
 sync
 poweroff -f
 `;

@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { redactUrl } from '../../src/http';
 import { installContext, renderInstallTemplate, shippedTemplate, templateFiles, type InstallInputs } from '../../src/modules/templates/install-templates';
 import { OS_TEMPLATES } from '../../src/modules/servers/install.schemas';
+import { FIRST_BOOT_SCRIPT, FIRST_BOOT_UNIT } from '../../src/modules/templates/first-boot';
 import { requirePeer } from '../support/peers';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl engineer@example';
@@ -59,6 +60,15 @@ describe('install templates', () => {
       if (i.network.mode === 'static') expect(out).toContain('d-i netcfg/get_netmask string 255.255.255.0');
       expect(out).toContain(i.diskLayout === 'raid1' ? 'partman-auto/method string raid' : 'partman-auto/method string regular');
       expect(out).toContain(i.rootPasswordHash ? `root-password-crypted password ${HASH}` : 'root-password-crypted password !');
+      // The late command is valid shell and writes the first-boot report into the installed system.
+      const late = out.match(/late_command string ([\s\S]*?)\nd-i finish-install/)![1]!.replace(/\\\n/g, ' ');
+      expect(spawnSync('sh', ['-n', '-c', late]).status).toBe(0);
+      const written = (path: string) => Buffer.from(out.match(new RegExp(`echo '([A-Za-z0-9+/=]+)' \\| base64 -d > /target${path}`))![1]!, 'base64').toString();
+      expect(written('/etc/racksmith/firstboot.env')).toBe(`RACKSMITH_CALLBACK='http://10.77.0.1:8080/api/v1/install-callbacks/${i.jobId}'\nRACKSMITH_TOKEN='tok_123'\n`);
+      expect(written('/usr/local/sbin/racksmith-firstboot')).toBe(FIRST_BOOT_SCRIPT);
+      expect(spawnSync('sh', ['-n', '-c', FIRST_BOOT_SCRIPT]).status).toBe(0);
+      expect(written('/etc/systemd/system/racksmith-firstboot.service')).toBe(FIRST_BOOT_UNIT);
+      expect(out).toContain('in-target systemctl enable racksmith-firstboot.service');
     });
 
     it('Ubuntu autoinstall user-data passes cloud-init schema and holds the install', () => {

@@ -10,6 +10,7 @@ import { JobRepository } from '../../jobs/job.repository';
 import { InstallService } from '../servers/install.service';
 import { BootRepository } from './boot.repository';
 import { bootHttpBase } from './dhcp.service';
+import { firstBootUrl } from '../templates/first-boot';
 import { NotFoundError } from '../../common/errors';
 import { installContext, renderInstallTemplate, type InstallInputs } from '../templates/install-templates';
 import { InstallTemplatesService } from '../templates/install-templates.service';
@@ -180,7 +181,7 @@ export class BootScripts {
         rootPasswordHash: p.rootPasswordHash,
         network: p.network ?? { mode: 'dhcp' },
         mac,
-        firstBootUrl: `${bootHttpBase(this.config)}/api/v1/install-callbacks/${jobId}`,
+        firstBootUrl: firstBootUrl(bootHttpBase(this.config), jobId),
         token,
       });
     }

@@ -1,3 +1,5 @@
+import { firstBootEnv } from '../templates/first-boot';
+
 /**
  * The configuration script the deploy ramdisk runs against the freshly written root file system
  * (`sh deploy.sh /mnt`): it writes the install's hostname, SSH keys, root password hash, network
@@ -24,7 +26,7 @@ export function deployConfigScript(c: DeployConfigInput): string {
   const files: { path: string; mode: string; text: string }[] = [
     { path: '/etc/hostname', mode: '644', text: `${short}\n` },
     { path: '/etc/hosts', mode: '644', text: `127.0.0.1 localhost\n127.0.1.1 ${c.hostname === short ? short : `${c.hostname} ${short}`}\n::1 localhost ip6-localhost ip6-loopback\n` },
-    { path: '/etc/racksmith/firstboot.env', mode: '600', text: `RACKSMITH_CALLBACK='${c.firstBootUrl}'\nRACKSMITH_TOKEN='${c.token}'\n` },
+    { path: '/etc/racksmith/firstboot.env', mode: '600', text: firstBootEnv(c.firstBootUrl, c.token) },
   ];
   if (c.sshKeys.length) files.push({ path: '/root/.ssh/authorized_keys', mode: '600', text: `${c.sshKeys.join('\n')}\n` });
   if (c.network.mode === 'static') {

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { ProcessRunner } from '../../drivers/transport/process-runner';
+import { FIRST_BOOT_SCRIPT, FIRST_BOOT_UNIT } from '../templates/first-boot';
 
 /**
  * OS images for the image-deploy path, built from Debian's packages (`racksmith images build`):
@@ -87,26 +88,6 @@ export function hostAptSources(): string[] {
   return out;
 }
 
-const FIRSTBOOT = `#!/bin/sh
-# racksmith: the first boot of a deployed image reports to its deploy job (once), then forgets the token.
-set -u
-env=/etc/racksmith/firstboot.env
-[ -r "$env" ] || exit 0
-. "$env"
-host=$(hostname)
-i=0
-while [ $i -lt 60 ]; do
-  if curl -fsS -m 10 -H 'Content-Type: application/json' \\
-      --data "{\\"token\\":\\"$RACKSMITH_TOKEN\\",\\"status\\":\\"booted\\",\\"message\\":\\"first boot of $host\\"}" "$RACKSMITH_CALLBACK" >/dev/null; then
-    rm -f "$env"
-    echo "racksmith: first boot reported"
-    exit 0
-  fi
-  i=$((i + 1)); sleep 5
-done
-echo "racksmith: could not report the first boot" >&2
-exit 1
-`;
 
 const UNITS: Record<string, string> = {
   'racksmith-hostkeys.service': `[Unit]
@@ -121,20 +102,7 @@ ExecStart=/usr/bin/ssh-keygen -A
 [Install]
 WantedBy=multi-user.target
 `,
-  'racksmith-firstboot.service': `[Unit]
-Description=racksmith: report the first boot to the deploy job
-Wants=network-online.target
-After=network-online.target ssh.service
-ConditionPathExists=/etc/racksmith/firstboot.env
-
-[Service]
-Type=oneshot
-ExecStart=/usr/local/sbin/racksmith-firstboot
-StandardOutput=journal+console
-
-[Install]
-WantedBy=multi-user.target
-`,
+  'racksmith-firstboot.service': FIRST_BOOT_UNIT,
 };
 
 const grubCfg = (rootUuid: string) => `# racksmith image: boots the newest kernel through Debian's /vmlinuz and /initrd.img links.
@@ -218,7 +186,7 @@ export async function buildOsImage(opts: ImageBuildOptions): Promise<BuiltImage>
     for (const f of readdirSync(join(root, 'etc/ssh'))) if (/^ssh_host_/.test(f)) unlinkSync(join(root, 'etc/ssh', f));
     mkdirSync(join(root, 'etc/systemd/network'), { recursive: true });
     writeFileSync(join(root, 'etc/systemd/network/90-racksmith-dhcp.network'), '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n');
-    writeFileSync(join(root, 'usr/local/sbin/racksmith-firstboot'), FIRSTBOOT, { mode: 0o755 });
+    writeFileSync(join(root, 'usr/local/sbin/racksmith-firstboot'), FIRST_BOOT_SCRIPT, { mode: 0o755 });
     mkdirSync(join(root, 'etc/racksmith'), { recursive: true, mode: 0o700 });
     for (const [unit, text] of Object.entries(UNITS)) writeFileSync(join(root, 'etc/systemd/system', unit), text);
     await runner.check('chroot', [root, 'systemctl', 'enable', 'systemd-networkd', 'systemd-resolved', 'racksmith-hostkeys.service', 'racksmith-firstboot.service'], { timeoutMs: 60_000 });

@@ -10,6 +10,7 @@ import { BmcAccess } from '../bmc/bmc-access.service';
 import { SitesService } from '../inventory/sites.service';
 import { OsImagesService } from '../images/os-images.service';
 import { ImageCacheService, type CachedImage } from '../images/image-cache.service';
+import { InstallTemplatesService } from '../templates/install-templates.service';
 import { WorkQueueService } from '../work-queue/work-queue.service';
 import { InstallCallbackRepository } from './install.repository';
 import { ServerRepository } from './servers.repository';
@@ -20,6 +21,8 @@ import type { BulkInstallInput, InstallInput } from './install.schemas';
 export const INSTALL = 'install';
 /** The boot-asset manifest's entry a wipe job boots (the `os` of its params). */
 export const WIPE_OS = 'wipe';
+/** Whether the job waits for the installed system's first-boot report (jobs from before `firstBoot`: image installs). */
+const expectsFirstBoot = (params: Record<string, unknown>) => params.firstBoot === true || (params.firstBoot === undefined && !!params.image);
 /** How often a waiting install looks for its installer's report (a callback wakes it sooner). */
 const INSTALLER_RECHECK_MS = 5000;
 /** States an install may start from: a free server, one reserved for an order, a failed one, or a reinstall. */
@@ -46,6 +49,7 @@ export class InstallService implements OnModuleInit {
     private readonly work: WorkQueueService,
     private readonly db: Database,
     private readonly imageCache: ImageCacheService,
+    private readonly templates: InstallTemplatesService,
   ) {}
 
   onModuleInit(): void {
@@ -174,17 +178,17 @@ export class InstallService implements OnModuleInit {
   }
 
   /**
-   * An image install's last wait: the installed system's first boot phones home (its deploy wrote
-   * the callback into the disk). Installs without an image go on at once.
+   * The last wait of an install whose image seed or template writes the first-boot report: the
+   * installed system's first boot phones home. Other installs go on at once.
    */
   private async waitForFirstBoot(ctx: TaskContext): Promise<void> {
-    if (!ctx.params.image) return;
+    if (!expectsFirstBoot(ctx.params)) return;
     const minutes = Number(ctx.params.firstBootTimeoutMinutes ?? 30);
     if (!ctx.waits) await ctx.log('waiting for the installed system to phone home on its first boot');
     const booted = await this.callbacks.last(ctx.jobId, 'booted');
     if (booted) return ctx.log(`first boot reported${booted.message ? `: ${booted.message}` : ''}`);
     if (Date.now() > ctx.firstStartedAt.getTime() + minutes * 60_000) {
-      throw new Error(`the installed system did not phone home within ${minutes} minutes of the deploy (it may not boot from its disk: check its console)`);
+      throw new Error(`the installed system did not phone home within ${minutes} minutes of the install (it may not boot from its disk: check its console)`);
     }
     throw new TaskWaiting(INSTALLER_RECHECK_MS);
   }
@@ -224,7 +228,10 @@ export class InstallService implements OnModuleInit {
     const rootPasswordHash = rootPassword ? await sha512Crypt(rootPassword) : rest.rootPasswordHash;
     return {
       ...rest,
-      ...(image ? { image: { name: image.name, format: image.format, sha256: image.sha256, diskBytes: image.diskBytes, file: image.file, url: image.url }, firstBootTimeoutMinutes: input.firstBootTimeoutMinutes ?? 30 } : {}),
+      ...(image ? { image: { name: image.name, format: image.format, sha256: image.sha256, diskBytes: image.diskBytes, file: image.file, url: image.url } } : {}),
+      // The image's seed always reports the first boot; an installer only when its template does.
+      firstBoot: !!image || (await this.templates.phonesHome(input.os)),
+      firstBootTimeoutMinutes: input.firstBootTimeoutMinutes ?? 30,
       rootPasswordHash,
       callbackToken: this.secrets.seal(randomToken(24)),
     };
@@ -252,7 +259,7 @@ export class InstallService implements OnModuleInit {
    */
   private async firstBoot(jobId: string, token: string, message?: string): Promise<void> {
     const job = await this.runningJobOfToken(jobId, token);
-    if (!job.params.image) throw new ConflictError('not_an_image_install', `job ${jobId} does not deploy an image: nothing waits for a first boot`);
+    if (!expectsFirstBoot(job.params)) throw new ConflictError('first_boot_not_expected', `job ${jobId} does not wait for a first boot (its template writes no first-boot report)`);
     if ((await this.callbacks.outcome(jobId))?.status !== 'done') throw new ConflictError('not_deployed', `the deploy of job ${jobId} has not reported done`);
     if (await this.callbacks.last(jobId, 'booted')) throw new ConflictError('callback_used', `the first boot of job ${jobId} was already reported`, { status: 'booted' });
     await this.callbacks.add(jobId, 'booted', message ?? null);

@@ -10,9 +10,10 @@ import { InstallCallbackRepository } from './install.repository';
 import { InstallService } from './install.service';
 import { WipeService } from './wipe.service';
 import { WorkQueueModule } from '../work-queue/work-queue.module';
+import { TemplatesModule } from '../templates/templates.module';
 
 @Module({
-  imports: [InventoryModule, BmcModule, ImagesModule, WorkQueueModule],
+  imports: [InventoryModule, BmcModule, ImagesModule, WorkQueueModule, TemplatesModule],
   controllers: [ServersController, InstallController],
   providers: [ServerRepository, ServerLifecycleService, InstallCallbackRepository, InstallService, WipeService],
   exports: [ServerLifecycleService, InstallService, WipeService],

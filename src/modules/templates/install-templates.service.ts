@@ -6,7 +6,7 @@ import { requestContext } from '../../common/request-context';
 import { Database } from '../../database/database';
 import { AuditService } from '../audit/audit.service';
 import { OS_TEMPLATES } from '../servers/install.schemas';
-import { installContext, renderInstallTemplate, shippedTemplate, templateFiles, type InstallInputs } from './install-templates';
+import { FIRST_BOOT_MARK, installContext, renderInstallTemplate, shippedTemplate, templateFiles, type InstallInputs } from './install-templates';
 import { InstallTemplateRepository } from './install-template.repository';
 import { checkRendered } from './template-checks';
 
@@ -48,6 +48,13 @@ export class InstallTemplatesService {
     if (custom) return { body: custom.body, version: custom.version };
     const shipped = shippedTemplate(os, file);
     return shipped === null ? null : { body: shipped, version: 0 };
+  }
+
+  /** Whether the OS's templates, as installs render them now, write the first-boot report. */
+  async phonesHome(os: string): Promise<boolean> {
+    const custom = (await this.repo.all()).filter((r) => r.os === os).map((r) => r.file);
+    for (const file of new Set([...templateFiles(os), ...custom])) if ((await this.source(os, file))?.body.includes(FIRST_BOOT_MARK)) return true;
+    return false;
   }
 
   async list() {

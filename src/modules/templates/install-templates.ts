@@ -1,6 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Handlebars from 'handlebars';
+import { FIRST_BOOT_SCRIPT, FIRST_BOOT_UNIT, firstBootEnv, firstBootUrl } from './first-boot';
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 /** The racksmith folder: templates/<os>/ lives there. */
 export const TEMPLATES_DIR = join(__dirname, '..', '..', '..', 'templates');
@@ -22,7 +25,16 @@ export interface InstallContext {
   mirror: { url: string; host: string; path: string; unsigned: boolean; only: boolean };
   proxy: string;
   callbacks: { progress: string; done: string; failed: string; host: string; port: string; donePath: string };
+  /**
+   * The first-boot report for the installed system, base64-encoded: its env file (callback and
+   * token), script and systemd unit (first-boot.ts). A template that uses these makes its
+   * installs end `active` only when the installed system reports its first boot.
+   */
+  firstBoot: { envBase64: string; scriptBase64: string; unitBase64: string };
 }
+
+/** A template that writes the first-boot report uses this part of the context. */
+export const FIRST_BOOT_MARK = 'firstBoot.';
 
 export interface InstallInputs {
   os: string;
@@ -69,11 +81,12 @@ export function installContext(i: InstallInputs): InstallContext {
     domain: rest.join('.') || 'localdomain',
     rootPasswordHash: i.rootPasswordHash ?? '',
     sshKeys: i.sshKeys,
-    sshKeysBase64: Buffer.from(i.sshKeys.map((k) => `${k}\n`).join('')).toString('base64'),
+    sshKeysBase64: b64(i.sshKeys.map((k) => `${k}\n`).join('')),
     disk: { raid1: i.diskLayout === 'raid1', first: disks[0]!, second: disks[1] ?? disks[0]!, firstName: name(disks[0]!), secondName: name(disks[1] ?? disks[0]!) },
     network,
     mirror: { url: i.mirror.replace(/\/+$/, ''), host: mirror.host, path: mirror.pathname.replace(/\/+$/, '') || '/', unsigned: i.mirrorUnsigned ?? false, only: i.mirrorOnly ?? false },
     proxy: i.proxy ?? '',
+    firstBoot: { envBase64: b64(firstBootEnv(firstBootUrl(i.callbackBase, i.jobId), i.token)), scriptBase64: b64(FIRST_BOOT_SCRIPT), unitBase64: b64(FIRST_BOOT_UNIT) },
     callbacks: { progress: cb('progress'), done: cb('done'), failed: cb('failed'), host: base.hostname, port: base.port || (base.protocol === 'https:' ? '443' : '80'), donePath: new URL(cb('done')).pathname + new URL(cb('done')).search },
   };
 }
