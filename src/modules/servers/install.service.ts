@@ -68,7 +68,7 @@ export class InstallService implements OnModuleInit {
   /**
    * The steps of an install: stage the image (image installs), mark deploying, power off,
    * one-time network boot, power on, wait for the installer, boot from disk, wait for the first
-   * boot (image installs), mark active. Other job kinds that install (an order's provisioning)
+   * boot (images, and templates that write the report), mark active. Other job kinds that install (an order's provisioning)
    * run the same steps with the same params (`installParams`) and hooks.
    */
   installTasks(): TaskDefinition[] {
