@@ -171,6 +171,7 @@ async function orderToLogin(kind: 'bios' | 'uefi', n: number): Promise<Machine> 
   expect(res.status).toBe(202);
   const order = await until(async () => (await call('GET', `/billing/orders/${orderId}`)).json, (o: { jobId: string | null }) => !!o?.jobId, 30_000, 200);
   const jobId = order.jobId as string;
+  expect(order.serverId).toBe(id);
   await taskWaiting(jobId, 'wait-for-installer');
   step(`${kind}: order.paid to the job waiting for the deploy`, paidAt);
   let vm: ChildProcess | undefined = labVm(ns, dir, kind, mac, serial, { disk, reboot: true, memMb: 1024 });
@@ -286,6 +287,8 @@ async function reinstallThenTerminate(m: Machine) {
   } finally {
     await stop(vm);
   }
+  // Its VM is gone: keep the next order (UEFI's) from picking it.
+  expect((await call('PUT', `/servers/${m.id}/maintenance`, { enabled: true, reason: 'lab VM stopped' })).status).toBeLessThan(300);
 }
 
 function readAt(file: string, at: number, length: number): Buffer {
