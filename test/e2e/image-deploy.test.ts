@@ -169,7 +169,7 @@ async function orderToLogin(kind: 'bios' | 'uefi', n: number): Promise<Machine> 
   const body = JSON.stringify({ id: `evt-${orderId}`, type: 'order.paid', occurredAt: new Date().toISOString(), order: { id: orderId, customer: 'cus-img', plan: 'lab-image', options: { os: 'debian-12', hostname, sshKeys: [key.pub] } } });
   const res = await fetch(`${lab.api}/webhooks/billing`, { method: 'POST', headers: { 'content-type': 'application/json', 'racksmith-signature': signatureHeader(BILLING_SECRET, body) }, body });
   expect(res.status).toBe(202);
-  const order = await until(async () => (await call('GET', `/billing/orders/${orderId}`)).json, (o: { jobId: string | null }) => !!o?.jobId, 30_000, 200);
+  const order = await until(async () => (await call('GET', `/billing/orders/${orderId}`)).json, (o: { jobId: string | null; serverId: string | null }) => !!o?.jobId, 30_000, 200);
   const jobId = order.jobId as string;
   expect(order.serverId).toBe(id);
   await taskWaiting(jobId, 'wait-for-installer');
