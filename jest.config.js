@@ -8,4 +8,7 @@ module.exports = {
   // requires it natively; jest's module loader cannot, so it is compiled for the tests.
   transformIgnorePatterns: ['/node_modules/(?!(@fastify/static/node_modules/)?content-disposition/)'],
   testTimeout: 30000,
+  // The PostgreSQL of the integration tests: the machine's, or an embedded one (test/support/global-pg.ts).
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
 };

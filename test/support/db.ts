@@ -3,7 +3,8 @@ import { Client } from 'pg';
 
 /**
  * Each test file gets its own fresh database on the machine's PostgreSQL (127.0.0.1:5432 unless
- * TEST_PG_ADMIN_URL names another server), dropped afterwards.
+ * TEST_PG_ADMIN_URL names another server; with neither, jest's global setup starts an embedded one
+ * and sets TEST_PG_ADMIN_URL, see global-pg.ts), dropped afterwards.
  */
 export const ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
