@@ -14,8 +14,7 @@ import { HealthService } from '../modules/health/health.service';
 import { VpsSync } from '../modules/vps/vps-sync.service';
 import { PowerSync } from '../modules/power/power-sync.service';
 import { ConsoleReconciler } from '../modules/console/console-reconciler.service';
-import { TftpService } from '../modules/boot/tftp.service';
-import { DhcpService } from '../modules/boot/dhcp.service';
+import { startBootServices } from '../modules/boot/boot-start';
 
 /**
  * `racksmith serve`: the HTTP API (roles all and api); later issues add the agent parts
@@ -70,9 +69,9 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
     app.get(VpsSync).start(siteIds?.[0]);
     // Grants that ended while racksmith was down are revoked now, then on a schedule.
     await app.get(ConsoleReconciler).start(siteIds);
-    // Network boot (off unless a boot address is configured).
-    await app.get(TftpService).start();
-    await app.get(DhcpService).start();
+    // Network boot (off unless a boot address is configured): the boot listener first (DHCP
+    // hands out its URL), then TFTP and DHCP; then the site is announced as booting.
+    await startBootServices(app, siteIds?.[0] ?? null);
   }
 
   await app.listen({ host: rt.config.http.host, port: rt.config.http.port });

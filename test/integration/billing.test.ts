@@ -203,6 +203,33 @@ describe('the billing webhook', () => {
     expect((await t.request({ url: `/api/v1/servers/${small}` })).json.state).toBe('available');
   });
 
+  it('backorders an order whose only matching servers are at a site with its boot services off, naming it, and provisions it once the site boots', async () => {
+    await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'noboot', name: 'No boot yet' } });
+    expect((await t.request({ method: 'PUT', url: '/api/v1/billing/plans/dedi-noboot', body: { kind: 'dedicated', spec: { sites: ['noboot'] } } })).status).toBe(201);
+    const lab = (await query<{ id: string }>(t.db.url, "SELECT id FROM sites WHERE code = 'lab'"))[0]!.id;
+    const noboot = (await query<{ id: string }>(t.db.url, "SELECT id FROM sites WHERE code = 'noboot'"))[0]!.id;
+    // The test app's boot announcement covers every site (role all): for now it covers lab only.
+    await query(t.db.url, 'UPDATE boot_agents SET site_id = $1', [lab]);
+    try {
+      const id = await server(modelId, 'noboot');
+      expect((await post(event('order.paid', { id: 'ord-noboot', plan: 'dedi-noboot', options: { sshKeys: [KEY] } }))).status).toBe(202);
+      await drain();
+      expect((await t.request({ url: '/api/v1/billing/orders/ord-noboot' })).json).toMatchObject({ state: 'backordered', serverId: null });
+      const [task] = await query<{ title: string }>(t.db.url, "SELECT title FROM work_tasks WHERE ref_id = 'ord-noboot' AND kind = 'backorder'");
+      expect(task.title).toContain('boot_services_off at noboot');
+      // Nothing was powered or reserved.
+      expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('available');
+      expect(await count('jobs WHERE server_id = $1', [id])).toBe(0);
+      // An agent at the site comes up: the backorder is filled.
+      await query(t.db.url, "INSERT INTO boot_agents (id, site_id, address, http_base) VALUES (gen_random_uuid(), $1, '127.0.0.1', 'http://127.0.0.1:1')", [noboot]);
+      expect(await t.app.get(OrdersService).fillBackorders()).toBe(1);
+      expect((await t.request({ url: '/api/v1/billing/orders/ord-noboot' })).json).toMatchObject({ state: 'provisioning', serverId: id });
+    } finally {
+      await query(t.db.url, 'DELETE FROM boot_agents WHERE site_id = $1', [noboot]);
+      await query(t.db.url, 'UPDATE boot_agents SET site_id = NULL');
+    }
+  });
+
   it('loses nothing when processing dies between storing and finishing', async () => {
     await server();
     const body = event('order.paid', { id: 'ord-crash', plan: 'dedi-big', options: { sshKeys: [KEY] } });

@@ -130,29 +130,29 @@ describe('DHCP from the inventory', () => {
     const mac = '52:54:00:aa:00:01'; // rs-boot-1, install pending (above)
     const job = (await query<{ id: string }>(t.db.url, `SELECT j.id FROM jobs j JOIN nics n ON n.device_id = j.server_id WHERE n.mac = $1`, [mac]))[0]!.id;
     const token = await t.app.get(InstallService).callbackToken(job);
-    const script = await t.request({ url: `/boot/ipxe/${mac.replace(/:/g, '-').toUpperCase()}`, token: '' });
+    const script = await t.boot(`/boot/ipxe/${mac.replace(/:/g, '-').toUpperCase()}`);
     expect(script.status).toBe(200);
     expect(script.text).toContain('#!ipxe');
     expect(script.text).toContain(`kernel http://127.0.0.1:8080/boot/assets/debian-12/kernel initrd=initrd.gz auto=true url=http://127.0.0.1:8080/boot/templates/${job}/${token}/preseed.cfg hostname=boot1 domain=example.com racksmith.callback=http://127.0.0.1:8080/api/v1/install-callbacks/${job} racksmith.token=${token}`);
     expect(script.text).toContain('initrd --name initrd.gz http://127.0.0.1:8080/boot/assets/debian-12/initrd');
-    const idle = await t.request({ url: '/boot/ipxe/52:54:00:aa:00:02', token: '' });
+    const idle = await t.boot('/boot/ipxe/52:54:00:aa:00:02');
     expect(idle.text).toMatch(/boots from its disk\nexit 1\n/);
     // The same script over TFTP, for iPXE builds that chain by TFTP.
     // (curl runs beside the server in this process, so not execFileSync: it would block the server.)
     expect((await promisify(execFile)('curl', ['-sS', '-m', '10', `tftp://127.0.0.1:${tftpPort}/racksmith/52-54-00-aa-00-02.ipxe`], { encoding: 'utf8' })).stdout).toBe(idle.text);
-    const unknown = await t.request({ url: '/boot/ipxe/52:54:00:ff:ff:fe', token: '' });
+    const unknown = await t.boot('/boot/ipxe/52:54:00:ff:ff:fe');
     expect(unknown.status).toBe(404);
     expect(unknown.text).toContain('not in the inventory');
-    expect((await t.request({ url: '/boot/ipxe/not-a-mac', token: '' })).status).toBe(400);
+    expect((await t.boot('/boot/ipxe/not-a-mac')).status).toBe(400);
 
-    const whole = await t.request({ url: '/boot/assets/debian-12/kernel', token: '' });
+    const whole = await t.boot('/boot/assets/debian-12/kernel');
     expect(whole.status).toBe(200);
     expect(Number(whole.headers['content-length'])).toBe(kernel.length);
-    const part = await t.app.getHttpAdapter().getInstance().inject({ method: 'GET', url: '/boot/assets/debian-12/kernel', headers: { range: 'bytes=1000-1999' } });
-    expect(part.statusCode).toBe(206);
-    expect(part.rawPayload.equals(kernel.subarray(1000, 2000))).toBe(true);
+    const part = await t.boot('/boot/assets/debian-12/kernel', { headers: { range: 'bytes=1000-1999' } });
+    expect(part.status).toBe(206);
+    expect(part.body.equals(kernel.subarray(1000, 2000))).toBe(true);
     expect(part.headers['content-range']).toBe(`bytes 1000-1999/${kernel.length}`);
-    expect((await t.request({ url: '/boot/assets/debian-12/../../etc/passwd', token: '' })).status).toBe(404);
+    expect((await t.boot('/boot/assets/debian-12/../../etc/passwd')).status).toBe(404);
     const logs = JSON.stringify((await t.request({ url: `/api/v1/jobs/${job}/logs` })).json);
     expect(logs).toContain(`boot: iPXE script for debian-12 served to ${mac}`);
   });
@@ -163,7 +163,7 @@ describe('DHCP from the inventory', () => {
     await t.request({ method: 'POST', url: `/api/v1/servers/${dev.id}/transition`, body: { to: 'available' } });
     const job = (await t.request({ method: 'POST', url: `/api/v1/servers/${dev.id}/install`, body: { os: 'rocky-9', hostname: 'r9.example.com', sshKeys: [KEY] } })).json;
     for (const to of ['reserved', 'deploying']) await t.request({ method: 'POST', url: `/api/v1/servers/${dev.id}/transition`, body: { to } });
-    const script = await t.request({ url: `/boot/ipxe/${mac}`, token: '' });
+    const script = await t.boot(`/boot/ipxe/${mac}`);
     expect(script.text).toContain('/nonexistent/vmlinuz is missing (Debian package none-here)');
     expect(script.text).toContain('exit 1');
     expect(JSON.stringify((await t.request({ url: `/api/v1/jobs/${job.id}/logs` })).json)).toContain('boot: /nonexistent/vmlinuz is missing');
@@ -173,12 +173,12 @@ describe('DHCP from the inventory', () => {
     const mac = '52:54:00:aa:00:01';
     const job = (await query<{ id: string }>(t.db.url, `SELECT j.id FROM jobs j JOIN nics n ON n.device_id = j.server_id WHERE n.mac = $1`, [mac]))[0]!.id;
     const token = await t.app.get(InstallService).callbackToken(job);
-    const preseed = await t.request({ url: `/boot/templates/${job}/${token}/preseed.cfg`, token: '' });
+    const preseed = await t.boot(`/boot/templates/${job}/${token}/preseed.cfg`);
     expect(preseed.status).toBe(200);
     expect(preseed.text).toContain('d-i netcfg/get_hostname string boot1');
     expect(preseed.text).toContain(`http://127.0.0.1:8080/api/v1/install-callbacks/${job}/done?token=${token}`);
-    expect((await t.request({ url: `/boot/templates/${job}/${'x'.repeat(32)}/preseed.cfg`, token: '' })).status).toBe(401);
-    expect((await t.request({ url: `/boot/templates/${job}/${token}/ks.cfg`, token: '' })).status).toBe(404);
+    expect((await t.boot(`/boot/templates/${job}/${'x'.repeat(32)}/preseed.cfg`)).status).toBe(401);
+    expect((await t.boot(`/boot/templates/${job}/${token}/ks.cfg`)).status).toBe(404);
 
     // A form body, as busybox and d-i wget send it.
     const progress = await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job}/progress?token=${token}`, token: '', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'message=partitioning' });
@@ -190,7 +190,7 @@ describe('DHCP from the inventory', () => {
     const again = await t.request({ method: 'POST', url: `/api/v1/install-callbacks/${job}/failed?token=${token}`, token: '' });
     expect(again.status).toBe(409);
     expect(again.json.error.code).toBe('callback_used');
-    expect((await t.request({ url: `/boot/templates/${job}/${token}/preseed.cfg`, token: '' })).status).toBe(409);
+    expect((await t.boot(`/boot/templates/${job}/${token}/preseed.cfg`)).status).toBe(409);
     const logs = JSON.stringify((await t.request({ url: `/api/v1/jobs/${job}/logs` })).json);
     expect(logs).toContain('installer: partitioning');
     expect(logs).toContain('boot: debian-12 preseed.cfg (shipped) served');

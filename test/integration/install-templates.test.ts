@@ -57,7 +57,7 @@ describe('engineers\' install templates', () => {
     await t.request({ method: 'POST', url: `/api/v1/servers/${dev.id}/transition`, body: { to: 'available' } });
     const job = (await t.request({ method: 'POST', url: `/api/v1/servers/${dev.id}/install`, body: { os: 'debian-12', hostname: 'tpl1.example.com', sshKeys: [KEY] } })).json;
     const token = await t.app.get(InstallService).callbackToken(job.id);
-    const preseed = await t.request({ url: `/boot/templates/${job.id}/${token}/preseed.cfg`, token: '' });
+    const preseed = await t.boot(`/boot/templates/${job.id}/${token}/preseed.cfg`);
     expect(preseed.text).toContain('d-i time/zone string Europe/Riga');
     expect(preseed.text).toContain('d-i netcfg/get_hostname string tpl1');
     expect(JSON.stringify((await t.request({ url: `/api/v1/jobs/${job.id}/logs` })).json)).toContain('boot: debian-12 preseed.cfg (version 2) served');

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { bootServedSql } from '../boot/boot-agents.repository';
 import { Database } from '../../database/database';
 import type { EventType, PlanKind } from './billing.schemas';
 
@@ -70,6 +71,31 @@ export interface OutboxRow {
 type OrderChanges = Partial<Omit<OrderRow, 'id' | 'created_at' | 'updated_at'>>;
 
 /** Plans, the webhook inbox, orders and the outbox (raw SQL: the queries are the point). */
+export interface ServerSpec {
+  hardwareModel?: string;
+  minCpuCores?: number;
+  minRamGb?: number;
+  minDiskGb?: number;
+  sites?: string[];
+  minLargestDiskBytes?: number;
+}
+
+/** Available rented servers matching a plan ($1..$5 and $7), free of any live order. */
+const MATCHING_SERVERS = `FROM devices d JOIN hardware_models m ON m.id = d.model_id JOIN sites s ON s.id = d.site_id
+        WHERE d.role = 'rented-server' AND d.lifecycle = 'available' AND NOT d.maintenance
+          AND ($1::text IS NULL OR lower(m.vendor || '/' || m.model) = lower($1))
+          AND ($2::int IS NULL OR m.cpu_cores >= $2)
+          AND ($3::int IS NULL OR m.ram_gb >= $3)
+          AND ($4::int IS NULL OR (SELECT coalesce(sum((x->>'sizeGb')::int * (x->>'count')::int), 0) FROM jsonb_array_elements(m.disks) x) >= $4)
+          AND ($5::text[] IS NULL OR s.code = ANY ($5))
+          AND ($7::bigint IS NULL OR coalesce((SELECT max((x->>'sizeGb')::bigint) * 1000000000 FROM jsonb_array_elements(m.disks) x) >= $7, true))
+          AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.server_id = d.id AND o.state NOT IN ('terminated', 'failed'))`;
+
+/** The parameters of MATCHING_SERVERS; `sixth` is the caller's own $6. */
+function matchingParams(spec: ServerSpec, sixth: unknown): unknown[] {
+  return [spec.hardwareModel ?? null, spec.minCpuCores ?? null, spec.minRamGb ?? null, spec.minDiskGb ?? null, spec.sites?.length ? spec.sites : null, sixth, spec.minLargestDiskBytes ?? null];
+}
+
 @Injectable()
 export class BillingRepository {
   constructor(private readonly db: Database) {}
@@ -208,26 +234,24 @@ export class BillingRepository {
    * transaction; servers another transaction is taking are skipped, so concurrent orders never
    * get the same one. The preferred site first, then the plan's sites in name order.
    */
-  async lockMatchingServer(
-    spec: { hardwareModel?: string; minCpuCores?: number; minRamGb?: number; minDiskGb?: number; sites?: string[]; minLargestDiskBytes?: number },
-    preferredSite?: string,
-  ): Promise<{ id: string; site_id: string; site_code: string } | undefined> {
+  /**
+   * The first available server matching a plan (preferred site first) at a site whose boot
+   * services are on, locked for this transaction.
+   */
+  async lockMatchingServer(spec: ServerSpec, preferredSite?: string): Promise<{ id: string; site_id: string; site_code: string } | undefined> {
     const [row] = await this.db.rows<{ id: string; site_id: string; site_code: string }>(
-      `SELECT d.id, d.site_id, s.code AS site_code
-         FROM devices d JOIN hardware_models m ON m.id = d.model_id JOIN sites s ON s.id = d.site_id
-        WHERE d.role = 'rented-server' AND d.lifecycle = 'available' AND NOT d.maintenance
-          AND ($1::text IS NULL OR lower(m.vendor || '/' || m.model) = lower($1))
-          AND ($2::int IS NULL OR m.cpu_cores >= $2)
-          AND ($3::int IS NULL OR m.ram_gb >= $3)
-          AND ($4::int IS NULL OR (SELECT coalesce(sum((x->>'sizeGb')::int * (x->>'count')::int), 0) FROM jsonb_array_elements(m.disks) x) >= $4)
-          AND ($5::text[] IS NULL OR s.code = ANY ($5))
-          AND ($7::bigint IS NULL OR coalesce((SELECT max((x->>'sizeGb')::bigint) * 1000000000 FROM jsonb_array_elements(m.disks) x) >= $7, true))
-          AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.server_id = d.id AND o.state NOT IN ('terminated', 'failed'))
+      `SELECT d.id, d.site_id, s.code AS site_code ${MATCHING_SERVERS} AND ${bootServedSql('d.site_id')}
         ORDER BY (s.code = $6) DESC, s.code, d.name
         LIMIT 1 FOR UPDATE OF d SKIP LOCKED`,
-      [spec.hardwareModel ?? null, spec.minCpuCores ?? null, spec.minRamGb ?? null, spec.minDiskGb ?? null, spec.sites?.length ? spec.sites : null, preferredSite ?? null, spec.minLargestDiskBytes ?? null],
+      matchingParams(spec, preferredSite ?? null),
     );
     return row;
+  }
+
+  /** The sites with a server matching the plan whose boot services are off (the reason an order waits). */
+  async matchingSitesWithoutBoot(spec: ServerSpec): Promise<string[]> {
+    const rows = await this.db.rows<{ code: string }>(`SELECT DISTINCT s.code ${MATCHING_SERVERS} AND NOT ${bootServedSql('d.site_id')} AND $6::text IS NULL ORDER BY s.code`, matchingParams(spec, null));
+    return rows.map((r) => r.code);
   }
 
   // ---- outbox

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { AppConfig, type Config } from '../../config/config';
-import { ConflictError, NotFoundError, ValidationError } from '../../common/errors';
+import { ConflictError, DomainError, NotFoundError, ValidationError } from '../../common/errors';
 import { randomString } from '../../common/crypto';
 import { newestFirstPage, type Page } from '../../common/pagination';
 import { SecretBox } from '../../common/secret-box';
@@ -347,8 +347,14 @@ export class OrdersService implements OnModuleInit {
     });
     // An image needs a disk it fits on: a server whose model lists only smaller disks is not picked.
     const image = params.image as { name: string; diskBytes: number } | undefined;
-    const server = await this.repo.lockMatchingServer({ ...spec, minLargestDiskBytes: image?.diskBytes }, order.options.site);
-    if (!server) return this.backorder(order, image ? `matching server with a disk of at least ${Math.ceil(image.diskBytes / 1e9)} GB (image ${image.name})` : 'matching server');
+    // Every dedicated order network-boots: only servers at a site whose boot services are on.
+    const match = { ...spec, minLargestDiskBytes: image?.diskBytes };
+    const server = await this.repo.lockMatchingServer(match, order.options.site);
+    if (!server) {
+      const off = await this.repo.matchingSitesWithoutBoot(match);
+      if (off.length) return this.backorder(order, `matching server at a site whose boot services are on (boot_services_off at ${off.join(', ')}: no racksmith there has a boot address)`);
+      return this.backorder(order, image ? `matching server with a disk of at least ${Math.ceil(image.diskBytes / 1e9)} GB (image ${image.name})` : 'matching server');
+    }
     await this.lifecycle.transition(server.id, 'reserved', cause(order.id, `order ${order.id}`), { from: ['available'] });
     const job = await this.jobs.create(ORDER_PROVISION, { siteId: server.site_id, siteCode: server.site_code, serverId: server.id }, { ...params, orderId: order.id });
     await this.provisioning(order, { server_id: server.id, site_id: server.site_id, job_id: job.id }, access, 'a server became available');
@@ -670,9 +676,17 @@ export class OrdersService implements OnModuleInit {
     await this.db.withLock(`racksmith:order:${String(ctx.params.orderId)}`, async () => {
       const order = (await this.repo.lockOrder(String(ctx.params.orderId)))!;
       if (order.state === 'terminated') return ctx.log('the order is already terminated');
-      const wipe = await this.wipe.request(ctx.serverId!, { mode: 'quick', queue: true }, { orderId: order.id });
+      // With the site's boot services off the order still ends; the wipe is left to a person.
+      const wipe = await this.wipe.request(ctx.serverId!, { mode: 'quick', queue: true }, { orderId: order.id }).catch((err: unknown) => {
+        if (err instanceof DomainError && err.code === 'boot_services_off') return err;
+        throw err;
+      });
       const row = await this.repo.updateOrder(order.id, { state: 'terminated', access_enc: null });
       await this.outbox.add(order.id, 'order.terminated', { order: this.ref(row) });
+      if (wipe instanceof DomainError) {
+        await this.work.open(order.site_id!, 'automation-failure', `Order ${order.id} terminated, but its server was not wiped: ${wipe.message}. Wipe it once boot services are on`, { type: 'server', id: ctx.serverId! }, { orderId: order.id });
+        return ctx.log(`order ${order.id} terminated; the server was not wiped (${wipe.message}); the site's work queue has a task`, 'warn');
+      }
       await ctx.log(`order ${order.id} terminated; wipe job ${wipe.id} clears the disks and returns the server to stock`);
     });
   }

@@ -9,7 +9,7 @@ import { AppConfig, type Config } from '../../config/config';
 import { JobRepository } from '../../jobs/job.repository';
 import { InstallService } from '../servers/install.service';
 import { BootRepository } from './boot.repository';
-import { bootHttpBase } from './dhcp.service';
+import { BootHttp } from './boot-http.service';
 import { firstBootUrl } from '../templates/first-boot';
 import { NotFoundError } from '../../common/errors';
 import { installContext, renderInstallTemplate, type InstallInputs } from '../templates/install-templates';
@@ -79,6 +79,7 @@ export class BootScripts {
     private readonly install: InstallService,
     private readonly installTemplates: InstallTemplatesService,
     private readonly images: OsImagesService,
+    private readonly http: BootHttp,
   ) {}
 
   /** The file an image is served from (`/boot/images/<name>`), or null for an unknown or disabled image. */
@@ -131,7 +132,7 @@ export class BootScripts {
       await this.jobs.logToCurrentTask(jobId, 'error', `boot: ${missing}`);
       return { status: 200, body: renderTemplate(this.ipxe('missing'), { message: missing }) };
     }
-    const base = bootHttpBase(this.config);
+    const base = this.http.base;
     const token = await this.install.callbackToken(jobId);
     const fqdn = String(job!.params.hostname ?? target.name);
     const vars: Record<string, string> = {
@@ -181,7 +182,7 @@ export class BootScripts {
         rootPasswordHash: p.rootPasswordHash,
         network: p.network ?? { mode: 'dhcp' },
         mac,
-        firstBootUrl: firstBootUrl(bootHttpBase(this.config), jobId),
+        firstBootUrl: firstBootUrl(this.http.base, jobId),
         token,
       });
     }
@@ -201,7 +202,7 @@ export class BootScripts {
       mirrorOnly: asset?.mirrorOnly,
       proxy: this.config.boot.installProxy,
       disks: asset?.disks ?? [],
-      callbackBase: bootHttpBase(this.config),
+      callbackBase: this.http.base,
       token,
     });
     const text = renderInstallTemplate(source.body, ctx, `${p.os}/${file}@${source.version}`);

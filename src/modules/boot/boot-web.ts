@@ -2,18 +2,34 @@ import { dirname, basename } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { BootScripts } from './boot-scripts.service';
+import { viaBootListener } from './boot-http.service';
 
 const MAC = /^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i;
 
 /**
- * What machines on the provisioning network fetch over HTTP, without an API token (they have
- * none; the install's own token is in what they are given): `/boot/ipxe/<mac>` (the iPXE script)
- * and `/boot/assets/<os>/<kernel|initrd>` (streamed with Range, ETag and Last-Modified).
+ * What machines on the provisioning network fetch over HTTP, on the boot listener only (see
+ * BootHttp), without an API token (they have none; the install's own token is in what they are
+ * given): `/boot/ipxe/<mac>` (the iPXE script), `/boot/templates/<job>/<token>/<file>`,
+ * `/boot/images/<name>` and `/boot/assets/<os>/<kernel|initrd>` (streamed with Range, ETag and
+ * Last-Modified).
  */
 export async function registerBootWeb(app: NestFastifyApplication): Promise<void> {
   const fastify = app.getHttpAdapter().getInstance();
   await app.register(fastifyStatic as never, { root: '/', serve: false, decorateReply: true });
   const scripts = app.get(BootScripts);
+
+  // Machines fetch from the boot listener only, and it serves them nothing else: `/boot/...` is
+  // not on the API listener, and the API (but for the installers' callbacks) not on the boot one.
+  fastify.addHook('onRequest', (req, reply, done) => {
+    const path = req.url.split('?')[0]!;
+    const viaBoot = viaBootListener(req.raw);
+    const bootPath = path.startsWith('/boot/');
+    if (viaBoot ? bootPath || path.startsWith('/api/v1/install-callbacks/') : !bootPath) return done();
+    void reply
+      .code(404)
+      .header('cache-control', 'no-store')
+      .send({ error: { code: 'not_found', message: viaBoot ? `the boot listener serves /boot/ and install callbacks only, not ${path}` : `${path} is served on the boot listener (RACKSMITH_BOOT_ADDRESS, port RACKSMITH_BOOT_HTTP_PORT), not on the API` } });
+  });
 
   fastify.get<{ Params: { mac: string } }>('/boot/ipxe/:mac', async (req, reply) => {
     const mac = req.params.mac.toLowerCase().replace(/-/g, ':');

@@ -9,13 +9,15 @@ import { BootNetworksService } from './boot-networks.service';
 import { BootRepository } from './boot.repository';
 import { DhcpService } from './dhcp.service';
 import { TftpService } from './tftp.service';
+import { BootHttp } from './boot-http.service';
+import { BootAgentsModule } from './boot-agents.module';
 
 /** Network boot: DHCP/proxyDHCP, TFTP for the first-stage loaders, provisioning networks. */
 @Module({
-  imports: [InventoryModule, ServersModule, TemplatesModule, ImagesModule],
+  imports: [InventoryModule, ServersModule, TemplatesModule, ImagesModule, BootAgentsModule],
   controllers: [BootNetworksController, BootDiscoveryController],
-  providers: [TftpService, DhcpService, BootRepository, BootNetworksService, BootScripts],
-  exports: [TftpService, DhcpService, BootScripts],
+  providers: [TftpService, DhcpService, BootRepository, BootNetworksService, BootScripts, BootHttp],
+  exports: [TftpService, DhcpService, BootScripts, BootHttp, BootAgentsModule],
 })
 export class BootModule implements OnModuleInit {
   constructor(

@@ -6,13 +6,9 @@ import { AppConfig, type Config } from '../../config/config';
 import { JobRepository } from '../../jobs/job.repository';
 import { HealthService } from '../health/health.service';
 import { MetricsService } from '../metrics/metrics.service';
+import { BootHttp } from './boot-http.service';
 import { BootRepository } from './boot.repository';
 import { DhcpServer, type BootMilestone, type BootTarget, type DhcpBackend } from './dhcp/dhcp-server';
-
-/** The HTTP base iPXE fetches from: the configured URL, or the boot address and racksmith's port. */
-export function bootHttpBase(config: Config): string {
-  return (config.boot.httpUrl ?? `http://${config.boot.address}:${config.http.port}`).replace(/\/+$/, '');
-}
 
 /**
  * racksmith's DHCP server (proxyDHCP by default, or authoritative for provisioning networks),
@@ -30,6 +26,7 @@ export class DhcpService implements OnApplicationShutdown {
     @Inject(LOGGER) private readonly log: Logger,
     private readonly repo: BootRepository,
     private readonly jobs: JobRepository,
+    private readonly http: BootHttp,
     health: HealthService,
     metrics: MetricsService,
   ) {
@@ -78,7 +75,7 @@ export class DhcpService implements OnApplicationShutdown {
       proxyPort: b.dhcpProxyPort,
       broadcastAddress: b.dhcpBroadcast,
       clientPort: b.dhcpClientPort,
-      httpBase: bootHttpBase(this.config),
+      httpBase: this.http.base,
       backend: this.backend,
       log: this.log.child({ component: 'dhcp' }),
     });

@@ -61,10 +61,7 @@ export class TftpService implements OnApplicationShutdown {
 
   async start(): Promise<void> {
     const b = this.config.boot;
-    if (!b.address) {
-      this.log.info('boot services off: no boot address configured (RACKSMITH_BOOT_ADDRESS)');
-      return;
-    }
+    if (!b.address) return;
     const files = new TftpFiles(b.tftpRoot, (name, client) => (this.generated ? this.generated(name, client) : Promise.resolve(null)));
     const server = new TftpServer({ address: b.address, port: b.tftpPort, open: (n, c) => files.open(n, c), maxTransfers: b.tftpMaxTransfers, sender: b.tftpSender, spinUs: b.tftpSpinUs, log: this.log.child({ component: 'tftp' }) });
     server.on('transfer', (e: TransferEnd) => {

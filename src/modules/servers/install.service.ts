@@ -10,6 +10,7 @@ import { BmcAccess } from '../bmc/bmc-access.service';
 import { SitesService } from '../inventory/sites.service';
 import { OsImagesService } from '../images/os-images.service';
 import { ImageCacheService, type CachedImage } from '../images/image-cache.service';
+import { BootAgents } from '../boot/boot-agents.service';
 import { InstallTemplatesService } from '../templates/install-templates.service';
 import { WorkQueueService } from '../work-queue/work-queue.service';
 import { InstallCallbackRepository } from './install.repository';
@@ -50,6 +51,7 @@ export class InstallService implements OnModuleInit {
     private readonly db: Database,
     private readonly imageCache: ImageCacheService,
     private readonly templates: InstallTemplatesService,
+    private readonly bootAgents: BootAgents,
   ) {}
 
   onModuleInit(): void {
@@ -203,6 +205,7 @@ export class InstallService implements OnModuleInit {
     const site = await this.sites.resolve(server.siteId);
     const params = await this.installParams(input);
     await this.checkDisk(serverId, server.name, params);
+    await this.bootAgents.assertServing(site, `the install on server ${server.name}`);
     return this.jobs.create(INSTALL, { siteId: site.id, siteCode: site.code, serverId }, params, { queue: input.queue });
   }
 

@@ -11,9 +11,10 @@ import { InstallService } from './install.service';
 import { WipeService } from './wipe.service';
 import { WorkQueueModule } from '../work-queue/work-queue.module';
 import { TemplatesModule } from '../templates/templates.module';
+import { BootAgentsModule } from '../boot/boot-agents.module';
 
 @Module({
-  imports: [InventoryModule, BmcModule, ImagesModule, WorkQueueModule, TemplatesModule],
+  imports: [InventoryModule, BmcModule, ImagesModule, WorkQueueModule, TemplatesModule, BootAgentsModule],
   controllers: [ServersController, InstallController],
   providers: [ServerRepository, ServerLifecycleService, InstallCallbackRepository, InstallService, WipeService],
   exports: [ServerLifecycleService, InstallService, WipeService],

@@ -5,6 +5,7 @@ import { SecretBox } from '../../common/secret-box';
 import { JobRegistry } from '../../jobs/job-registry';
 import { JobService, type JobView } from '../../jobs/job.service';
 import { SitesService } from '../inventory/sites.service';
+import { BootAgents } from '../boot/boot-agents.service';
 import { InstallService, WIPE_OS } from './install.service';
 import { ServerLifecycleService } from './server-lifecycle.service';
 
@@ -27,6 +28,7 @@ export class WipeService implements OnModuleInit {
     private readonly sites: SitesService,
     private readonly install: InstallService,
     private readonly secrets: SecretBox,
+    private readonly bootAgents: BootAgents,
   ) {}
 
   onModuleInit(): void {
@@ -68,6 +70,7 @@ export class WipeService implements OnModuleInit {
       throw new ConflictError('illegal_transition', `server ${server.name} is ${server.state}; a wipe starts from ${WIPEABLE.join(', ')}`, { state: server.state });
     }
     const site = await this.sites.resolve(server.siteId);
+    await this.bootAgents.assertServing(site, `the wipe of server ${server.name}`);
     // The params of a network-booted job: the manifest entry to boot, and the callback token.
     const params = { ...extra, os: WIPE_OS, hostname: server.name, wipeMode: input.mode, installerTimeoutMinutes: input.mode === 'full' ? 240 : 30, callbackToken: this.secrets.seal(randomToken(24)) };
     return this.jobs.create(WIPE, { siteId: site.id, siteCode: site.code, serverId }, params, { queue: input.queue });
