@@ -230,6 +230,41 @@ describe('the billing webhook', () => {
     }
   });
 
+  it('with IPKVM in the plan, passes over a server whose BMC cannot give it for one that can, and backorders naming the BMC when none can', async () => {
+    await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'kvm', name: 'KVM site' } });
+    expect((await t.request({ method: 'PUT', url: '/api/v1/billing/plans/dedi-kvm', body: { kind: 'dedicated', spec: { sites: ['kvm'] } } })).status).toBe(201);
+    const fake = t.app.get(BmcDrivers).get('fake') as FakeBmcDriver;
+    // Picked first by name, but its BMC hands an OPERATOR account an ADMINISTRATOR session.
+    const unsafe = await server(modelId, 'kvm');
+    fake.machine(unsafe).privilegeUnsafe = true;
+    const safe = await server(modelId, 'kvm');
+    expect((await post(event('order.paid', { id: 'ord-kvm-1', plan: 'dedi-kvm', options: { sshKeys: [KEY] } }))).status).toBe(202);
+    await drain();
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-kvm-1' })).json).toMatchObject({ state: 'provisioning', serverId: safe });
+    // The check left nothing on either BMC, and was recorded.
+    expect(fake.machine(unsafe).users.filter((u) => u.name.startsWith('rs-'))).toEqual([]);
+    expect(fake.machine(safe).users.filter((u) => u.name.startsWith('rs-'))).toEqual([]);
+    expect((await t.request({ url: `/api/v1/servers/${unsafe}/power` })).json.privilegeCheck).toBe('privilege-unsafe');
+    expect((await t.request({ url: `/api/v1/servers/${safe}/power` })).json.privilegeCheck).toBe('enforced');
+    expect((await t.request({ url: `/api/v1/servers/${unsafe}` })).json.state).toBe('available');
+
+    // The next order finds only the unsafe one: it waits, and says why.
+    expect((await post(event('order.paid', { id: 'ord-kvm-2', plan: 'dedi-kvm', options: { sshKeys: [KEY] } }))).status).toBe(202);
+    await drain();
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-kvm-2' })).json).toMatchObject({ state: 'backordered', serverId: null });
+    const [task] = await query<{ title: string }>(t.db.url, "SELECT title FROM work_tasks WHERE ref_id = 'ord-kvm-2' AND kind = 'backorder'");
+    expect(task.title).toContain("No matching server whose BMC can give the plan's IPKVM access");
+    expect(task.title).toContain('privilege-unsafe BMC');
+    // A plan without IPKVM takes it.
+    expect((await t.request({ method: 'PUT', url: '/api/v1/billing/plans/dedi-kvm-none', body: { kind: 'dedicated', spec: { sites: ['kvm'], ipkvm: false } } })).status).toBe(201);
+    expect((await post(event('order.paid', { id: 'ord-kvm-3', plan: 'dedi-kvm-none', options: { sshKeys: [KEY] } }))).status).toBe(202);
+    await drain();
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-kvm-3' })).json).toMatchObject({ state: 'provisioning', serverId: unsafe });
+    const bad = await t.request({ method: 'PUT', url: '/api/v1/billing/plans/dedi-kvm-bad', body: { kind: 'dedicated', spec: { ipkvm: 'yes' } } });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.field).toBe('spec.ipkvm');
+  });
+
   it('loses nothing when processing dies between storing and finishing', async () => {
     await server();
     const body = event('order.paid', { id: 'ord-crash', plan: 'dedi-big', options: { sshKeys: [KEY] } });
@@ -445,6 +480,36 @@ describe('an order from payment to termination, with the fake BMC', () => {
     expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('available');
     expect((await jobs.logs(wipe.id)).map((l) => l.message)).toContain('disk wipe finished: wiped (quick) sda:457862MiB sdb:457862MiB');
   }, 90_000);
+
+  it('delivers the order as provisioned with console: failed when IPKVM access fails after the install, tells billing with its own event and opens a task', async () => {
+    const id = await server(otherModelId, 'lab2');
+    const fake = t.app.get(BmcDrivers).get('fake') as FakeBmcDriver;
+    const jobs = t.app.get(JobService);
+    const install = t.app.get(InstallService);
+    // Only this one can be picked.
+    const others = (await query<{ id: string }>(t.db.url, "UPDATE devices SET maintenance = true WHERE lifecycle = 'available' AND NOT maintenance AND id <> $1 RETURNING id", [id])).map((r) => r.id);
+    expect((await post(event('order.paid', { id: 'ord-noconsole', customer: 'cus-nc', plan: 'dedi-small', options: { os: 'rocky-9', sshKeys: [KEY] } }))).status).toBe(202);
+    const provisioning = await until(() => t.request({ url: '/api/v1/billing/orders/ord-noconsole' }), (r) => r.json?.jobId !== undefined && r.json?.serverId === id);
+    const jobId = provisioning.json.jobId;
+    await until(() => jobs.get(jobId), (j) => j.tasks!.find((x) => x.name === 'wait-for-installer')!.state === 'waiting', 30_000);
+    // The BMC was fine when the server was picked; by the console step it no longer is.
+    fake.machine(id).privilegeUnsafe = true;
+    await install.callback(jobId, await install.callbackToken(jobId), 'done', 'installed');
+    const done = await until(() => jobs.get(jobId), (j) => j.state === 'succeeded' || j.state === 'failed', 30_000);
+    expect(done).toMatchObject({ state: 'succeeded', error: null });
+    expect((await t.request({ url: '/api/v1/billing/orders/ord-noconsole' })).json.state).toBe('active');
+    expect((await t.request({ url: `/api/v1/servers/${id}` })).json.state).toBe('active');
+    const failed = await until(async () => received.find((r) => r.body.type === 'order.console_failed' && r.body.order.id === 'ord-noconsole'), (r) => !!r);
+    expect(failed!.body.console).toEqual({ status: 'failed', reason: expect.stringContaining('does not enforce privilege limits') });
+    const provisioned = await until(async () => received.find((r) => r.body.type === 'order.provisioned' && r.body.order.id === 'ord-noconsole'), (r) => !!r);
+    expect(provisioned!.body.console).toEqual({ status: 'failed', reason: expect.any(String) });
+    expect(provisioned!.body.ipkvm).toBeUndefined();
+    expect(received.some((r) => r.body.type === 'order.failed' && r.body.order.id === 'ord-noconsole')).toBe(false);
+    expect(await count("work_tasks WHERE ref_id = 'ord-noconsole' AND kind = 'automation-failure' AND state = 'open'")).toBe(1);
+    expect(fake.machine(id).users.filter((u) => u.name.startsWith('rs-') && u.enabled)).toEqual([]);
+    fake.machine(id).privilegeUnsafe = false;
+    await query(t.db.url, 'UPDATE devices SET maintenance = false WHERE id = ANY ($1::uuid[])', [others]);
+  }, 60_000);
 
   it('makes a paid VPS order a VM, tells billing, pauses and resumes it, and removes it on termination', async () => {
     const fake = t.app.get(HypervisorDrivers).get('fake') as FakeHypervisorDriver;

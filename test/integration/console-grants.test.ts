@@ -5,8 +5,12 @@ import { spawn } from 'node:child_process';
 import { IPMITOOL, ipmitoolAs, startSimBmc, type SimBmc } from '../support/ipmi-sim';
 import { until } from '../support/wait';
 import { ConsoleReconciler } from '../../src/modules/console/console-reconciler.service';
+import { BillingProcessor } from '../../src/modules/billing/billing-processor.service';
+import { signatureHeader } from '../../src/modules/billing/billing-signature';
 
 jest.setTimeout(90_000);
+
+const BILLING_SECRET = 'billing-secret-0123456789';
 
 let t: TestApp;
 const sims: SimBmc[] = [];
@@ -15,7 +19,7 @@ let n = 0;
 
 beforeAll(async () => {
   // Two grant slots, so "no free slot" is quick to reach.
-  t = await startTestApp({ RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_CONSOLE_SLOTS: '10-11', RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0' });
+  t = await startTestApp({ RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_CONSOLE_SLOTS: '10-11', RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0', RACKSMITH_BILLING_SECRETS: BILLING_SECRET });
   await t.request({ method: 'POST', url: '/api/v1/sites', body: { code: 'lab', name: 'Lab' } });
   modelId = (await t.request({ method: 'POST', url: '/api/v1/hardware-models', body: { vendor: 'T', model: 'IPMI', heightU: 1, bmcDriver: 'ipmitool' } })).json.id;
 });
@@ -109,6 +113,31 @@ async function solEnded(bmc: SimBmc, sol: Client, since: number): Promise<void> 
 const grant = (id: string, body: unknown = { customer: 'cust-1', ttl: 3600 }) => t.request({ method: 'POST', url: `/api/v1/servers/${id}/console-grants`, body });
 
 describe('IPKVM grants on ipmi_sim', () => {
+  it('a paid order for a plan with IPKVM does not pick a server whose BMC cannot give a privilege-safe account: it waits, naming the BMC, and the check leaves no account', async () => {
+    const bmc = await startSimBmc();
+    sims.push(bmc);
+    const dev = await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: `kvm-order-${++n}`, role: 'rented-server', modelId, bmc: { address: bmc.address, username: bmc.username, password: bmc.password } } });
+    expect((await t.request({ method: 'POST', url: `/api/v1/servers/${dev.json.id}/transition`, body: { to: 'available' } })).status).toBeLessThan(300);
+    expect((await t.request({ method: 'PUT', url: '/api/v1/billing/plans/kvm-plan', body: { kind: 'dedicated', spec: { hardwareModel: 'T/IPMI' } } })).status).toBe(201);
+    const payload = JSON.stringify({ id: 'evt-kvm-order', type: 'order.paid', occurredAt: new Date().toISOString(), order: { id: 'ord-kvm-sim', customer: 'cust-9', plan: 'kvm-plan', options: { sshKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl c@example'] } } });
+    const posted = await t.request({ method: 'POST', url: '/webhooks/billing', payload, headers: { 'content-type': 'application/json', 'racksmith-signature': signatureHeader(BILLING_SECRET, payload) }, token: '' });
+    expect(posted.status).toBe(202);
+    expect(await t.app.get(BillingProcessor).processOne()).toBe(true);
+    const order = (await t.request({ url: '/api/v1/billing/orders/ord-kvm-sim' })).json;
+    expect(order).toMatchObject({ state: 'backordered', serverId: null });
+    const [task] = await query<{ title: string }>(t.db.url, "SELECT title FROM work_tasks WHERE ref_id = 'ord-kvm-sim' AND kind = 'backorder'");
+    expect(task.title).toContain(`kvm-order-${n}: BMC ${bmc.address} of server kvm-order-${n} does not enforce privilege limits`);
+    // Nothing was powered, no job made, and the BMC's grant slots are empty again.
+    expect(await query(t.db.url, 'SELECT id FROM jobs WHERE server_id = $1', [dev.json.id])).toEqual([]);
+    expect(bmc.chassisLog().filter((l) => l.startsWith('power'))).toEqual([]);
+    expect(slotName(bmc, 10)).toBe('');
+    expect(slotName(bmc, 11)).toBe('');
+    expect((await t.request({ url: `/api/v1/servers/${dev.json.id}/power` })).json.privilegeCheck).toBe('privilege-unsafe');
+    expect((await t.request({ url: `/api/v1/servers/${dev.json.id}` })).json.state).toBe('available');
+    // Taken out of stock for the tests below.
+    await t.request({ method: 'PUT', url: `/api/v1/servers/${dev.json.id}/maintenance`, body: { enabled: true, reason: 'test done' } });
+  });
+
   it('refuses the grant on a BMC that does not enforce privilege limits, and leaves no account behind', async () => {
     const { id, bmc } = await serverWithSim();
     const res = await grant(id);

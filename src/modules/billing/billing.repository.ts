@@ -78,11 +78,18 @@ export interface ServerSpec {
   minDiskGb?: number;
   sites?: string[];
   minLargestDiskBytes?: number;
+  /** The plan hands out IPKVM: only servers with a BMC not known to be privilege-unsafe (unless it accepts the risk). */
+  console?: boolean;
+  /** Servers already found unfit (a console probe failed). */
+  excludeIds?: string[];
 }
 
-/** Available rented servers matching a plan ($1..$5 and $7), free of any live order. */
+/** Available rented servers matching a plan ($1..$5, $7..$9), free of any live order. */
 const MATCHING_SERVERS = `FROM devices d JOIN hardware_models m ON m.id = d.model_id JOIN sites s ON s.id = d.site_id
+        LEFT JOIN bmc_status bs ON bs.device_id = d.id
         WHERE d.role = 'rented-server' AND d.lifecycle = 'available' AND NOT d.maintenance
+          AND ($8::boolean IS NOT TRUE OR (d.bmc_address IS NOT NULL AND (d.bmc_accept_privilege_risk OR coalesce(bs.privilege_check, 'unknown') <> 'privilege-unsafe')))
+          AND NOT (d.id = ANY ($9::uuid[]))
           AND ($1::text IS NULL OR lower(m.vendor || '/' || m.model) = lower($1))
           AND ($2::int IS NULL OR m.cpu_cores >= $2)
           AND ($3::int IS NULL OR m.ram_gb >= $3)
@@ -91,9 +98,17 @@ const MATCHING_SERVERS = `FROM devices d JOIN hardware_models m ON m.id = d.mode
           AND ($7::bigint IS NULL OR coalesce((SELECT max((x->>'sizeGb')::bigint) * 1000000000 FROM jsonb_array_elements(m.disks) x) >= $7, true))
           AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.server_id = d.id AND o.state NOT IN ('terminated', 'failed'))`;
 
+export interface MatchedServer {
+  id: string;
+  name: string;
+  site_id: string;
+  site_code: string;
+  privilege_check: 'unknown' | 'enforced' | 'privilege-unsafe';
+}
+
 /** The parameters of MATCHING_SERVERS; `sixth` is the caller's own $6. */
 function matchingParams(spec: ServerSpec, sixth: unknown): unknown[] {
-  return [spec.hardwareModel ?? null, spec.minCpuCores ?? null, spec.minRamGb ?? null, spec.minDiskGb ?? null, spec.sites?.length ? spec.sites : null, sixth, spec.minLargestDiskBytes ?? null];
+  return [spec.hardwareModel ?? null, spec.minCpuCores ?? null, spec.minRamGb ?? null, spec.minDiskGb ?? null, spec.sites?.length ? spec.sites : null, sixth, spec.minLargestDiskBytes ?? null, !!spec.console, spec.excludeIds ?? []];
 }
 
 @Injectable()
@@ -236,16 +251,27 @@ export class BillingRepository {
    */
   /**
    * The first available server matching a plan (preferred site first) at a site whose boot
-   * services are on, locked for this transaction.
+   * services are on, locked for this transaction. NO KEY UPDATE: concurrent placements skip it,
+   * while rows that refer to it (the BMC status a console check writes on its own connection) can
+   * still be written.
    */
-  async lockMatchingServer(spec: ServerSpec, preferredSite?: string): Promise<{ id: string; site_id: string; site_code: string } | undefined> {
-    const [row] = await this.db.rows<{ id: string; site_id: string; site_code: string }>(
-      `SELECT d.id, d.site_id, s.code AS site_code ${MATCHING_SERVERS} AND ${bootServedSql('d.site_id')}
-        ORDER BY (s.code = $6) DESC, s.code, d.name
-        LIMIT 1 FOR UPDATE OF d SKIP LOCKED`,
+  async lockMatchingServer(spec: ServerSpec, preferredSite?: string): Promise<MatchedServer | undefined> {
+    const [row] = await this.db.rows<MatchedServer>(
+      `SELECT d.id, d.name, d.site_id, s.code AS site_code, coalesce(bs.privilege_check, 'unknown') AS privilege_check ${MATCHING_SERVERS} AND ${bootServedSql('d.site_id')}
+        ORDER BY (s.code = $6) DESC, (bs.privilege_check = 'enforced' OR d.bmc_accept_privilege_risk) DESC, s.code, d.name
+        LIMIT 1 FOR NO KEY UPDATE OF d SKIP LOCKED`,
       matchingParams(spec, preferredSite ?? null),
     );
     return row;
+  }
+
+  /** Servers matching the plan but for their BMC's console access (the reason an order waits). */
+  async matchingWithoutConsole(spec: ServerSpec): Promise<{ name: string; why: string }[]> {
+    return this.db.rows<{ name: string; why: string }>(
+      `SELECT d.name, CASE WHEN d.bmc_address IS NULL THEN 'no BMC' ELSE 'privilege-unsafe BMC' END AS why
+         ${MATCHING_SERVERS.replace('$8::boolean IS NOT TRUE OR', 'NOT')} AND $6::text IS NULL AND $8::boolean ORDER BY d.name LIMIT 10`,
+      matchingParams({ ...spec, console: true }, null),
+    );
   }
 
   /** The sites with a server matching the plan whose boot services are off (the reason an order waits). */

@@ -50,6 +50,7 @@ const dedicatedSpec = z
     minDiskGb: z.number().int().min(1).max(10_000_000).optional().describe('Total of all disks'),
     sites: z.array(siteCode).max(10).optional().describe('Sites the plan is sold in (default: any)'),
     diskLayout: z.enum(['single', 'raid1']).default('single'),
+    ipkvm: z.boolean().default(true).describe('The customer gets IPKVM access (a BMC account and the serial console) with the server: only servers whose BMC can give it are picked'),
     defaultOs: z.enum(OS_TEMPLATES).default('debian-12'),
     images: z
       .partialRecord(z.enum(OS_TEMPLATES), z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/))

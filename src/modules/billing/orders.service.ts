@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { LOGGER } from '../../app.tokens';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { AppConfig, type Config } from '../../config/config';
 import { ConflictError, DomainError, NotFoundError, ValidationError } from '../../common/errors';
@@ -21,7 +23,7 @@ import { WorkQueueService } from '../work-queue/work-queue.service';
 import { ColocationService } from '../colocation/colocation.service';
 import { VmConsoleService } from '../vps/vm-console.service';
 import { VpsService } from '../vps/vps.service';
-import { BillingRepository, type EventRow, type OrderRow } from './billing.repository';
+import { BillingRepository, type EventRow, type MatchedServer, type OrderRow, type ServerSpec } from './billing.repository';
 import type { BillingEvent, DedicatedSpec, VpsSpec } from './billing.schemas';
 import { OutboxService } from './outbox.service';
 import { PlansService } from './plans.service';
@@ -83,8 +85,14 @@ export interface Applied {
 interface Access {
   rootPassword?: string;
   ipkvm?: { grantId: string; host: string; username: string; password: string; consoleUrl: string; expiresAt: string };
+  /** Why IPKVM access could not be given (the order was delivered without it). */
+  consoleFailed?: string;
 }
 
+/** Attempts of the console-access step before the order goes on without IPKVM access. */
+const CONSOLE_ATTEMPTS = 3;
+/** Servers whose console access is checked, at most, when one order is placed. */
+const CONSOLE_PROBES_PER_PLACEMENT = 5;
 const PASSWORD_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
 /** A VM name for an order id: readable, unique (a hash of the id keeps ids that differ only in punctuation apart). */
 export function vmNameFor(orderId: string): string {
@@ -122,6 +130,7 @@ export class OrdersService implements OnModuleInit {
     private readonly secrets: SecretBox,
     private readonly db: Database,
     @Inject(AppConfig) private readonly config: Config,
+    @Inject(LOGGER) private readonly log: Logger,
   ) {}
 
   onModuleInit(): void {
@@ -131,7 +140,7 @@ export class OrdersService implements OnModuleInit {
       hardware: true,
       tasks: [
         ...this.install.installTasks(),
-        { name: 'console-access', timeoutMs: 120_000, run: (ctx) => this.grantAccess(ctx) },
+        { name: 'console-access', timeoutMs: 120_000, maxAttempts: CONSOLE_ATTEMPTS, run: (ctx) => this.grantAccess(ctx) },
         { name: 'notify', run: (ctx) => this.notifyProvisioned(ctx) },
       ],
       onRetry: async (job) => {
@@ -159,7 +168,7 @@ export class OrdersService implements OnModuleInit {
       tasks: [
         { name: 'power-on', timeoutMs: 60_000, run: (ctx) => this.bmc.call(ctx.serverId!, ({ driver, target }) => driver.power(target, 'on')) },
         { name: 'mark-active', run: (ctx) => this.serverState(ctx, 'active') },
-        { name: 'console-access', timeoutMs: 120_000, run: (ctx) => this.grantAccess(ctx) },
+        { name: 'console-access', timeoutMs: 120_000, maxAttempts: CONSOLE_ATTEMPTS, run: (ctx) => this.grantAccess(ctx) },
         { name: 'notify', run: (ctx) => this.settle(ctx, 'active', 'order.unsuspended') },
       ],
       onEnd: (end) => this.stuck(end, 'unsuspend'),
@@ -348,17 +357,39 @@ export class OrdersService implements OnModuleInit {
     // An image needs a disk it fits on: a server whose model lists only smaller disks is not picked.
     const image = params.image as { name: string; diskBytes: number } | undefined;
     // Every dedicated order network-boots: only servers at a site whose boot services are on.
-    const match = { ...spec, minLargestDiskBytes: image?.diskBytes };
-    const server = await this.repo.lockMatchingServer(match, order.options.site);
+    const match = { ...spec, minLargestDiskBytes: image?.diskBytes, console: spec.ipkvm !== false };
+    const { server, unfit } = await this.pickServer(match, order.options.site);
     if (!server) {
       const off = await this.repo.matchingSitesWithoutBoot(match);
       if (off.length) return this.backorder(order, `matching server at a site whose boot services are on (boot_services_off at ${off.join(', ')}: no racksmith there has a boot address)`);
+      const noConsole = [...unfit, ...(match.console ? (await this.repo.matchingWithoutConsole(match)).map((u) => `${u.name}: ${u.why}`) : [])];
+      if (noConsole.length) return this.backorder(order, `matching server whose BMC can give the plan's IPKVM access (${noConsole.join('; ')})`);
       return this.backorder(order, image ? `matching server with a disk of at least ${Math.ceil(image.diskBytes / 1e9)} GB (image ${image.name})` : 'matching server');
     }
     await this.lifecycle.transition(server.id, 'reserved', cause(order.id, `order ${order.id}`), { from: ['available'] });
     const job = await this.jobs.create(ORDER_PROVISION, { siteId: server.site_id, siteCode: server.site_code, serverId: server.id }, { ...params, orderId: order.id });
     await this.provisioning(order, { server_id: server.id, site_id: server.site_id, job_id: job.id }, access, 'a server became available');
     return { state: 'processed', result: `server ${server.id} reserved; provisioning job ${job.id}` };
+  }
+
+  /**
+   * The server for a dedicated order, locked. With IPKVM in the plan, a BMC whose console access
+   * was never checked is checked now (ConsoleService.probe); one that cannot give it is passed
+   * over for the next, a few at most per placement.
+   */
+  private async pickServer(match: ServerSpec, preferredSite?: string): Promise<{ server?: MatchedServer; unfit: string[] }> {
+    const unfit: string[] = [];
+    const excludeIds: string[] = [];
+    for (let i = 0; i < CONSOLE_PROBES_PER_PLACEMENT; i++) {
+      const server = await this.repo.lockMatchingServer({ ...match, excludeIds }, preferredSite);
+      if (!server || !match.console || server.privilege_check !== 'unknown') return { server, unfit };
+      const why = await this.console.probe(server.id);
+      if (!why) return { server, unfit };
+      this.log.warn({ serverId: server.id, reason: why }, 'server passed over for an order: its BMC cannot give IPKVM access');
+      unfit.push(`${server.name}: ${why}`);
+      excludeIds.push(server.id);
+    }
+    return { unfit };
   }
 
   private async suspended(order: OrderRow | undefined, e: BillingEvent, at: Date): Promise<Applied> {
@@ -518,14 +549,35 @@ export class OrdersService implements OnModuleInit {
     const access = this.access(order);
     if (access.ipkvm) return ctx.log('IPKVM access already granted');
     if (order.suspend_requested) return ctx.log('the order is suspended in billing: no IPKVM access until it is unsuspended');
+    if ((order.plan_spec as DedicatedSpec | null)?.ipkvm === false) return ctx.log(`plan ${order.plan} has no IPKVM access`);
     for (const g of await this.console.list({ serverId: ctx.serverId!, customer: order.customer, live: true }, 100)) {
       await this.console.revoke(g.id, 'replaced: its password was not handed over', 'billing');
     }
     const baseUrl = this.config.http.publicUrl ?? `http://${this.config.http.host}:${this.config.http.port}`;
-    const grant = await this.console.create(ctx.serverId!, { customer: order.customer, ttl: this.config.billing.consoleTtl }, baseUrl);
+    let grant: Awaited<ReturnType<ConsoleService['create']>>;
+    try {
+      grant = await this.console.create(ctx.serverId!, { customer: order.customer, ttl: this.config.billing.consoleTtl }, baseUrl);
+    } catch (err) {
+      // A refusal (4xx) will not change on a retry; a BMC error gets the task's attempts first.
+      if (!(err instanceof DomainError && err.status < 500) && ctx.attempt < CONSOLE_ATTEMPTS) throw err;
+      return this.consoleFailed(ctx, order, access, (err as Error).message);
+    }
     access.ipkvm = { grantId: grant.id, host: grant.bmcHost, username: grant.username, password: grant.password, consoleUrl: grant.consoleUrl, expiresAt: grant.expiresAt };
     await this.repo.updateOrder(order.id, { access_enc: this.secrets.seal(JSON.stringify(access)) });
     await ctx.log(`IPKVM access granted to customer ${order.customer} until ${grant.expiresAt} (grant ${grant.id})`);
+  }
+
+  /**
+   * IPKVM access could not be given after all: the server stays the customer's and the order goes
+   * on (provisioned with `console: failed`); billing gets `order.console_failed`, the site a task.
+   */
+  private async consoleFailed(ctx: TaskContext, order: OrderRow, access: Access, reason: string): Promise<void> {
+    access.consoleFailed = reason;
+    await this.repo.updateOrder(order.id, { access_enc: this.secrets.seal(JSON.stringify(access)) });
+    await this.outbox.add(order.id, 'order.console_failed', { order: this.ref(order), console: { status: 'failed', reason } });
+    const server = await this.devices.get(ctx.serverId!);
+    await this.work.open(server.siteId, 'automation-failure', `IPKVM access for order ${order.id} on server ${server.name} failed: ${reason}. Give the customer console access by hand`, { type: 'order', id: order.id }, { jobId: ctx.jobId, serverId: server.id, reason });
+    await ctx.log(`IPKVM access could not be given: ${reason}; the order goes on without it (billing is told, the site's work queue has a task)`, 'warn');
   }
 
   /** order.provisioned with the access details, the order active; a suspension that came meanwhile follows. */
@@ -535,12 +587,13 @@ export class OrdersService implements OnModuleInit {
       if (order.state !== 'provisioning') return ctx.log(`the order is ${order.state}: nothing to report`);
       const server = await this.devices.get(ctx.serverId!);
       const site = await this.sites.resolve(server.siteId);
-      const { rootPassword, ipkvm } = this.access(order);
+      const { rootPassword, ipkvm, consoleFailed } = this.access(order);
       const address = (server.nics.find((n) => n.pxe && n.ip) ?? server.nics.find((n) => n.ip))?.ip ?? null;
       const payload = {
         order: this.ref(order),
         service: { server: server.name, site: site.code, hostname: String(ctx.params.hostname), os: String(ctx.params.os), ipv4: address, sshKeys: (ctx.params.sshKeys as string[]).length },
         ...(ipkvm ? { ipkvm: { host: ipkvm.host, username: ipkvm.username, consoleUrl: ipkvm.consoleUrl.split('#')[0], expiresAt: ipkvm.expiresAt } } : {}),
+        ...(consoleFailed ? { console: { status: 'failed', reason: consoleFailed } } : {}),
       };
       const secrets = {
         ...(rootPassword ? { service: { rootPassword } } : {}),

@@ -11,7 +11,7 @@ import { AuditService } from '../audit/audit.service';
 import { BillingRepository, type OutboxRow } from './billing.repository';
 import { signatureHeader, SIGNATURE_HEADER } from './billing-signature';
 
-export const OUTBOUND_TYPES = ['order.provisioned', 'order.failed', 'order.backordered', 'order.suspended', 'order.unsuspended', 'order.terminated'] as const;
+export const OUTBOUND_TYPES = ['order.provisioned', 'order.failed', 'order.backordered', 'order.suspended', 'order.unsuspended', 'order.terminated', 'order.console_failed'] as const;
 export type OutboundType = (typeof OUTBOUND_TYPES)[number];
 
 export interface OutboxView {

@@ -73,6 +73,11 @@ class SessionsRemain extends Error {
  * checked before it is handed out (a BMC that gives an OPERATOR account an ADMINISTRATOR session
  * does not enforce privilege limits), and removed when the grant ends.
  */
+/** A grant account's name (GRANT_USERNAME) and password. */
+function newAccount(): { username: string; password: string } {
+  return { username: `rs-${randomString(8, 'abcdefghijkmnopqrstuvwxyz23456789')}`, password: randomString(PASSWORD_LENGTH, PASSWORD_ALPHABET) };
+}
+
 @Injectable()
 export class ConsoleService {
   constructor(
@@ -108,6 +113,53 @@ export class ConsoleService {
       revokeAttempts: g.revoke_attempts,
       lastError: g.last_error,
     };
+  }
+
+  /** A slot in racksmith's range that holds no account and no live grant (409 `no_free_bmc_slot`). Under the device's lock. */
+  private async freeSlot(h: BmcHandle, serverId: string): Promise<number> {
+    const [lo, hi] = this.slotRange();
+    const users = await onBmc(h, ({ driver, target }) => driver.listUsers(target));
+    const held = await this.grants.liveSlots(serverId);
+    const taken = new Map(users.map((u) => [u.slot, u]));
+    const slot = Array.from({ length: hi - lo + 1 }, (_, i) => lo + i).find((s) => !held.has(s) && taken.has(s) && !taken.get(s)!.name);
+    if (slot === undefined) {
+      throw new ConflictError('no_free_bmc_slot', `BMC ${h.target.address} of server ${h.device.name} has no free user slot in ${lo}-${hi} (every one holds an account)`, { bmc: h.target.address, slots: `${lo}-${hi}` });
+    }
+    return slot;
+  }
+
+  /**
+   * Whether a grant could be made on the server now, for an order about to pick it: its BMC is
+   * reached, has a free slot, takes a new OPERATOR account, and does not give that account an
+   * ADMINISTRATOR session (unless the server accepts the risk). The test account is taken down at
+   * once (after a crash it is an "rs-…" account no grant owns, which the sweep removes). Records
+   * the privilege check. Null when a grant could be made, else why not.
+   */
+  async probe(serverId: string): Promise<string | null> {
+    let h: BmcHandle;
+    try {
+      h = await this.bmc.forServer(serverId);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return this.db.withSessionLock(this.lockKey(serverId), async () => {
+      let slot: number | undefined;
+      try {
+        slot = await this.freeSlot(h, serverId);
+        const { username, password } = newAccount();
+        await h.driver.createUser(h.target, { slot, name: username, password, privilege: 'operator' });
+        if (!(await h.driver.canLogin(h.target, username, password, 'operator'))) return `BMC ${h.target.address} of server ${h.device.name} created an account but refused its login`;
+        const unsafe = await h.driver.canLogin(h.target, username, password, 'administrator');
+        await this.status.setPrivilegeCheck(serverId, unsafe ? 'privilege-unsafe' : 'enforced');
+        if (unsafe && !h.device.bmc!.acceptPrivilegeRisk) return `BMC ${h.target.address} of server ${h.device.name} does not enforce privilege limits (a new OPERATOR account got an ADMINISTRATOR session)`;
+        return null;
+      } catch (err) {
+        return ((err instanceof DomainError ? err : bmcDomainError(err, h.device.name)) as Error).message;
+      } finally {
+        // The slot held no account before: clearing it takes down only the test account.
+        if (slot !== undefined) await this.takeDown(h, slot).catch((err: Error) => this.log.warn({ serverId, slot, err: err.message }, 'could not remove the console probe account; the sweep removes it'));
+      }
+    });
   }
 
   private slotRange(): [number, number] {
@@ -153,16 +205,8 @@ export class ConsoleService {
     if (lifecycle && NOT_GRANTABLE.includes(lifecycle)) throw new ConflictError('server_not_grantable', `server ${h.device.name} is ${lifecycle}: no console access`, { state: lifecycle });
 
     return this.db.withSessionLock(this.lockKey(serverId), async () => {
-      const [lo, hi] = this.slotRange();
-      const users = await onBmc(h, ({ driver, target }) => driver.listUsers(target));
-      const held = await this.grants.liveSlots(serverId);
-      const taken = new Map(users.map((u) => [u.slot, u]));
-      const slot = Array.from({ length: hi - lo + 1 }, (_, i) => lo + i).find((s) => !held.has(s) && taken.has(s) && !taken.get(s)!.name);
-      if (slot === undefined) {
-        throw new ConflictError('no_free_bmc_slot', `BMC ${h.target.address} of server ${h.device.name} has no free user slot in ${lo}-${hi} (every one holds an account)`, { bmc: h.target.address, slots: `${lo}-${hi}` });
-      }
-      const username = `rs-${randomString(8, 'abcdefghijkmnopqrstuvwxyz23456789')}`;
-      const password = randomString(PASSWORD_LENGTH, PASSWORD_ALPHABET);
+      const slot = await this.freeSlot(h, serverId);
+      const { username, password } = newAccount();
       const consoleToken = randomToken(24);
       // Committed before the BMC is touched: a crash from here on leaves a row the reconciler cleans up.
       const row = await this.grants.insert({ deviceId: serverId, siteId: h.device.siteId, customer: input.customer, slot, username, tokenHash: sha256Hex(consoleToken), ttlSeconds: input.ttl, createdBy: actor });

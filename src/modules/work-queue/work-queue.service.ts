@@ -47,6 +47,9 @@ const actorName = () => requestContext.actorName();
  * The work queue of each site: tasks that need a person (receive equipment, install it, remove
  * it, approve a visit, pick up after a failed automation step). Engineers claim and complete them.
  */
+/** work_tasks.title holds at most this many characters. */
+const MAX_TITLE = 300;
+
 @Injectable()
 export class WorkQueueService {
   constructor(
@@ -57,6 +60,11 @@ export class WorkQueueService {
 
   /** Put a task in a site's queue (inside the caller's transaction, if any). */
   async open(siteId: string, kind: WorkKind, title: string, ref?: { type: string; id: string }, details: Record<string, unknown> = {}): Promise<WorkTaskView> {
+    // Titles made from reasons and BMC messages can run long: the whole text goes into the details.
+    if (title.length > MAX_TITLE) {
+      details = { ...details, title };
+      title = `${title.slice(0, MAX_TITLE - 1)}…`;
+    }
     return this.db.transaction(async () => {
       const task = await this.tasks.insert({ siteId, kind, title, details, refType: ref?.type ?? null, refId: ref?.id ?? null, state: 'open' });
       await this.audit.record({ action: 'work_task.open', targetType: 'work_task', targetId: task.id, changes: { kind, title, ref } });
