@@ -98,8 +98,9 @@ describe('power through ipmitool and ipmi_sim', () => {
 
     b.setPower('on');
     a.setPower('off');
+    // The dead one never answered with its credentials: the next syncs leave it out.
     const second = await t.request({ method: 'POST', url: '/api/v1/power/sync' });
-    expect(second.json).toMatchObject({ checked: 4, changed: 2, unreachable: 1 });
+    expect(second.json).toMatchObject({ checked: 3, changed: 2, unreachable: 0, skipped: 1 });
     const ev = (await t.request({ method: 'GET', url: `/api/v1/servers/${ib}/power` })).json.events;
     expect(ev[0]).toMatchObject({ kind: 'changed', from: 'off', to: 'on', actor: 'power-sync' });
     expect((await t.request({ method: 'GET', url: `/api/v1/servers/${ia}/power` })).json.powerState).toBe('off');
@@ -110,6 +111,57 @@ describe('power through ipmitool and ipmi_sim', () => {
     const metrics = await t.request({ method: 'GET', url: '/metrics' });
     expect(metrics.text).toMatch(/racksmith_bmcs\{[^}]*state="unreachable"[^}]*\} 1/);
     expect(metrics.text).toMatch(/racksmith_power_sync_duration_seconds_count\{[^}]*\} 2/);
+  });
+
+  it('a BMC on a port of its own (bmc.port): power actions and the sync reach it there; a port given twice or out of range is a 400 naming bmc.port', async () => {
+    const s = await sim('off', '127.0.0.31');
+    const port = Number(s.address.split(':')[1]);
+    const created = await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: `pw-${++n}`, role: 'rented-server', modelId, bmc: { address: '127.0.0.31', port, username: s.username, password: s.password } } });
+    expect(created.status).toBe(201);
+    expect(created.json.bmc).toMatchObject({ address: '127.0.0.31', port, passwordSet: true });
+    const id = created.json.id;
+    for (const to of ['available', 'reserved', 'deploying', 'active']) await t.request({ method: 'POST', url: `/api/v1/servers/${id}/transition`, body: { to } });
+    expect((await t.request({ method: 'POST', url: `/api/v1/servers/${id}/power`, body: { action: 'on' } })).json).toMatchObject({ powerState: 'on' });
+    expect(s.power()).toBe('on');
+    s.setPower('off');
+    expect((await t.request({ method: 'POST', url: '/api/v1/power/sync' })).status).toBe(200);
+    expect((await t.request({ url: `/api/v1/servers/${id}/power` })).json.powerState).toBe('off');
+
+    for (const bmc of [{ address: '127.0.0.31', port: 0 }, { address: '127.0.0.31', port: 70000 }, { address: '127.0.0.31:623', port: 624 }, { address: '[::1]:623', port: 624 }]) {
+      const bad = await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: 'pw-bad', role: 'rented-server', modelId, bmc: { ...bmc, username: 'admin' } } });
+      expect({ bmc, status: bad.status, field: bad.json.error.field }).toEqual({ bmc, status: 400, field: 'bmc.port' });
+    }
+    expect(await query(t.db.url, "SELECT 1 FROM devices WHERE name = 'pw-bad'")).toEqual([]);
+  });
+
+  it('the sync leaves out BMCs nobody checked: none without a password is asked, one that never answered is tried once and again only after its credentials change; /health names them', async () => {
+    await query(t.db.url, 'DELETE FROM devices');
+    // The shipped inventory's case: an address and a user, no password.
+    const unset = (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: 'pw-unset', role: 'rented-server', modelId, bmc: { address: '127.0.0.51', username: 'admin' } } })).json.id;
+    const deadPort = await freeUdpPort();
+    const dead = (await t.request({ method: 'POST', url: '/api/v1/devices', body: { site: 'lab', name: 'pw-dead', role: 'rented-server', modelId, bmc: { address: '127.0.0.1', port: deadPort, username: 'admin', password: 'x' } } })).json.id;
+    const live = await sim('on', '127.0.0.52');
+    const good = await server(live);
+
+    const first = (await t.request({ method: 'POST', url: '/api/v1/power/sync' })).json;
+    expect(first).toMatchObject({ checked: 2, on: 1, unreachable: 1, skipped: 1 });
+    expect(await query(t.db.url, 'SELECT device_id FROM bmc_status WHERE device_id = $1', [unset])).toEqual([]);
+    const deadSeen = (await query<{ checked_at: Date }>(t.db.url, 'SELECT checked_at FROM bmc_status WHERE device_id = $1', [dead]))[0]!.checked_at;
+
+    const second = (await t.request({ method: 'POST', url: '/api/v1/power/sync' })).json;
+    expect(second).toMatchObject({ checked: 1, on: 1, unreachable: 0, skipped: 2 });
+    expect((await query<{ checked_at: Date }>(t.db.url, 'SELECT checked_at FROM bmc_status WHERE device_id = $1', [dead]))[0]!.checked_at).toEqual(deadSeen);
+    expect((await query(t.db.url, 'SELECT device_id FROM bmc_status WHERE device_id = $1', [unset]))).toEqual([]);
+    const health = (await t.request({ url: '/health', token: '' })).json.checks.powerSync;
+    expect(health).toEqual({ status: 'ok', detail: 'leaves out 2 BMC(s) nobody checked: pw-dead: never answered, pw-unset: no password' });
+
+    // New credentials: tried again by the next sync; a password for the unset one: asked too.
+    const simDead = await sim('off', '127.0.0.53');
+    expect((await t.request({ method: 'PATCH', url: `/api/v1/devices/${dead}`, body: { bmc: { address: '127.0.0.53', port: Number(simDead.address.split(':')[1]), username: simDead.username, password: simDead.password } } })).status).toBe(200);
+    const third = (await t.request({ method: 'POST', url: '/api/v1/power/sync' })).json;
+    expect(third).toMatchObject({ checked: 2, on: 1, off: 1, unreachable: 0, skipped: 1 });
+    expect((await t.request({ url: `/api/v1/servers/${dead}/power` })).json).toMatchObject({ reachable: true, powerState: 'off' });
+    expect(good).toBeDefined();
   });
 
   it('ipmipower reads a BMC with no password beside others in one pass (an empty password line once failed the whole read)', async () => {

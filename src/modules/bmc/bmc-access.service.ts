@@ -11,6 +11,12 @@ export interface BmcHandle {
 }
 
 /** A driver failure as the API shows it: the BMC is the one at fault, so 502 (or 409 without one). */
+/** Where a BMC is reached: its address, with its port when one is set ("host:port", "[v6]:port"). */
+export function bmcEndpoint(bmc: { address: string; port?: number | null }): string {
+  if (!bmc.port) return bmc.address;
+  return `${bmc.address.includes(':') && !bmc.address.startsWith('[') ? `[${bmc.address}]` : bmc.address}:${bmc.port}`;
+}
+
 export function bmcDomainError(err: unknown, name: string): unknown {
   if (!(err instanceof BmcError)) return err;
   if (err.kind === 'unsupported') return new ConflictError('bmc_unsupported', `server ${name}: ${err.message}`);
@@ -48,7 +54,7 @@ export class BmcAccess {
     } catch (err) {
       throw bmcDomainError(err, device.name);
     }
-    const target: BmcTarget = { serverId: device.id, address: device.bmc.address, username: device.bmc.username, password: await this.devices.bmcPassword(device.id) };
+    const target: BmcTarget = { serverId: device.id, address: bmcEndpoint(device.bmc), username: device.bmc.username, password: await this.devices.bmcPassword(device.id) };
     return { device, driver, target };
   }
 

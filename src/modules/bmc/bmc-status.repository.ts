@@ -33,6 +33,8 @@ export interface SyncTarget {
   site_id: string;
   lifecycle: string | null;
   maintenance: boolean;
+  /** Reached with its current credentials before. */
+  checked: boolean;
 }
 
 /** What racksmith last saw of each BMC, and the power events of each server. */
@@ -104,14 +106,41 @@ export class BmcStatusRepository {
     return rows[0]?.lifecycle ?? null;
   }
 
-  /** Every device with a BMC and a driver, optionally of some sites or some devices only. */
+  /**
+   * Every device with a BMC, a driver and a password, optionally of some sites or some devices
+   * only. A BMC that never answered with its current credentials is tried once, by the first sync
+   * after they were set; after that only when the devices are named (`ids`) or the credentials change.
+   */
   syncTargets(filter: { siteIds?: string[]; ids?: string[] } = {}): Promise<SyncTarget[]> {
     return this.db.manager().query(
-      `SELECT id, name, site_id, lifecycle, maintenance FROM devices
-       WHERE bmc_address IS NOT NULL AND bmc_driver IS NOT NULL
+      `SELECT id, name, site_id, lifecycle, maintenance, bmc_checked_at IS NOT NULL AS checked FROM devices
+       WHERE bmc_address IS NOT NULL AND bmc_driver IS NOT NULL AND bmc_password_enc IS NOT NULL
+         AND ($2::uuid[] IS NOT NULL OR bmc_checked_at IS NOT NULL OR bmc_check_failed_at IS NULL)
          AND ($1::uuid[] IS NULL OR site_id = ANY($1)) AND ($2::uuid[] IS NULL OR id = ANY($2))
        ORDER BY name`,
       [filter.siteIds ?? null, filter.ids ?? null],
     );
+  }
+
+  /** The BMCs the sync leaves out, and why: no password set, or never answered with the credentials they have. */
+  unsynced(filter: { siteIds?: string[] } = {}): Promise<{ id: string; name: string; address: string; why: 'no password' | 'never answered' }[]> {
+    return this.db.manager().query(
+      `SELECT id, name, bmc_address AS address, CASE WHEN bmc_password_enc IS NULL THEN 'no password' ELSE 'never answered' END AS why FROM devices
+       WHERE bmc_address IS NOT NULL AND bmc_driver IS NOT NULL
+         AND (bmc_password_enc IS NULL OR (bmc_checked_at IS NULL AND bmc_check_failed_at IS NOT NULL))
+         AND ($1::uuid[] IS NULL OR site_id = ANY($1))
+       ORDER BY name`,
+      [filter.siteIds ?? null],
+    );
+  }
+
+  /** A BMC call with the device's current credentials succeeded. */
+  async markChecked(deviceId: string): Promise<void> {
+    await this.db.manager().query('UPDATE devices SET bmc_checked_at = now(), bmc_check_failed_at = NULL WHERE id = $1 AND bmc_checked_at IS NULL', [deviceId]);
+  }
+
+  /** The first sync of a BMC never checked found it unreachable: scheduled syncs leave it until its credentials change. */
+  async markCheckFailed(deviceId: string): Promise<void> {
+    await this.db.manager().query('UPDATE devices SET bmc_check_failed_at = now() WHERE id = $1 AND bmc_checked_at IS NULL AND bmc_check_failed_at IS NULL', [deviceId]);
   }
 }

@@ -7,7 +7,7 @@ import { randomString, randomToken, sha256Hex } from '../../common/crypto';
 import { requestContext } from '../../common/request-context';
 import { Database } from '../../database/database';
 import { AuditService } from '../audit/audit.service';
-import { BmcAccess, bmcDomainError, onBmc, type BmcHandle } from '../bmc/bmc-access.service';
+import { BmcAccess, bmcDomainError, bmcEndpoint, onBmc, type BmcHandle } from '../bmc/bmc-access.service';
 import { BmcStatusRepository } from '../bmc/bmc-status.repository';
 import { WorkQueueService } from '../work-queue/work-queue.service';
 import { ConsoleGrantRepository, type GrantRow } from './console-grant.repository';
@@ -183,7 +183,8 @@ export class ConsoleService {
 
   /** Where the grant's BMC is, for its view (no driver or credentials needed to show a grant). */
   private async bmcAddress(serverId: string): Promise<string> {
-    return (await this.devices.get(serverId)).bmc?.address ?? '';
+    const bmc = (await this.devices.get(serverId)).bmc;
+    return bmc ? bmcEndpoint(bmc) : '';
   }
 
   async list(filter: { serverId?: string; customer?: string; live?: boolean }, limit: number): Promise<GrantView[]> {

@@ -23,7 +23,7 @@ export interface DeviceView {
   customerId: string | null;
   placement: { rackId: string; position: number; face: 'front' | 'rear'; heightU: number; fullDepth: boolean } | null;
   nics: { name: string; mac: string; pxe: boolean; ip: string | null }[];
-  bmc: { address: string; driver: string | null; consoleDriver: string | null; username: string | null; passwordSet: boolean; acceptPrivilegeRisk: boolean } | null;
+  bmc: { address: string; port: number | null; driver: string | null; consoleDriver: string | null; username: string | null; passwordSet: boolean; acceptPrivilegeRisk: boolean } | null;
   notes: string | null;
   createdAt: string;
   updatedAt: string;
@@ -41,7 +41,7 @@ export function deviceView(d: DeviceEntity, nics: NicEntity[], passwordSet: bool
     customerId: d.customerId,
     placement: d.rackId ? { rackId: d.rackId, position: d.position!, face: d.face!, heightU: d.heightU, fullDepth: d.fullDepth } : null,
     nics: nics.map((n) => ({ name: n.name, mac: n.mac, pxe: n.pxe, ip: n.ip ?? null })),
-    bmc: d.bmcAddress ? { address: d.bmcAddress, driver: d.bmcDriver, consoleDriver: d.bmcConsoleDriver, username: d.bmcUsername, passwordSet, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk } : null,
+    bmc: d.bmcAddress ? { address: d.bmcAddress, port: d.bmcPort, driver: d.bmcDriver, consoleDriver: d.bmcConsoleDriver, username: d.bmcUsername, passwordSet, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk } : null,
     notes: d.notes,
     createdAt: d.createdAt.toISOString(),
     updatedAt: d.updatedAt.toISOString(),
@@ -55,7 +55,7 @@ interface DeviceDescription {
   serial?: string | null;
   customerId?: string | null;
   notes?: string | null;
-  bmc?: { address: string; driver?: string | null; consoleDriver?: string | null; username?: string | null; acceptPrivilegeRisk?: boolean | null } | null;
+  bmc?: { address: string; port?: number | null; driver?: string | null; consoleDriver?: string | null; username?: string | null; acceptPrivilegeRisk?: boolean | null } | null;
 }
 
 /**
@@ -77,6 +77,7 @@ export function deviceColumns(siteId: string, model: HardwareModelEntity, d: Dev
     heightU: model.heightU,
     fullDepth: model.fullDepth,
     bmcAddress: d.bmc?.address ?? null,
+    bmcPort: d.bmc?.port ?? null,
     bmcDriver: d.bmc ? (d.bmc.driver ?? model.bmcDriver ?? null) : null,
     bmcUsername: d.bmc?.username ?? null,
     bmcAcceptPrivilegeRisk: d.bmc?.acceptPrivilegeRisk ?? false,
@@ -163,9 +164,10 @@ export class DevicesService {
           throw new ValidationError('a colocation device needs its owner (customerId)', 'customerId');
         }
         if (input.bmc === null || (input.bmc && input.bmc.address !== current.bmcAddress)) await this.refuseWithLiveGrants(current, 'its BMC changes');
-        if (input.bmc === null) Object.assign(values, { bmcAddress: null, bmcDriver: null, bmcUsername: null, bmcPasswordEnc: null, bmcAcceptPrivilegeRisk: false, bmcConsoleDriver: null });
+        if (input.bmc === null) Object.assign(values, { bmcAddress: null, bmcPort: null, bmcDriver: null, bmcUsername: null, bmcPasswordEnc: null, bmcAcceptPrivilegeRisk: false, bmcConsoleDriver: null });
         else if (input.bmc) {
           values.bmcAddress = input.bmc.address;
+          if (input.bmc.port !== undefined) values.bmcPort = input.bmc.port ?? null;
           if (input.bmc.driver !== undefined) values.bmcDriver = input.bmc.driver ?? null;
           if (input.bmc.username !== undefined) values.bmcUsername = input.bmc.username ?? null;
           if (input.bmc.consoleDriver !== undefined) values.bmcConsoleDriver = input.bmc.consoleDriver ?? null;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BMC_DRIVERS, DEVICE_ROLES, FACES, hardwareModelFields, macAddress, siteCode, timeOfDay, timeZone } from './inventory.schemas';
+import { BMC_DRIVERS, DEVICE_ROLES, FACES, hardwareModelFields, hasPort, macAddress, siteCode, timeOfDay, timeZone } from './inventory.schemas';
 
 /**
  * The inventory as files (inventory/*.yaml): hardware models and sites, each site with its racks,
@@ -54,7 +54,7 @@ export const deviceFile = z
     face: z.enum(FACES).optional(),
     nics: z.array(z.object({ name: name(50), mac: macAddress, pxe: z.boolean().optional(), ip: z.ipv4().optional() }).strict()).optional(),
     bmc: z
-      .object({ address: name(255), driver: z.enum(BMC_DRIVERS).optional(), consoleDriver: z.enum(BMC_DRIVERS).optional(), username: name(64).optional(), acceptPrivilegeRisk: z.boolean().optional() })
+      .object({ address: name(255), port: z.number().int().min(1).max(65535).optional(), driver: z.enum(BMC_DRIVERS).optional(), consoleDriver: z.enum(BMC_DRIVERS).optional(), username: name(64).optional(), acceptPrivilegeRisk: z.boolean().optional() })
       .strict()
       .optional()
       .describe('BMC passwords are never kept in files: set them through the API'),
@@ -66,6 +66,7 @@ export const deviceFile = z
     const placed = [d.rack, d.position, d.face].filter((v) => v !== undefined).length;
     if (placed !== 0 && placed !== 3) ctx.addIssue({ code: 'custom', message: 'rack, position and face go together', path: [d.rack === undefined ? 'rack' : d.position === undefined ? 'position' : 'face'] });
     if (d.role === 'colocation' && !d.customerId) ctx.addIssue({ code: 'custom', message: 'a colocation device needs its owner (customerId)', path: ['customerId'] });
+    if (d.bmc?.port && hasPort(d.bmc.address)) ctx.addIssue({ code: 'custom', message: `the address ${d.bmc.address} names a port already: give the port in one place`, path: ['bmc', 'port'] });
   });
 
 export const siteFile = z

@@ -366,7 +366,7 @@ export class InventoryImportService {
               position: d.position,
               face: d.face,
               nics: nics.filter((n) => n.deviceId === d.id).map((n) => clean({ name: n.name, mac: n.mac, pxe: n.pxe || null, ip: n.ip ?? null })),
-              bmc: d.bmcAddress ? clean({ address: d.bmcAddress, driver: d.bmcDriver === defaultDriver ? null : d.bmcDriver, consoleDriver: d.bmcConsoleDriver, username: d.bmcUsername, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk || null }) : null,
+              bmc: d.bmcAddress ? clean({ address: d.bmcAddress, port: d.bmcPort, driver: d.bmcDriver === defaultDriver ? null : d.bmcDriver, consoleDriver: d.bmcConsoleDriver, username: d.bmcUsername, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk || null }) : null,
               power: power
                 .filter((c) => c.deviceId === d.id)
                 .sort((a, b) => a.pduId.localeCompare(b.pduId))

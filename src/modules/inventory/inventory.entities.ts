@@ -67,6 +67,7 @@ export class DeviceEntity {
   @Column('int', { name: 'height_u' }) heightU!: number;
   @Column('boolean', { name: 'full_depth' }) fullDepth!: boolean;
   @Column('text', { name: 'bmc_address', nullable: true }) bmcAddress!: string | null;
+  @Column('int', { name: 'bmc_port', nullable: true }) bmcPort!: number | null;
   @Column('text', { name: 'bmc_driver', nullable: true }) bmcDriver!: string | null;
   @Column('text', { name: 'bmc_username', nullable: true }) bmcUsername!: string | null;
   @Column('text', { name: 'bmc_password_enc', nullable: true, select: false }) bmcPasswordEnc!: string | null;

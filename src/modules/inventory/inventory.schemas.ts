@@ -85,13 +85,22 @@ export const placementInput = z
 export const bmcInput = z
   .object({
     address: z.string().min(1).max(255).describe('Host name or IP of the BMC'),
+    port: z.number().int().min(1).max(65535).nullish().describe('The BMC\'s port when it is not the driver\'s default (IPMI: UDP 623; Redfish: HTTPS 443), e.g. behind NAT'),
     driver: z.enum(BMC_DRIVERS).nullish(),
     username: z.string().min(1).max(64).nullish(),
     password: z.string().min(1).max(128).nullish().describe('Stored encrypted; never returned'),
     consoleDriver: z.enum(BMC_DRIVERS).nullish().describe('Driver for the serial console when it differs from `driver` (a Redfish BMC: `ipmitool`, for SOL)'),
     acceptPrivilegeRisk: z.boolean().nullish().describe('Hand out IPKVM grants even if this BMC is found not to enforce privilege limits (a customer could gain ADMINISTRATOR); audited on every grant'),
   })
-  .strict();
+  .strict()
+  .superRefine((b, ctx) => {
+    if (b.port && hasPort(b.address)) ctx.addIssue({ code: 'custom', path: ['port'], message: `the address ${b.address} names a port already: give the port in one place` });
+  });
+
+/** Whether a BMC address carries a port ("host:port", "[v6]:port"). */
+export function hasPort(address: string): boolean {
+  return /^\[[^\]]+\]:\d+$/.test(address) || /^[^:\[\]]+:\d+$/.test(address);
+}
 
 const deviceFields = {
   site: z.string().min(1).max(64).describe('Site id or code'),

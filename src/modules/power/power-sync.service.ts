@@ -9,6 +9,7 @@ import type { BmcDriver, BmcError, PowerState } from '../../drivers/bmc/bmc-driv
 import { BmcAccess, bmcDomainError, onBmc, type BmcHandle } from '../bmc/bmc-access.service';
 import { BmcStatusRepository, type SyncTarget } from '../bmc/bmc-status.repository';
 import { MetricsService } from '../metrics/metrics.service';
+import { HealthService } from '../health/health.service';
 import { driftOf } from './server-power.service';
 
 export interface PowerSyncSummary {
@@ -18,6 +19,8 @@ export interface PowerSyncSummary {
   unreachable: number;
   changed: number;
   drift: number;
+  /** BMCs left out: no password set, or they never answered with their current credentials. */
+  skipped: number;
   ms: number;
 }
 
@@ -31,6 +34,9 @@ const ACTOR = 'power-sync';
 @Injectable()
 export class PowerSync {
   private running: Promise<PowerSyncSummary> | null = null;
+  private skipped: { name: string; why: string }[] = [];
+  private ran = false;
+  private readonly named = new Set<string>();
   private readonly duration: Histogram;
 
   constructor(
@@ -40,7 +46,19 @@ export class PowerSync {
     @Inject(AppConfig) private readonly config: Config,
     @Inject(LOGGER) private readonly log: Logger,
     metrics: MetricsService,
+    health: HealthService,
   ) {
+    health.register({
+      name: 'powerSync',
+      critical: false,
+      run: async () => {
+        if (!this.ran) return { status: 'off', detail: this.config.power.syncInterval ? 'no sync has run in this process yet' : 'RACKSMITH_POWER_SYNC_INTERVAL=0' };
+        const left = this.skipped;
+        if (!left.length) return { status: 'ok' };
+        const shown = left.slice(0, 10).map((s) => `${s.name}: ${s.why}`).join(', ');
+        return { status: 'ok', detail: `leaves out ${left.length} BMC(s) nobody checked: ${shown}${left.length > 10 ? ', …' : ''}` };
+      },
+    });
     this.duration = new Histogram({
       name: 'racksmith_power_sync_duration_seconds',
       help: 'Wall time of one power-state sync over all BMCs',
@@ -62,7 +80,9 @@ export class PowerSync {
   private async run(filter: { siteIds?: string[]; ids?: string[] }): Promise<PowerSyncSummary> {
     const started = Date.now();
     const targets = await this.status.syncTargets(filter);
-    const summary: PowerSyncSummary = { checked: targets.length, on: 0, off: 0, unreachable: 0, changed: 0, drift: 0, ms: 0 };
+    const skipped = filter.ids ? [] : await this.status.unsynced(filter);
+    if (!filter.ids) this.noteSkipped(skipped);
+    const summary: PowerSyncSummary = { checked: targets.length, on: 0, off: 0, unreachable: 0, changed: 0, drift: 0, skipped: skipped.length, ms: 0 };
     const handles = new Map<string, BmcHandle | Error>();
     await mapLimit(targets, this.config.power.syncConcurrency, async (t) => {
       handles.set(t.id, await this.bmc.forServer(t.id).catch((err: Error) => err));
@@ -111,11 +131,16 @@ export class PowerSync {
     } catch (err) {
       summary.unreachable++;
       const error = (err as Error).message;
+      if (!t.checked) {
+        await this.status.markCheckFailed(t.id);
+        this.log.warn({ serverId: t.id, server: t.name, err: error }, 'BMC never answered with its credentials: left out of the power-state sync until they change');
+      }
       const wasReachable = await this.status.recordUnreachable(t.id, error);
       if (wasReachable !== false) await this.status.addEvent(t.id, { kind: 'unreachable', actor: ACTOR, note: error });
       return;
     }
     summary[state]++;
+    if (!t.checked) await this.status.markChecked(t.id);
     const drift = driftOf(t.lifecycle, state);
     if (drift) summary.drift++;
     const before = await this.status.recordPower(t.id, state, drift);
@@ -128,6 +153,15 @@ export class PowerSync {
       await this.status.addEvent(t.id, { kind: 'drift', to: state, actor: ACTOR, note: drift });
       this.log.warn({ serverId: t.id, server: t.name, drift }, 'server power drifted from its lifecycle state');
     }
+  }
+
+  /** BMCs left out of the sync are named once each (in the log) while this process runs, and on /health. */
+  private noteSkipped(skipped: { id: string; name: string; address: string; why: string }[]): void {
+    this.ran = true;
+    this.skipped = skipped;
+    const fresh = skipped.filter((s) => !this.named.has(`${s.id}:${s.why}`));
+    for (const s of fresh) this.named.add(`${s.id}:${s.why}`);
+    if (fresh.length) this.log.warn({ bmcs: fresh.map((s) => `${s.name} (${s.address}): ${s.why}`) }, `power-state sync leaves out ${fresh.length} BMC(s) nobody checked: set their credentials (a BMC that never answered is tried again when they change)`);
   }
 
   /** Runs the sync every `power.syncInterval` seconds (roles all and agent). */

@@ -81,6 +81,7 @@ export class ServerPowerService {
       throw err;
     }
     await this.status.recordPower(serverId, after, driftOf(await this.status.lifecycle(serverId), after));
+    await this.status.markChecked(serverId);
     await this.status.addEvent(serverId, { kind: 'action', action, from: before, to: after, actor });
     await this.audit.record({ action: 'server.power', targetType: 'device', targetId: serverId, changes: { action, from: before, to: after, server: h.device.name } });
     return powerView(serverId, await this.status.get(serverId));
