@@ -61,6 +61,22 @@ export function buildCli(): Command {
     .argument('<id>', 'token id')
     .action(async (id: string) => (await commands()).tokenRevoke(id));
 
+  const secrets = program.command('secrets').description('named BMC credentials the inventory files name as bmc.passwordRef (stored encrypted, never shown)');
+  secrets
+    .command('set')
+    .description('set a named BMC credential, read from stdin (every BMC that names it gets the new secret)')
+    .argument('<name>', 'lowercase letters, digits, dots and dashes')
+    .action(async (name: string) => (await commands()).secretsSet(name));
+  secrets
+    .command('list')
+    .description('named BMC credentials and how many BMCs use each')
+    .option('--json', 'print JSON')
+    .action(async (opts) => (await commands()).secretsList(opts));
+  secrets
+    .command('delete')
+    .description('remove a named BMC credential no BMC names any more')
+    .argument('<name>')
+    .action(async (name: string) => (await commands()).secretsDelete(name));
   const inventory = program.command('inventory').description('the sites, racks, hardware models and devices as YAML files');
   inventory
     .command('import')

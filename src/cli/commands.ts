@@ -12,6 +12,7 @@ import { openRuntime, type Runtime } from '../runtime';
 import { TokenService, type TokenView } from '../modules/auth/token.service';
 import { serve } from './serve';
 import { InventoryImportService } from '../modules/inventory/inventory-import.service';
+import { BmcCredentialsService } from '../modules/inventory/bmc-credentials.service';
 import { loadInventory, writeInventory } from '../modules/inventory/inventory-files';
 import { formatReport } from './inventory';
 import { InstallService } from '../modules/servers/install.service';
@@ -125,6 +126,38 @@ export function tokenRevoke(id: string): Promise<void> {
   return withApp(async (get) => {
     const t = await get(TokenService).revoke(id);
     process.stdout.write(`revoked ${t.id} (${t.name})\n`);
+  });
+}
+
+/** The secret from stdin: the first line (a trailing newline is not part of it). */
+async function readSecret(name: string): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write(`secret for ${name} (then Enter and Ctrl-D): `);
+  let text = '';
+  for await (const chunk of process.stdin) text += chunk;
+  const secret = text.split(/\r?\n/)[0] ?? '';
+  if (!secret) throw new UsageError('no secret on stdin: `printf %s "$SECRET" | racksmith secrets set NAME`');
+  return secret;
+}
+
+export async function secretsSet(name: string): Promise<void> {
+  const secret = await readSecret(name);
+  await withApp(async (get) => {
+    const { created } = await get(BmcCredentialsService).set(name, secret);
+    process.stdout.write(`${created ? 'set' : 'changed'} BMC credential ${name}\n`);
+  });
+}
+
+export function secretsList(opts: { json?: boolean }): Promise<void> {
+  return withApp(async (get) => {
+    const list = await get(BmcCredentialsService).list();
+    print(!!opts.json, list, () => (list.length ? list.map((c) => `${c.name}\t${c.usedBy} BMC(s)\tchanged ${c.updatedAt}\n`).join('') : 'no BMC credentials\n'));
+  });
+}
+
+export function secretsDelete(name: string): Promise<void> {
+  return withApp(async (get) => {
+    await get(BmcCredentialsService).remove(name);
+    process.stdout.write(`removed BMC credential ${name}\n`);
   });
 }
 

@@ -3,6 +3,7 @@ import { createHttpApp } from '../http';
 import { TokenService } from '../modules/auth/token.service';
 import { InventoryImportService } from '../modules/inventory/inventory-import.service';
 import { SitesService } from '../modules/inventory/sites.service';
+import { BmcCredentialsService } from '../modules/inventory/bmc-credentials.service';
 import { PACKAGE_ROOT, seedInventory } from './inventory';
 import { BillingProcessor } from '../modules/billing/billing-processor.service';
 import { PlansService } from '../modules/billing/plans.service';
@@ -34,6 +35,9 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
     rt.log.warn({ tokenId: initial.id }, 'created the initial admin token (printed on stdout once)');
   }
 
+  // Named BMC credentials from RACKSMITH_CREDENTIAL_<NAME>, before the inventory that names them.
+  const fromEnv = await app.get(BmcCredentialsService).loadFromEnv(process.env);
+  if (fromEnv.length) rt.log.info({ credentials: fromEnv }, 'BMC credentials set from the environment');
   await seedInventory(app.get(InventoryImportService), async () => (await app.get(SitesService).list()).length > 0, rt.config.inventory.seed, rt.log);
 
   // Roles all and api take the billing system's events: plans from the file, then the inbox,

@@ -104,6 +104,8 @@ export const SETTINGS: readonly Setting[] = [
 
 /** The settings file itself is named by an environment variable only. */
 export const CONFIG_FILE_ENV = 'RACKSMITH_CONFIG';
+/** `RACKSMITH_CREDENTIAL_<NAME>`: a named BMC credential set at start (not a setting; see BmcCredentialsService). */
+export const CREDENTIAL_ENV_PREFIX = 'RACKSMITH_CREDENTIAL_';
 
 export interface Config {
   database: { url?: string; connectTimeout: number; poolSize: number; embeddedPort: number };
@@ -184,7 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   const byKey = new Map(SETTINGS.map((s) => [s.key, s]));
 
   for (const name of Object.keys(env)) {
-    if (name.startsWith('RACKSMITH_') && name !== CONFIG_FILE_ENV && !byEnv.has(name)) {
+    if (name.startsWith('RACKSMITH_') && name !== CONFIG_FILE_ENV && !name.startsWith(CREDENTIAL_ENV_PREFIX) && !byEnv.has(name)) {
       problems.push(`${name}: unknown setting`);
     }
   }

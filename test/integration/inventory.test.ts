@@ -188,7 +188,7 @@ describe('device identity', () => {
 
   it('stores BMC credentials encrypted and never returns the password', async () => {
     const d = await device(s.code, m.id, { bmc: { address: '127.0.0.2', username: 'admin', password: 'calvin-secret' } });
-    expect(d.json.bmc).toEqual({ address: '127.0.0.2', driver: null, consoleDriver: null, username: 'admin', passwordSet: true, acceptPrivilegeRisk: false });
+    expect(d.json.bmc).toEqual({ address: '127.0.0.2', port: null, driver: null, consoleDriver: null, username: 'admin', passwordSet: true, passwordRef: null, acceptPrivilegeRisk: false });
     const got = await t.request({ url: `/api/v1/devices/${d.json.id}` });
     expect(got.text).not.toContain('calvin-secret');
     const list = await t.request({ url: '/api/v1/devices?limit=500' });

@@ -114,7 +114,7 @@ export class BmcStatusRepository {
   syncTargets(filter: { siteIds?: string[]; ids?: string[] } = {}): Promise<SyncTarget[]> {
     return this.db.manager().query(
       `SELECT id, name, site_id, lifecycle, maintenance, bmc_checked_at IS NOT NULL AS checked FROM devices
-       WHERE bmc_address IS NOT NULL AND bmc_driver IS NOT NULL AND bmc_password_enc IS NOT NULL
+       WHERE bmc_address IS NOT NULL AND bmc_driver IS NOT NULL AND (bmc_password_enc IS NOT NULL OR bmc_password_ref IS NOT NULL)
          AND ($2::uuid[] IS NOT NULL OR bmc_checked_at IS NOT NULL OR bmc_check_failed_at IS NULL)
          AND ($1::uuid[] IS NULL OR site_id = ANY($1)) AND ($2::uuid[] IS NULL OR id = ANY($2))
        ORDER BY name`,
@@ -125,9 +125,9 @@ export class BmcStatusRepository {
   /** The BMCs the sync leaves out, and why: no password set, or never answered with the credentials they have. */
   unsynced(filter: { siteIds?: string[] } = {}): Promise<{ id: string; name: string; address: string; why: 'no password' | 'never answered' }[]> {
     return this.db.manager().query(
-      `SELECT id, name, bmc_address AS address, CASE WHEN bmc_password_enc IS NULL THEN 'no password' ELSE 'never answered' END AS why FROM devices
+      `SELECT id, name, bmc_address AS address, CASE WHEN bmc_password_enc IS NULL AND bmc_password_ref IS NULL THEN 'no password' ELSE 'never answered' END AS why FROM devices
        WHERE bmc_address IS NOT NULL AND bmc_driver IS NOT NULL
-         AND (bmc_password_enc IS NULL OR (bmc_checked_at IS NULL AND bmc_check_failed_at IS NOT NULL))
+         AND ((bmc_password_enc IS NULL AND bmc_password_ref IS NULL) OR (bmc_checked_at IS NULL AND bmc_check_failed_at IS NOT NULL))
          AND ($1::uuid[] IS NULL OR site_id = ANY($1))
        ORDER BY name`,
       [filter.siteIds ?? null],

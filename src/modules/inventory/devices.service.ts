@@ -23,7 +23,7 @@ export interface DeviceView {
   customerId: string | null;
   placement: { rackId: string; position: number; face: 'front' | 'rear'; heightU: number; fullDepth: boolean } | null;
   nics: { name: string; mac: string; pxe: boolean; ip: string | null }[];
-  bmc: { address: string; port: number | null; driver: string | null; consoleDriver: string | null; username: string | null; passwordSet: boolean; acceptPrivilegeRisk: boolean } | null;
+  bmc: { address: string; port: number | null; driver: string | null; consoleDriver: string | null; username: string | null; passwordSet: boolean; passwordRef: string | null; acceptPrivilegeRisk: boolean } | null;
   notes: string | null;
   createdAt: string;
   updatedAt: string;
@@ -41,7 +41,7 @@ export function deviceView(d: DeviceEntity, nics: NicEntity[], passwordSet: bool
     customerId: d.customerId,
     placement: d.rackId ? { rackId: d.rackId, position: d.position!, face: d.face!, heightU: d.heightU, fullDepth: d.fullDepth } : null,
     nics: nics.map((n) => ({ name: n.name, mac: n.mac, pxe: n.pxe, ip: n.ip ?? null })),
-    bmc: d.bmcAddress ? { address: d.bmcAddress, port: d.bmcPort, driver: d.bmcDriver, consoleDriver: d.bmcConsoleDriver, username: d.bmcUsername, passwordSet, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk } : null,
+    bmc: d.bmcAddress ? { address: d.bmcAddress, port: d.bmcPort, driver: d.bmcDriver, consoleDriver: d.bmcConsoleDriver, username: d.bmcUsername, passwordSet, passwordRef: d.bmcPasswordRef, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk } : null,
     notes: d.notes,
     createdAt: d.createdAt.toISOString(),
     updatedAt: d.updatedAt.toISOString(),
@@ -55,9 +55,11 @@ interface DeviceDescription {
   serial?: string | null;
   customerId?: string | null;
   notes?: string | null;
-  bmc?: { address: string; port?: number | null; driver?: string | null; consoleDriver?: string | null; username?: string | null; acceptPrivilegeRisk?: boolean | null } | null;
+  bmc?: { address: string; port?: number | null; driver?: string | null; consoleDriver?: string | null; username?: string | null; passwordRef?: string | null; acceptPrivilegeRisk?: boolean | null } | null;
 }
 
+import { BmcCredentialsRepository } from './bmc-credentials.repository';
+import type { BulkBmcInput } from './inventory.schemas';
 /**
  * A device row from its description (API body or inventory file); the model gives its shape and,
  * when a BMC is named without a driver, the driver. The BMC password is sealed by the caller.
@@ -80,6 +82,7 @@ export function deviceColumns(siteId: string, model: HardwareModelEntity, d: Dev
     bmcPort: d.bmc?.port ?? null,
     bmcDriver: d.bmc ? (d.bmc.driver ?? model.bmcDriver ?? null) : null,
     bmcUsername: d.bmc?.username ?? null,
+    bmcPasswordRef: d.bmc?.passwordRef ?? null,
     bmcAcceptPrivilegeRisk: d.bmc?.acceptPrivilegeRisk ?? false,
     bmcConsoleDriver: d.bmc?.consoleDriver ?? null,
     notes: d.notes ?? null,
@@ -97,6 +100,7 @@ export class DevicesService {
     private readonly secrets: SecretBox,
     private readonly audit: AuditService,
     private readonly db: Database,
+    private readonly credentials: BmcCredentialsRepository,
   ) {}
 
   async find(id: string): Promise<DeviceEntity> {
@@ -164,7 +168,7 @@ export class DevicesService {
           throw new ValidationError('a colocation device needs its owner (customerId)', 'customerId');
         }
         if (input.bmc === null || (input.bmc && input.bmc.address !== current.bmcAddress)) await this.refuseWithLiveGrants(current, 'its BMC changes');
-        if (input.bmc === null) Object.assign(values, { bmcAddress: null, bmcPort: null, bmcDriver: null, bmcUsername: null, bmcPasswordEnc: null, bmcAcceptPrivilegeRisk: false, bmcConsoleDriver: null });
+        if (input.bmc === null) Object.assign(values, { bmcAddress: null, bmcPort: null, bmcDriver: null, bmcUsername: null, bmcPasswordEnc: null, bmcPasswordRef: null, bmcAcceptPrivilegeRisk: false, bmcConsoleDriver: null });
         else if (input.bmc) {
           values.bmcAddress = input.bmc.address;
           if (input.bmc.port !== undefined) values.bmcPort = input.bmc.port ?? null;
@@ -172,7 +176,9 @@ export class DevicesService {
           if (input.bmc.username !== undefined) values.bmcUsername = input.bmc.username ?? null;
           if (input.bmc.consoleDriver !== undefined) values.bmcConsoleDriver = input.bmc.consoleDriver ?? null;
           if (input.bmc.acceptPrivilegeRisk !== undefined) values.bmcAcceptPrivilegeRisk = input.bmc.acceptPrivilegeRisk ?? false;
-          if (input.bmc.password !== undefined) values.bmcPasswordEnc = input.bmc.password ? this.secrets.seal(input.bmc.password) : null;
+          // A password of its own and a named credential replace each other.
+          if (input.bmc.password !== undefined) Object.assign(values, { bmcPasswordEnc: input.bmc.password ? this.secrets.seal(input.bmc.password) : null, ...(input.bmc.password ? { bmcPasswordRef: null } : {}) });
+          if (input.bmc.passwordRef !== undefined) Object.assign(values, { bmcPasswordRef: input.bmc.passwordRef ?? null, ...(input.bmc.passwordRef ? { bmcPasswordEnc: null } : {}) });
         }
         const d = (await this.devices.update(id, values))!;
         if (input.nics !== undefined) await this.nics.replace(id, input.nics);
@@ -201,6 +207,32 @@ export class DevicesService {
   }
 
   /** The BMC password in clear, for the drivers (never for the API). */
+  /**
+   * BMC credentials of many devices in one transaction (an inventory of 200 BMCs in one call):
+   * each named by id or by site and name, each with a BMC already; any fault and nothing changes.
+   */
+  async setBmcCredentials(input: BulkBmcInput): Promise<{ updated: number }> {
+    return this.db.transaction(async () => {
+      const refs = await this.credentials.names();
+      for (const [i, item] of input.devices.entries()) {
+        const at = `devices.${i}`;
+        let device: DeviceEntity | null;
+        if (item.id) device = await this.devices.findById(item.id);
+        else device = (await this.devices.findWhere({ siteId: (await this.sites.resolve(item.site!, `${at}.site`)).id, name: item.name! }))[0] ?? null;
+        if (!device) throw new ValidationError(`${at}: no device ${item.id ?? `${item.site}/${item.name}`}`, item.id ? `${at}.id` : `${at}.name`);
+        if (!device.bmcAddress) throw new ValidationError(`${at}: device ${device.name} has no BMC (give it a bmc.address first)`, `${at}.id`);
+        if (item.passwordRef && !refs.has(item.passwordRef)) throw new ValidationError(`${at}: BMC credential ${item.passwordRef} is not set (racksmith secrets set ${item.passwordRef})`, `${at}.passwordRef`);
+        const values: Partial<DeviceEntity> = {};
+        if (item.username) values.bmcUsername = item.username;
+        if (item.password) Object.assign(values, { bmcPasswordEnc: this.secrets.seal(item.password), bmcPasswordRef: null });
+        if (item.passwordRef) Object.assign(values, { bmcPasswordRef: item.passwordRef, bmcPasswordEnc: null });
+        await this.devices.update(device.id, values);
+      }
+      await this.audit.record({ action: 'device.bmc-credentials', targetType: 'device', targetId: null, changes: { devices: input.devices.map((d) => ({ id: d.id, site: d.site, name: d.name, username: d.username, passwordSet: !!d.password, passwordRef: d.passwordRef })) } });
+      return { updated: input.devices.length };
+    });
+  }
+
   async bmcPassword(id: string): Promise<string | null> {
     const sealed = await this.devices.sealedBmcPassword(id);
     return sealed ? this.secrets.open(sealed) : null;

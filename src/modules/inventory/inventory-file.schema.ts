@@ -54,10 +54,18 @@ export const deviceFile = z
     face: z.enum(FACES).optional(),
     nics: z.array(z.object({ name: name(50), mac: macAddress, pxe: z.boolean().optional(), ip: z.ipv4().optional() }).strict()).optional(),
     bmc: z
-      .object({ address: name(255), port: z.number().int().min(1).max(65535).optional(), driver: z.enum(BMC_DRIVERS).optional(), consoleDriver: z.enum(BMC_DRIVERS).optional(), username: name(64).optional(), acceptPrivilegeRisk: z.boolean().optional() })
+      .object({
+        address: name(255),
+        port: z.number().int().min(1).max(65535).optional(),
+        driver: z.enum(BMC_DRIVERS).optional(),
+        consoleDriver: z.enum(BMC_DRIVERS).optional(),
+        username: name(64).optional(),
+        passwordRef: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/).optional().describe('A named credential: `racksmith secrets set NAME` or RACKSMITH_CREDENTIAL_<NAME>'),
+        acceptPrivilegeRisk: z.boolean().optional(),
+      })
       .strict()
       .optional()
-      .describe('BMC passwords are never kept in files: set them through the API'),
+      .describe('BMC passwords are never kept in files: name a credential (passwordRef), or set them through the API'),
     power: z.array(z.object({ pdu: name(), outlet: z.number().int().min(1).max(256).optional(), allocatedW: z.number().int().min(0), maxW: z.number().int().min(0).optional() }).strict()).optional(),
     notes: z.string().max(2000).optional(),
   })

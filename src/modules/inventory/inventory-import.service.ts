@@ -17,6 +17,8 @@ import type { DeviceEntity, HardwareModelEntity, PduEntity, PowerFeedEntity, Pow
 import type { DeviceFile, SiteFile } from './inventory-file.schema';
 import type { LoadedInventory } from './inventory-files';
 import { deviceColumns } from './devices.service';
+import { BmcCredentialsRepository } from './bmc-credentials.repository';
+import { CREDENTIAL_ENV_PREFIX } from './bmc-credentials.service';
 
 export interface ImportReport {
   dryRun: boolean;
@@ -70,6 +72,7 @@ export class InventoryImportService {
     private readonly nics: NicRepository,
     private readonly connections: PowerConnectionRepository,
     private readonly audit: AuditService,
+    private readonly credentials: BmcCredentialsRepository,
   ) {}
 
   async import(inv: LoadedInventory, opts: { dryRun?: boolean } = {}): Promise<ImportReport> {
@@ -232,8 +235,13 @@ export class InventoryImportService {
 
     const plans: { file: DeviceFile; current?: DeviceEntity; desired: Partial<DeviceEntity>; placementChanged: boolean }[] = [];
     const seen = new Set<string>();
+    const credentials = files.some((d) => d.bmc?.passwordRef) ? await this.credentials.names() : new Set<string>();
     for (const [i, d] of files.entries()) {
       const path = `sites.${site.code}.devices[${i}]`;
+      const ref = d.bmc?.passwordRef;
+      if (ref && !credentials.has(ref)) {
+        throw new ValidationError(`${path}: BMC credential ${ref} is not set (racksmith secrets set ${ref}, or ${CREDENTIAL_ENV_PREFIX}${ref.toUpperCase().replace(/-/g, '_')})`, `${path}.bmc.passwordRef`);
+      }
       if (seen.has(d.name.toLowerCase())) throw new ValidationError(`${path}: device ${d.name} appears twice`, `${path}.name`);
       seen.add(d.name.toLowerCase());
       const model = models.get(d.model);
@@ -366,7 +374,7 @@ export class InventoryImportService {
               position: d.position,
               face: d.face,
               nics: nics.filter((n) => n.deviceId === d.id).map((n) => clean({ name: n.name, mac: n.mac, pxe: n.pxe || null, ip: n.ip ?? null })),
-              bmc: d.bmcAddress ? clean({ address: d.bmcAddress, port: d.bmcPort, driver: d.bmcDriver === defaultDriver ? null : d.bmcDriver, consoleDriver: d.bmcConsoleDriver, username: d.bmcUsername, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk || null }) : null,
+              bmc: d.bmcAddress ? clean({ address: d.bmcAddress, port: d.bmcPort, driver: d.bmcDriver === defaultDriver ? null : d.bmcDriver, consoleDriver: d.bmcConsoleDriver, username: d.bmcUsername, passwordRef: d.bmcPasswordRef, acceptPrivilegeRisk: d.bmcAcceptPrivilegeRisk || null }) : null,
               power: power
                 .filter((c) => c.deviceId === d.id)
                 .sort((a, b) => a.pduId.localeCompare(b.pduId))

@@ -19,6 +19,7 @@ import {
   rackInput,
   siteInput,
   macAddress,
+  bulkBmcInput,
 } from './inventory.schemas';
 import { SitesService } from './sites.service';
 import { RacksService } from './racks.service';
@@ -160,6 +161,8 @@ export class HardwareModelsController {
   }
 }
 
+class BulkBmcBody extends createZodDto(bulkBmcInput) {}
+
 @ApiTags('inventory')
 @ApiBearerAuth()
 @Controller('devices')
@@ -173,6 +176,10 @@ export class DevicesController {
   }
   @Post() @Roles(...WRITE) create(@Body() body: DeviceBody) {
     return this.devices.create(body);
+  }
+  @Post('bmc') @HttpCode(200) @Roles(...WRITE) @ApiOperation({ summary: 'BMC credentials (username, password or passwordRef) of many devices in one call, all or nothing' })
+  bulkBmc(@Body() body: BulkBmcBody) {
+    return this.devices.setBmcCredentials(body);
   }
   @Get(':id') @Roles(...READ_ROLES) get(@Param('id', UuidParam) id: string) {
     return this.devices.get(id);

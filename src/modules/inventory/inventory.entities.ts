@@ -71,6 +71,8 @@ export class DeviceEntity {
   @Column('text', { name: 'bmc_driver', nullable: true }) bmcDriver!: string | null;
   @Column('text', { name: 'bmc_username', nullable: true }) bmcUsername!: string | null;
   @Column('text', { name: 'bmc_password_enc', nullable: true, select: false }) bmcPasswordEnc!: string | null;
+  /** A named credential (bmc_credentials) instead of a password of its own. */
+  @Column('text', { name: 'bmc_password_ref', nullable: true }) bmcPasswordRef!: string | null;
   @Column('boolean', { name: 'bmc_accept_privilege_risk', default: false }) bmcAcceptPrivilegeRisk!: boolean;
   @Column('text', { name: 'bmc_console_driver', nullable: true }) bmcConsoleDriver!: string | null;
   @Column('text', { nullable: true }) notes!: string | null;

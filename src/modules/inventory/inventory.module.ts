@@ -19,6 +19,9 @@ import { DevicesService } from './devices.service';
 import { PowerService } from './power.service';
 import { ElevationService } from './elevation.service';
 import { InventoryImportService } from './inventory-import.service';
+import { BmcCredentialsRepository } from './bmc-credentials.repository';
+import { BmcCredentialsService } from './bmc-credentials.service';
+import { BmcCredentialsController } from './bmc-credentials.controller';
 
 describeConstraints({
   devices_rack_units_free: { code: 'rack_units_taken', message: 'those rack units are taken on that face', field: 'placement.position' },
@@ -27,6 +30,7 @@ describeConstraints({
   devices_serial_key: { code: 'serial_taken', message: 'a device with that serial number already exists', field: 'serial' },
   devices_asset_tag_key: { code: 'asset_tag_taken', message: 'a device with that asset tag already exists', field: 'assetTag' },
   devices_site_name_key: { code: 'name_taken', message: 'a device with that name already exists in the site', field: 'name' },
+  devices_bmc_password_ref_fkey: { code: 'unknown_credential', message: 'no BMC credential of that name: set it first (racksmith secrets set NAME)', field: 'bmc.passwordRef', status: 400 },
   sites_code_key: { code: 'site_code_taken', message: 'a site with that code already exists', field: 'code' },
   racks_site_id_name_key: { code: 'rack_name_taken', message: 'a rack with that name already exists in the site', field: 'name' },
   hardware_models_vendor_model_key: { code: 'hardware_model_exists', message: 'that vendor and model already exist', field: 'model' },
@@ -39,7 +43,7 @@ describeConstraints({
 });
 
 @Module({
-  controllers: [SitesController, RacksController, HardwareModelsController, DevicesController, PowerController],
+  controllers: [SitesController, RacksController, HardwareModelsController, DevicesController, PowerController, BmcCredentialsController],
   providers: [
     SiteRepository,
     RackRepository,
@@ -57,7 +61,9 @@ describeConstraints({
     PowerService,
     ElevationService,
     InventoryImportService,
+    BmcCredentialsRepository,
+    BmcCredentialsService,
   ],
-  exports: [SitesService, RacksService, HardwareModelsService, DevicesService, PowerService, ElevationService, InventoryImportService],
+  exports: [SitesService, RacksService, HardwareModelsService, DevicesService, PowerService, ElevationService, InventoryImportService, BmcCredentialsService],
 })
 export class InventoryModule {}

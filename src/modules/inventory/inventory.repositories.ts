@@ -174,12 +174,16 @@ export class DeviceRepository extends TableRepository<DeviceEntity> {
   /** Which of these devices have a BMC password stored (without reading it). */
   async withBmcPassword(ids: string[]): Promise<Set<string>> {
     if (!ids.length) return new Set();
-    const rows: { id: string }[] = await this.db.manager().query('SELECT id FROM devices WHERE id = ANY($1) AND bmc_password_enc IS NOT NULL', [ids]);
+    const rows: { id: string }[] = await this.db.manager().query('SELECT id FROM devices WHERE id = ANY($1) AND (bmc_password_enc IS NOT NULL OR bmc_password_ref IS NOT NULL)', [ids]);
     return new Set(rows.map((r) => r.id));
   }
 
-  sealedBmcPassword(id: string): Promise<string | null> {
-    return this.query('d').select('d.bmcPasswordEnc').addSelect('d.id').where('d.id = :id', { id }).getOne().then((d) => d?.bmcPasswordEnc ?? null);
+  /** The device's sealed BMC password: its own, or its named credential's. */
+  async sealedBmcPassword(id: string): Promise<string | null> {
+    const rows: { sealed: string | null }[] = await this.db
+      .manager()
+      .query('SELECT coalesce(c.secret_enc, d.bmc_password_enc) AS sealed FROM devices d LEFT JOIN bmc_credentials c ON c.name = d.bmc_password_ref WHERE d.id = $1', [id]);
+    return rows[0]?.sealed ?? null;
   }
 
   async setBmcPassword(id: string, sealed: string | null): Promise<void> {

@@ -89,12 +89,14 @@ export const bmcInput = z
     driver: z.enum(BMC_DRIVERS).nullish(),
     username: z.string().min(1).max(64).nullish(),
     password: z.string().min(1).max(128).nullish().describe('Stored encrypted; never returned'),
+    passwordRef: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/).nullish().describe('A named credential (GET /api/v1/bmc-credentials) instead of a password: `racksmith secrets set NAME`'),
     consoleDriver: z.enum(BMC_DRIVERS).nullish().describe('Driver for the serial console when it differs from `driver` (a Redfish BMC: `ipmitool`, for SOL)'),
     acceptPrivilegeRisk: z.boolean().nullish().describe('Hand out IPKVM grants even if this BMC is found not to enforce privilege limits (a customer could gain ADMINISTRATOR); audited on every grant'),
   })
   .strict()
   .superRefine((b, ctx) => {
     if (b.port && hasPort(b.address)) ctx.addIssue({ code: 'custom', path: ['port'], message: `the address ${b.address} names a port already: give the port in one place` });
+    if (b.password && b.passwordRef) ctx.addIssue({ code: 'custom', path: ['passwordRef'], message: 'a password or a passwordRef, not both' });
   });
 
 /** Whether a BMC address carries a port ("host:port", "[v6]:port"). */
@@ -169,3 +171,30 @@ export const powerConnectionInput = z
     maxW: z.number().int().min(0).max(100_000).optional().describe('Defaults to the model\'s maximum draw'),
   })
   .strict();
+
+/** `POST /api/v1/devices/bmc`: BMC credentials of many devices in one call (all or nothing). */
+export const bulkBmcInput = z
+  .object({
+    devices: z
+      .array(
+        z
+          .object({
+            id: z.string().uuid().optional(),
+            site: z.string().min(1).max(64).optional(),
+            name: z.string().min(1).max(200).optional(),
+            username: z.string().min(1).max(64).optional(),
+            password: z.string().min(1).max(128).optional(),
+            passwordRef: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/).optional(),
+          })
+          .strict()
+          .superRefine((d, ctx) => {
+            if (!d.id && !(d.site && d.name)) ctx.addIssue({ code: 'custom', path: ['id'], message: 'name the device by id, or by site and name' });
+            if (d.password && d.passwordRef) ctx.addIssue({ code: 'custom', path: ['passwordRef'], message: 'a password or a passwordRef, not both' });
+            if (!d.username && !d.password && !d.passwordRef) ctx.addIssue({ code: 'custom', path: ['password'], message: 'nothing to set: give a username, a password or a passwordRef' });
+          }),
+      )
+      .min(1)
+      .max(2000),
+  })
+  .strict();
+export type BulkBmcInput = z.infer<typeof bulkBmcInput>;
