@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ConflictError, DomainError } from '../../common/errors';
 import { BmcError, type BmcDriver, type BmcTarget } from '../../drivers/bmc/bmc-driver';
 import { BmcDrivers } from '../../drivers/bmc/bmc-drivers';
+import { SecretBox } from '../../common/secret-box';
 import { DevicesService, type DeviceView } from '../inventory/devices.service';
 
 export interface BmcHandle {
@@ -39,7 +40,31 @@ export class BmcAccess {
   constructor(
     private readonly drivers: BmcDrivers,
     private readonly devices: DevicesService,
+    private readonly secrets: SecretBox,
   ) {}
+
+  /**
+   * Driver and target of many BMCs at once, from rows already read (the power-state sync's one
+   * query): each distinct sealed password is opened once, however many BMCs share it.
+   */
+  targets(rows: { id: string; name: string; address: string; port: number | null; driver: string; username: string | null; sealed: string | null }[]): Map<string, { driver: BmcDriver; target: BmcTarget } | Error> {
+    const opened = new Map<string, string>();
+    const out = new Map<string, { driver: BmcDriver; target: BmcTarget } | Error>();
+    for (const r of rows) {
+      try {
+        const driver = this.drivers.get(r.driver);
+        let password: string | null = null;
+        if (r.sealed) {
+          password = opened.get(r.sealed) ?? this.secrets.open(r.sealed);
+          opened.set(r.sealed, password);
+        }
+        out.set(r.id, { driver, target: { serverId: r.id, address: bmcEndpoint(r), username: r.username, password } });
+      } catch (err) {
+        out.set(r.id, bmcDomainError(err, r.name) as Error);
+      }
+    }
+    return out;
+  }
 
   /**
    * `console`: the driver of the serial console, where the inventory names one of its own

@@ -26,7 +26,7 @@ export interface PowerEventRow {
   at: Date;
 }
 
-/** A server the power-state sync asks about. */
+/** A server with a BMC, as the power-state sync reads it: everything needed to ask its BMC. */
 export interface SyncTarget {
   id: string;
   name: string;
@@ -35,6 +35,30 @@ export interface SyncTarget {
   maintenance: boolean;
   /** Reached with its current credentials before. */
   checked: boolean;
+  address: string;
+  port: number | null;
+  driver: string;
+  username: string | null;
+  /** The sealed password: the device's own or its named credential's. */
+  sealed: string | null;
+  /** Why the sync leaves it out: no password set, or it never answered with the credentials it has. */
+  why: 'no password' | 'never answered' | null;
+}
+
+/** One BMC's reading, as the sync records it: a state, or the error it met. */
+export interface SyncReading {
+  deviceId: string;
+  state: PowerState | null;
+  drift: string | null;
+  error: string | null;
+}
+
+/** What was known of a BMC before a reading was recorded (all null: never seen). */
+export interface SyncBefore {
+  device_id: string;
+  power_state: PowerState | null;
+  reachable: boolean | null;
+  drift: string | null;
 }
 
 /** What racksmith last saw of each BMC, and the power events of each server. */
@@ -45,41 +69,6 @@ export class BmcStatusRepository {
   async get(deviceId: string): Promise<BmcStatusRow | null> {
     const rows = await this.db.manager().query('SELECT * FROM bmc_status WHERE device_id = $1', [deviceId]);
     return rows[0] ?? null;
-  }
-
-  /**
-   * Records a successful read. Returns what was known before (null: first time), so the caller
-   * can tell a change, a recovery or a new drift from more of the same.
-   */
-  async recordPower(deviceId: string, state: PowerState, drift: string | null): Promise<{ power_state: PowerState | null; reachable: boolean | null; drift: string | null } | null> {
-    const rows = await this.db.manager().query(
-      `WITH before AS (SELECT power_state, reachable, drift FROM bmc_status WHERE device_id = $1),
-       up AS (
-         INSERT INTO bmc_status (device_id, power_state, power_changed_at, checked_at, reachable, error, drift)
-         VALUES ($1, $2, now(), now(), true, NULL, $3)
-         ON CONFLICT (device_id) DO UPDATE SET
-           power_changed_at = CASE WHEN bmc_status.power_state IS DISTINCT FROM EXCLUDED.power_state THEN now() ELSE bmc_status.power_changed_at END,
-           power_state = EXCLUDED.power_state, checked_at = now(), reachable = true, error = NULL, drift = EXCLUDED.drift
-         RETURNING device_id)
-       SELECT b.* FROM up LEFT JOIN before b ON true`,
-      [deviceId, state, drift],
-    );
-    const b = rows[0];
-    return b && (b.power_state !== null || b.reachable !== null) ? { power_state: b.power_state, reachable: b.reachable, drift: b.drift } : null;
-  }
-
-  /** Records a failed read; returns whether the BMC was reachable before (null: never checked). */
-  async recordUnreachable(deviceId: string, error: string): Promise<boolean | null> {
-    const rows = await this.db.manager().query(
-      `WITH before AS (SELECT reachable FROM bmc_status WHERE device_id = $1),
-       up AS (
-         INSERT INTO bmc_status (device_id, checked_at, reachable, error) VALUES ($1, now(), false, $2)
-         ON CONFLICT (device_id) DO UPDATE SET checked_at = now(), reachable = false, error = EXCLUDED.error
-         RETURNING device_id)
-       SELECT b.reachable FROM up LEFT JOIN before b ON true`,
-      [deviceId, error],
-    );
-    return rows[0]?.reachable ?? null;
   }
 
   async setPrivilegeCheck(deviceId: string, result: 'enforced' | 'privilege-unsafe'): Promise<void> {
@@ -107,40 +96,70 @@ export class BmcStatusRepository {
   }
 
   /**
-   * Every device with a BMC, a driver and a password, optionally of some sites or some devices
-   * only. A BMC that never answered with its current credentials is tried once, by the first sync
-   * after they were set; after that only when the devices are named (`ids`) or the credentials change.
+   * Every device with a BMC and a driver, optionally of some sites or some devices only, in one
+   * query, each with its sealed password and `why` the sync leaves it out (if it does). A BMC
+   * that never answered with its current credentials is tried once, by the first sync after they
+   * were set; after that only when the devices are named (`ids`) or the credentials change.
    */
   syncTargets(filter: { siteIds?: string[]; ids?: string[] } = {}): Promise<SyncTarget[]> {
     return this.db.manager().query(
-      `SELECT id, name, site_id, lifecycle, maintenance, bmc_checked_at IS NOT NULL AS checked FROM devices
-       WHERE bmc_address IS NOT NULL AND bmc_driver IS NOT NULL AND (bmc_password_enc IS NOT NULL OR bmc_password_ref IS NOT NULL)
-         AND ($2::uuid[] IS NOT NULL OR bmc_checked_at IS NOT NULL OR bmc_check_failed_at IS NULL)
-         AND ($1::uuid[] IS NULL OR site_id = ANY($1)) AND ($2::uuid[] IS NULL OR id = ANY($2))
-       ORDER BY name`,
+      `SELECT d.id, d.name, d.site_id, d.lifecycle, d.maintenance, d.bmc_checked_at IS NOT NULL AS checked,
+              d.bmc_address AS address, d.bmc_port AS port, d.bmc_driver AS driver, d.bmc_username AS username,
+              coalesce(c.secret_enc, d.bmc_password_enc) AS sealed,
+              CASE WHEN d.bmc_password_enc IS NULL AND d.bmc_password_ref IS NULL THEN 'no password'
+                   WHEN $2::uuid[] IS NULL AND d.bmc_checked_at IS NULL AND d.bmc_check_failed_at IS NOT NULL THEN 'never answered' END AS why
+       FROM devices d LEFT JOIN bmc_credentials c ON c.name = d.bmc_password_ref
+       WHERE d.bmc_address IS NOT NULL AND d.bmc_driver IS NOT NULL
+         AND ($1::uuid[] IS NULL OR d.site_id = ANY($1)) AND ($2::uuid[] IS NULL OR d.id = ANY($2))
+       ORDER BY d.name`,
       [filter.siteIds ?? null, filter.ids ?? null],
     );
   }
 
-  /** The BMCs the sync leaves out, and why: no password set, or never answered with the credentials they have. */
-  unsynced(filter: { siteIds?: string[] } = {}): Promise<{ id: string; name: string; address: string; why: 'no password' | 'never answered' }[]> {
+  /**
+   * Records many readings in one statement (in device order, so two writers never wait on each
+   * other in a circle) and returns what was known of each before, read in the same statement.
+   * A failed reading keeps the last power state and drift and marks the BMC unreachable.
+   */
+  recordMany(readings: SyncReading[]): Promise<SyncBefore[]> {
+    if (!readings.length) return Promise.resolve([]);
+    const sorted = [...readings].sort((a, b) => (a.deviceId < b.deviceId ? -1 : 1));
     return this.db.manager().query(
-      `SELECT id, name, bmc_address AS address, CASE WHEN bmc_password_enc IS NULL AND bmc_password_ref IS NULL THEN 'no password' ELSE 'never answered' END AS why FROM devices
-       WHERE bmc_address IS NOT NULL AND bmc_driver IS NOT NULL
-         AND ((bmc_password_enc IS NULL AND bmc_password_ref IS NULL) OR (bmc_checked_at IS NULL AND bmc_check_failed_at IS NOT NULL))
-         AND ($1::uuid[] IS NULL OR site_id = ANY($1))
-       ORDER BY name`,
-      [filter.siteIds ?? null],
+      `WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS t(device_id, power_state, drift, error)),
+       before AS (SELECT b.device_id, b.power_state, b.reachable, b.drift FROM bmc_status b JOIN input USING (device_id)),
+       up AS (
+         INSERT INTO bmc_status (device_id, power_state, power_changed_at, checked_at, reachable, error, drift)
+         SELECT device_id, power_state, CASE WHEN error IS NULL THEN now() END, now(), error IS NULL, error, drift FROM input ORDER BY device_id
+         ON CONFLICT (device_id) DO UPDATE SET
+           power_changed_at = CASE WHEN EXCLUDED.reachable AND bmc_status.power_state IS DISTINCT FROM EXCLUDED.power_state THEN now() ELSE bmc_status.power_changed_at END,
+           power_state = CASE WHEN EXCLUDED.reachable THEN EXCLUDED.power_state ELSE bmc_status.power_state END,
+           drift = CASE WHEN EXCLUDED.reachable THEN EXCLUDED.drift ELSE bmc_status.drift END,
+           checked_at = now(), reachable = EXCLUDED.reachable, error = EXCLUDED.error
+         RETURNING device_id)
+       SELECT i.device_id, b.power_state, b.reachable, b.drift FROM input i LEFT JOIN before b USING (device_id)
+       WHERE EXISTS (SELECT 1 FROM up WHERE up.device_id = i.device_id)`,
+      [sorted.map((r) => r.deviceId), sorted.map((r) => r.state), sorted.map((r) => r.drift), sorted.map((r) => r.error)],
     );
   }
 
-  /** A BMC call with the device's current credentials succeeded. */
-  async markChecked(deviceId: string): Promise<void> {
-    await this.db.manager().query('UPDATE devices SET bmc_checked_at = now(), bmc_check_failed_at = NULL WHERE id = $1 AND bmc_checked_at IS NULL', [deviceId]);
+  /** Many power events in one statement. */
+  async addEvents(events: { deviceId: string; kind: PowerEventRow['kind']; from?: string | null; to?: string | null; actor: string; note?: string | null }[]): Promise<void> {
+    if (!events.length) return;
+    await this.db.manager().query(
+      `INSERT INTO power_events (device_id, kind, from_state, to_state, actor, note)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
+      [events.map((e) => e.deviceId), events.map((e) => e.kind), events.map((e) => e.from ?? null), events.map((e) => e.to ?? null), events.map((e) => e.actor), events.map((e) => e.note ?? null)],
+    );
   }
 
-  /** The first sync of a BMC never checked found it unreachable: scheduled syncs leave it until its credentials change. */
-  async markCheckFailed(deviceId: string): Promise<void> {
-    await this.db.manager().query('UPDATE devices SET bmc_check_failed_at = now() WHERE id = $1 AND bmc_checked_at IS NULL AND bmc_check_failed_at IS NULL', [deviceId]);
+  /** Calls with the devices' current credentials succeeded (`ok`), or a first sync found them unreachable. */
+  async markManyChecked(ok: string[], failed: string[]): Promise<void> {
+    if (ok.length) await this.db.manager().query('UPDATE devices SET bmc_checked_at = now(), bmc_check_failed_at = NULL WHERE id = ANY($1) AND bmc_checked_at IS NULL', [ok]);
+    if (failed.length) await this.db.manager().query('UPDATE devices SET bmc_check_failed_at = now() WHERE id = ANY($1) AND bmc_checked_at IS NULL AND bmc_check_failed_at IS NULL', [failed]);
+  }
+
+  /** A BMC call with the device's current credentials succeeded. */
+  markChecked(deviceId: string): Promise<void> {
+    return this.markManyChecked([deviceId], []);
   }
 }

@@ -5,9 +5,10 @@ import { Histogram } from 'prom-client';
 import { LOGGER } from '../../app.tokens';
 import { AppConfig, type Config } from '../../config/config';
 import { mapLimit, withDeadline } from '../../common/concurrency';
-import type { BmcDriver, BmcError, PowerState } from '../../drivers/bmc/bmc-driver';
-import { BmcAccess, bmcDomainError, onBmc, type BmcHandle } from '../bmc/bmc-access.service';
-import { BmcStatusRepository, type SyncTarget } from '../bmc/bmc-status.repository';
+import type { BmcDriver, BmcError, BmcTarget, PowerState } from '../../drivers/bmc/bmc-driver';
+import { BmcAccess, bmcDomainError } from '../bmc/bmc-access.service';
+import { BmcStatusRepository, type SyncReading, type SyncTarget } from '../bmc/bmc-status.repository';
+import { Database } from '../../database/database';
 import { MetricsService } from '../metrics/metrics.service';
 import { HealthService } from '../health/health.service';
 import { driftOf } from './server-power.service';
@@ -42,6 +43,7 @@ export class PowerSync {
   constructor(
     private readonly bmc: BmcAccess,
     private readonly status: BmcStatusRepository,
+    private readonly db: Database,
     private readonly schedules: SchedulerRegistry,
     @Inject(AppConfig) private readonly config: Config,
     @Inject(LOGGER) private readonly log: Logger,
@@ -77,18 +79,36 @@ export class PowerSync {
     return (this.running ??= this.run(filter).finally(() => (this.running = null)));
   }
 
+  /**
+   * One query reads every BMC with what reaching it needs; each password group is decrypted once;
+   * the bulk readers ask their BMCs (ipmipower); the rest are asked one by one at the configured
+   * concurrency; all states are written in one statement and the events in another.
+   */
   private async run(filter: { siteIds?: string[]; ids?: string[] }): Promise<PowerSyncSummary> {
     const started = Date.now();
-    const targets = await this.status.syncTargets(filter);
-    const skipped = filter.ids ? [] : await this.status.unsynced(filter);
+    const rows = await this.status.syncTargets(filter);
+    const targets = rows.filter((r) => !r.why);
+    const skipped = filter.ids ? [] : rows.filter((r) => r.why).map((r) => ({ id: r.id, name: r.name, address: r.address, why: r.why! }));
     if (!filter.ids) this.noteSkipped(skipped);
     const summary: PowerSyncSummary = { checked: targets.length, on: 0, off: 0, unreachable: 0, changed: 0, drift: 0, skipped: skipped.length, ms: 0 };
-    const handles = new Map<string, BmcHandle | Error>();
+    const handles = this.bmc.targets(targets);
+    const readings = await this.readMany(handles);
+    const results = new Map<string, PowerState | Error>();
     await mapLimit(targets, this.config.power.syncConcurrency, async (t) => {
-      handles.set(t.id, await this.bmc.forServer(t.id).catch((err: Error) => err));
+      const h = handles.get(t.id)!;
+      const reading = readings.get(t.id);
+      try {
+        if (h instanceof Error) throw h;
+        if (reading instanceof Error) throw reading;
+        results.set(
+          t.id,
+          reading ?? (await withDeadline(h.driver.powerStatus(h.target), this.deadlineMs(), () => new Error(`no answer within ${this.deadlineMs() / 1000} s`))),
+        );
+      } catch (err) {
+        results.set(t.id, bmcDomainError(err, t.name) as Error);
+      }
     });
-    const readings = await this.readMany([...handles.values()].filter((h): h is BmcHandle => !(h instanceof Error)));
-    await mapLimit(targets, this.config.power.syncConcurrency, (t) => this.one(t, handles.get(t.id)!, readings.get(t.id), summary));
+    await this.record(targets, results, summary);
     summary.ms = Date.now() - started;
     this.duration.observe(summary.ms / 1000);
     this.log[summary.changed || summary.unreachable || summary.drift ? 'info' : 'debug']({ ...summary }, 'power-state sync done');
@@ -96,18 +116,18 @@ export class PowerSync {
   }
 
   /** Asks every driver that can read many BMCs at once (ipmipower for IPMI); the rest stay unread. */
-  private async readMany(handles: BmcHandle[]): Promise<Map<string, PowerState | BmcError>> {
+  private async readMany(handles: Map<string, { driver: BmcDriver; target: BmcTarget } | Error>): Promise<Map<string, PowerState | BmcError>> {
     const readings = new Map<string, PowerState | BmcError>();
-    const byDriver = new Map<BmcDriver, BmcHandle[]>();
-    for (const h of handles) {
-      if (!h.driver.powerStatusMany) continue;
+    const byDriver = new Map<BmcDriver, BmcTarget[]>();
+    for (const h of handles.values()) {
+      if (h instanceof Error || !h.driver.powerStatusMany) continue;
       const list = byDriver.get(h.driver) ?? [];
       byDriver.set(h.driver, list);
-      list.push(h);
+      list.push(h.target);
     }
     for (const [driver, list] of byDriver) {
       try {
-        for (const [id, r] of await driver.powerStatusMany!(list.map((h) => h.target))) readings.set(id, r);
+        for (const [id, r] of await driver.powerStatusMany!(list)) readings.set(id, r);
       } catch (err) {
         // The bulk reader itself failed (ipmipower missing, say): each BMC is asked on its own.
         this.log.warn({ driver: driver.name, err: (err as Error).message }, 'bulk power read failed; asking each BMC on its own');
@@ -116,43 +136,47 @@ export class PowerSync {
     return readings;
   }
 
-  private async one(t: SyncTarget, handle: BmcHandle | Error, reading: PowerState | BmcError | undefined, summary: PowerSyncSummary): Promise<void> {
-    let state: 'on' | 'off';
-    try {
-      if (handle instanceof Error) throw handle;
-      if (reading instanceof Error) throw bmcDomainError(reading, t.name);
-      state =
-        reading ??
-        (await withDeadline(
-          onBmc(handle, ({ driver, target }) => driver.powerStatus(target)),
-          this.deadlineMs(),
-          () => new Error(`no answer within ${this.deadlineMs() / 1000} s`),
-        ));
-    } catch (err) {
-      summary.unreachable++;
-      const error = (err as Error).message;
-      if (!t.checked) {
-        await this.status.markCheckFailed(t.id);
-        this.log.warn({ serverId: t.id, server: t.name, err: error }, 'BMC never answered with its credentials: left out of the power-state sync until they change');
+  /** Writes every reading at once, then the events of what changed, in one transaction. */
+  private async record(targets: SyncTarget[], results: Map<string, PowerState | Error>, summary: PowerSyncSummary): Promise<void> {
+    const byId = new Map(targets.map((t) => [t.id, t]));
+    const input: SyncReading[] = targets.map((t) => {
+      const r = results.get(t.id)!;
+      return r instanceof Error ? { deviceId: t.id, state: null, drift: null, error: r.message } : { deviceId: t.id, state: r, drift: driftOf(t.lifecycle, r), error: null };
+    });
+    const events: Parameters<BmcStatusRepository['addEvents']>[0] = [];
+    const ok: string[] = [];
+    const failed: string[] = [];
+    await this.db.transaction(async () => {
+      const before = new Map((await this.status.recordMany(input)).map((b) => [b.device_id, b]));
+      for (const r of input) {
+        const t = byId.get(r.deviceId)!;
+        const b = before.get(r.deviceId);
+        if (r.error !== null) {
+          summary.unreachable++;
+          if (!t.checked) {
+            failed.push(t.id);
+            this.log.warn({ serverId: t.id, server: t.name, err: r.error }, 'BMC never answered with its credentials: left out of the power-state sync until they change');
+          }
+          if (b?.reachable !== false) events.push({ deviceId: t.id, kind: 'unreachable', actor: ACTOR, note: r.error });
+          continue;
+        }
+        const state = r.state!;
+        summary[state]++;
+        if (!t.checked) ok.push(t.id);
+        if (r.drift) summary.drift++;
+        if (b?.reachable === false) events.push({ deviceId: t.id, kind: 'recovered', to: state, actor: ACTOR });
+        if (b?.power_state && b.power_state !== state) {
+          summary.changed++;
+          events.push({ deviceId: t.id, kind: 'changed', from: b.power_state, to: state, actor: ACTOR, note: 'seen by the power-state sync' });
+        }
+        if (r.drift && r.drift !== b?.drift) {
+          events.push({ deviceId: t.id, kind: 'drift', to: state, actor: ACTOR, note: r.drift });
+          this.log.warn({ serverId: t.id, server: t.name, drift: r.drift }, 'server power drifted from its lifecycle state');
+        }
       }
-      const wasReachable = await this.status.recordUnreachable(t.id, error);
-      if (wasReachable !== false) await this.status.addEvent(t.id, { kind: 'unreachable', actor: ACTOR, note: error });
-      return;
-    }
-    summary[state]++;
-    if (!t.checked) await this.status.markChecked(t.id);
-    const drift = driftOf(t.lifecycle, state);
-    if (drift) summary.drift++;
-    const before = await this.status.recordPower(t.id, state, drift);
-    if (before?.reachable === false) await this.status.addEvent(t.id, { kind: 'recovered', to: state, actor: ACTOR });
-    if (before?.power_state && before.power_state !== state) {
-      summary.changed++;
-      await this.status.addEvent(t.id, { kind: 'changed', from: before.power_state, to: state, actor: ACTOR, note: 'seen by the power-state sync' });
-    }
-    if (drift && drift !== before?.drift) {
-      await this.status.addEvent(t.id, { kind: 'drift', to: state, actor: ACTOR, note: drift });
-      this.log.warn({ serverId: t.id, server: t.name, drift }, 'server power drifted from its lifecycle state');
-    }
+      await this.status.addEvents(events);
+      await this.status.markManyChecked(ok, failed);
+    });
   }
 
   /** BMCs left out of the sync are named once each (in the log) while this process runs, and on /health. */

@@ -80,7 +80,7 @@ export class ServerPowerService {
       await this.audit.record({ action: 'server.power', targetType: 'device', targetId: serverId, changes: { action, outcome: 'failed', error: (err as Error).message } });
       throw err;
     }
-    await this.status.recordPower(serverId, after, driftOf(await this.status.lifecycle(serverId), after));
+    await this.status.recordMany([{ deviceId: serverId, state: after, drift: driftOf(await this.status.lifecycle(serverId), after), error: null }]);
     await this.status.markChecked(serverId);
     await this.status.addEvent(serverId, { kind: 'action', action, from: before, to: after, actor });
     await this.audit.record({ action: 'server.power', targetType: 'device', targetId: serverId, changes: { action, from: before, to: after, server: h.device.name } });
