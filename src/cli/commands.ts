@@ -18,7 +18,7 @@ import { formatReport } from './inventory';
 import { InstallService } from '../modules/servers/install.service';
 import { installInput } from '../modules/servers/install.schemas';
 import { JobRepository } from '../jobs/job.repository';
-import { jobEvents } from '../jobs/job-events';
+import { JobStreams } from '../jobs/job-streams.service';
 import { lastValueFrom, tap } from 'rxjs';
 import { DomainError, ValidationError } from '../common/errors';
 import { UsageError } from './usage';
@@ -212,7 +212,7 @@ export function jobsWatch(id: string): Promise<void> {
     };
     let final = '';
     await lastValueFrom(
-      jobEvents(repo, id, { everyMs: 500 }).pipe(
+      get(JobStreams).events(id).pipe(
         tap((e) => {
           if (e.type === 'task') {
             if (e.data.state === 'succeeded') done.add(e.data.seq as number);

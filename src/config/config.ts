@@ -60,6 +60,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_INVENTORY_SEED', key: 'inventory.seed', schema: z.string(), default: 'inventory', expected: 'a directory of inventory YAML, or "" for none', description: 'On a start against a database with no sites, `serve` imports this inventory (relative paths from the racksmith folder). The shipped `inventory/` holds both data centers. `""` turns it off.', allowEmpty: true },
   { env: 'RACKSMITH_JOB_CONCURRENCY', key: 'jobs.concurrency', schema: int(1, 256), default: 4, expected: 'an integer from 1 to 256', description: 'Job tasks one worker process runs at once (roles all and agent). A task waiting for an installer holds none.' },
   { env: 'RACKSMITH_JOB_HEARTBEAT_TIMEOUT', key: 'jobs.heartbeatTimeout', schema: int(3, 600), default: 15, expected: 'seconds, an integer from 3 to 600', description: 'A running job task whose worker sent no heartbeat for this long is taken over by another worker (after a crash or kill -9).' },
+  { env: 'RACKSMITH_JOB_EVENTS', key: 'jobs.events', schema: z.enum(['notify', 'poll']), default: 'notify', expected: 'notify or poll', description: 'How job progress streams (SSE) learn of a step: PostgreSQL LISTEN/NOTIFY on a connection of its own (polling every 300 ms only while that connection is down), or polling every 300 ms.' },
   { env: 'RACKSMITH_IPMITOOL', key: 'bmc.ipmitool', schema: z.string().min(1), default: 'ipmitool', expected: 'a program name or path', description: 'The ipmitool program used by the `ipmitool` BMC driver.' },
   { env: 'RACKSMITH_IPMIPOWER', key: 'bmc.ipmipower', schema: z.string(), default: 'ipmipower', expected: 'a program name or path, or "" for none', description: 'FreeIPMI\'s ipmipower, used by the power-state sync to read the power of many IPMI BMCs from one process. `""` (or the program missing): one ipmitool run per BMC.', allowEmpty: true },
   { env: 'RACKSMITH_IPMIPOWER_WORKAROUNDS', key: 'bmc.ipmipowerWorkarounds', schema: z.string().regex(/^[a-z0-9,]*$/), default: '', expected: 'FreeIPMI workaround flags, comma-separated', description: 'FreeIPMI `-W` flags for ipmipower, for BMCs that bend IPMI 2.0 (`opensesspriv` for OpenIPMI\'s ipmi_sim).', allowEmpty: true },
@@ -115,7 +116,7 @@ export interface Config {
   auth: { bootstrapToken?: string };
   secrets: { key?: string };
   inventory: { seed: string };
-  jobs: { heartbeatTimeout: number; concurrency: number };
+  jobs: { heartbeatTimeout: number; concurrency: number; events: 'notify' | 'poll' };
   bmc: { ipmitool: string; ipmipower: string; ipmipowerWorkarounds: string; cipherSuite: number; timeout: number; retries: number; redfishCa?: string; redfishVerifyTls: boolean };
   power: { syncInterval: number; syncConcurrency: number };
   console: { slots: string; maxTtl: number; reconcileInterval: number };

@@ -213,8 +213,12 @@ export class JobRunner {
         await log(`clean-up after ${state} failed: ${(err as Error).message}`, 'error');
       }
     }
-    const released = await this.db.transaction(() => this.jobs.finishJob(job.id, state, error));
-    await this.jobs.log(job.id, null, state === 'succeeded' ? 'info' : state === 'cancelled' ? 'warn' : 'error', `job ${state}${error ? `: ${error}` : ''}`);
+    // The final line commits with the final state: a stream that sees the job end has its last line too.
+    const released = await this.db.transaction(async () => {
+      const r = await this.jobs.finishJob(job.id, state, error);
+      await this.jobs.log(job.id, null, state === 'succeeded' ? 'info' : state === 'cancelled' ? 'warn' : 'error', `job ${state}${error ? `: ${error}` : ''}`);
+      return r;
+    });
     for (const next of released) await this.queue.wake(next, job.site_code);
   }
 }

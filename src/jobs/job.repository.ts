@@ -47,6 +47,13 @@ export interface LogRow {
   message: string;
 }
 
+export interface JobProgress {
+  state: JobState;
+  error: string | null;
+  tasks: Pick<TaskRow, 'seq' | 'name' | 'state' | 'attempts' | 'error'>[];
+  logs: LogRow[];
+}
+
 const JOB = 'SELECT j.*, s.code AS site_code FROM jobs j JOIN sites s ON s.id = j.site_id';
 
 /** Jobs, their tasks and logs: plain SQL, each statement a single step of the state machine. */
@@ -93,6 +100,25 @@ export class JobRepository {
 
   tasks(jobId: string): Promise<TaskRow[]> {
     return this.q<TaskRow>('SELECT * FROM job_tasks WHERE job_id = $1 ORDER BY seq', [jobId]);
+  }
+
+  /**
+   * What a progress stream needs in one round trip: the job's state, every task's state and the
+   * log lines after `afterLogId` (at most 1,000). Null: no such job.
+   */
+  async progress(jobId: string, afterLogId: string): Promise<JobProgress | null> {
+    const rows = await this.q<{ state: JobState; error: string | null; tasks: JobProgress['tasks']; logs: (Omit<LogRow, 'job_id' | 'at' | 'id'> & { id: string | number; at: string })[] }>(
+      `SELECT j.state, j.error,
+         (SELECT coalesce(json_agg(json_build_object('seq', t.seq, 'name', t.name, 'state', t.state, 'attempts', t.attempts, 'error', t.error) ORDER BY t.seq), '[]')
+            FROM job_tasks t WHERE t.job_id = j.id) AS tasks,
+         (SELECT coalesce(json_agg(l ORDER BY l.id), '[]')
+            FROM (SELECT id::text AS id, seq, level, message, at FROM job_logs WHERE job_id = j.id AND id > $2 ORDER BY id LIMIT 1000) l) AS logs
+       FROM jobs j WHERE j.id = $1`,
+      [jobId, afterLogId],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    return { state: r.state, error: r.error, tasks: r.tasks, logs: r.logs.map((l) => ({ id: String(l.id), job_id: jobId, seq: l.seq, level: l.level, message: l.message, at: new Date(l.at) })) };
   }
 
   list(f: { serverId?: string; state?: string; siteId?: string; kind?: string }, limit: number, before?: { at: string; id: string }): Promise<JobRow[]> {

@@ -9,8 +9,7 @@ import { UuidParam } from '../common/http/params';
 import { Roles } from '../modules/auth/auth.decorators';
 import { SitesService } from '../modules/inventory/sites.service';
 import { JobService } from './job.service';
-import { JobRepository } from './job.repository';
-import { jobEvents } from './job-events';
+import { JobStreams } from './job-streams.service';
 
 class JobQuery extends createZodDto(
   pageQuerySchema.extend({
@@ -28,8 +27,8 @@ class LogQuery extends createZodDto(z.object({ after: z.string().regex(/^\d+$/).
 export class JobsController {
   constructor(
     private readonly jobs: JobService,
-    private readonly repo: JobRepository,
     private readonly sites: SitesService,
+    private readonly streams: JobStreams,
   ) {}
 
   @Get() @Roles(...READ_ROLES) @ApiOperation({ summary: 'Jobs, newest first; filters server, state, site, kind' })
@@ -53,7 +52,7 @@ export class JobsController {
   async events(@Param('id', UuidParam) id: string, @Headers('last-event-id') lastEventId?: string): Promise<Observable<MessageEvent>> {
     await this.jobs.get(id); // a 404 before the stream starts
     const after = lastEventId && /^\d+$/.test(lastEventId) ? lastEventId : undefined;
-    return jobEvents(this.repo, id, { afterLogId: after }).pipe(map((e) => ({ type: e.type, id: e.id, data: e.data })));
+    return this.streams.events(id, after).pipe(map((e) => ({ type: e.type, id: e.id, data: e.data })));
   }
 
   @Post(':id/cancel') @Roles('admin', 'engineer') @ApiOperation({ summary: 'Stop the job: queued at once, running after its current task' })

@@ -4,6 +4,7 @@ import { JobRepository } from './job.repository';
 import { JobQueue } from './job-queue';
 import { JobService } from './job.service';
 import { JobsController } from './jobs.controller';
+import { JobStreams } from './job-streams.service';
 import { InventoryModule } from '../modules/inventory/inventory.module';
 import type { Logger } from 'pino';
 import { DATABASE_URL, LOGGER } from '../app.tokens';
@@ -13,7 +14,7 @@ import { DATABASE_URL, LOGGER } from '../app.tokens';
 @Module({
   imports: [InventoryModule],
   controllers: [JobsController],
-  providers: [JobRegistry, JobRepository, JobService, { provide: JobQueue, useFactory: (url: string, log: Logger) => new JobQueue(url, log), inject: [DATABASE_URL, LOGGER] }],
+  providers: [JobRegistry, JobRepository, JobService, JobStreams, { provide: JobQueue, useFactory: (url: string, log: Logger) => new JobQueue(url, log), inject: [DATABASE_URL, LOGGER] }],
   exports: [JobRegistry, JobRepository, JobService, JobQueue],
 })
 export class JobsModule implements OnModuleInit, OnModuleDestroy {

@@ -8,6 +8,10 @@ import { JobQueue } from '../../src/jobs/job-queue';
 import { JobRunner } from '../../src/jobs/job-runner';
 import { JobService } from '../../src/jobs/job.service';
 import { Database } from '../../src/database/database';
+import { PgListener } from '../../src/database/pg-listener';
+import { jobEvents, type JobEvent } from '../../src/jobs/job-events';
+import { JOB_CHANNEL } from '../../src/jobs/job-streams.service';
+import { Client } from 'pg';
 
 /**
  * The job engine against real PostgreSQL and graphile-worker, with job kinds defined here:
@@ -162,6 +166,81 @@ describe('job engine', () => {
     expect(done.state).toBe('succeeded');
     expect(done.tasks![0].attempts).toBe(2);
     expect((await jobs.logs(job.id)).map((l) => l.message)).toContain('task 0 was running on a worker that stopped answering; resuming it');
+  });
+});
+
+describe('job progress by PostgreSQL notifications', () => {
+  /** A running job no worker will touch (no queue entry): the test writes its rows itself. */
+  const orphanJob = async () => (await query<{ id: string }>(t.db.url, "INSERT INTO jobs (kind, site_id, state, created_by) VALUES ('test-stream', $1, 'running', 'test') RETURNING id", [site.id]))[0]!.id;
+  const logLine = (jobId: string, message: string) => query(t.db.url, "INSERT INTO job_logs (job_id, level, message) VALUES ($1, 'info', $2)", [jobId, message]);
+
+  it('the job tables notify a log line and a change of state, never a heartbeat', async () => {
+    const id = await orphanJob();
+    await query(t.db.url, "INSERT INTO job_tasks (job_id, seq, name, max_attempts, timeout_ms) VALUES ($1, 0, 'step', 3, 1000)", [id]);
+    const c = new Client({ connectionString: t.db.url });
+    await c.connect();
+    const heard: string[] = [];
+    c.on('notification', (m) => heard.push(`${m.channel}:${m.payload}`));
+    await c.query(`LISTEN ${JOB_CHANNEL}`);
+    try {
+      await query(t.db.url, 'UPDATE job_tasks SET heartbeat_at = now() WHERE job_id = $1', [id]);
+      await query(t.db.url, "UPDATE job_tasks SET state = 'running', worker = 'w' WHERE job_id = $1", [id]);
+      await query(t.db.url, 'UPDATE job_tasks SET heartbeat_at = now() WHERE job_id = $1', [id]);
+      await logLine(id, 'hello');
+      await query(t.db.url, "UPDATE jobs SET state = 'failed', error = 'x', finished_at = now() WHERE id = $1", [id]);
+      // Delivered in commit order: a heartbeat's notification would sit among these.
+      await until(async () => heard.length, (n) => n >= 3, 5000);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(heard).toEqual([`${JOB_CHANNEL}:${id}`, `${JOB_CHANNEL}:${id}`, `${JOB_CHANNEL}:${id}`]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a stream wakes on a notification with no polling, polls while the LISTEN connection is lost, and listens again', async () => {
+    const listener = new PgListener(t.db.url, JOB_CHANNEL, pino({ level: 'silent' }), { connectTimeoutMs: 5000, retryMs: 1500 });
+    const id = await orphanJob();
+    const seen: JobEvent[] = [];
+    let done = false;
+    // Polling every minute: only a notification can bring a line within the test's bounds.
+    const sub = jobEvents(t.app.get(JobRepository), id, { everyMs: 60_000, safetyMs: 60_000, wakeups: listener }).subscribe({ next: (e) => seen.push(e), complete: () => (done = true) });
+    const lines = () => seen.filter((e) => e.type === 'log').map((e) => e.data.message);
+    try {
+      await until(async () => listener.listening, (l) => l, 5000);
+      await until(async () => seen.length, (n) => n >= 1, 5000);
+      await logLine(id, 'one');
+      await until(async () => lines(), (l) => l.includes('one'), 5000);
+
+      // The connection is cut: the stream hears of it and polls meanwhile (every minute here, so
+      // the reconnect's wake-up is what brings the next line), then listens again.
+      await query(t.db.url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'racksmith-listen' AND datname = current_database()");
+      await until(async () => listener.listening, (l) => !l, 5000);
+      await logLine(id, 'two, while down');
+      await until(async () => listener.listening, (l) => l, 10_000);
+      await until(async () => lines(), (l) => l.includes('two, while down'), 5000);
+      await logLine(id, 'three');
+      await until(async () => lines(), (l) => l.includes('three'), 5000);
+
+      await query(t.db.url, "UPDATE jobs SET state = 'succeeded', finished_at = now() WHERE id = $1", [id]);
+      await until(async () => done, (d) => d, 5000);
+      expect(lines()).toEqual(['one', 'two, while down', 'three']);
+      expect(seen[seen.length - 1]).toEqual({ type: 'job', id: expect.any(String), data: { state: 'succeeded', error: null } });
+    } finally {
+      sub.unsubscribe();
+      await listener.close();
+    }
+  });
+
+  it('without notifications (RACKSMITH_JOB_EVENTS=poll) a stream polls', async () => {
+    const id = await orphanJob();
+    const seen: string[] = [];
+    const sub = jobEvents(t.app.get(JobRepository), id, { everyMs: 100 }).subscribe({ next: (e) => e.type === 'log' && seen.push(String(e.data.message)) });
+    try {
+      await logLine(id, 'polled');
+      await until(async () => seen, (s) => s.includes('polled'), 5000);
+    } finally {
+      sub.unsubscribe();
+    }
   });
 });
 
