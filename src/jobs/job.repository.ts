@@ -112,7 +112,7 @@ export class JobRepository {
          (SELECT coalesce(json_agg(json_build_object('seq', t.seq, 'name', t.name, 'state', t.state, 'attempts', t.attempts, 'error', t.error) ORDER BY t.seq), '[]')
             FROM job_tasks t WHERE t.job_id = j.id) AS tasks,
          (SELECT coalesce(json_agg(l ORDER BY l.id), '[]')
-            FROM (SELECT id::text AS id, seq, level, message, at FROM job_logs WHERE job_id = j.id AND id > $2 ORDER BY id LIMIT 1000) l) AS logs
+            FROM (SELECT id, seq, level, message, at FROM job_logs WHERE job_id = j.id AND id > $2 ORDER BY id LIMIT 1000) l) AS logs
        FROM jobs j WHERE j.id = $1`,
       [jobId, afterLogId],
     );

@@ -231,13 +231,19 @@ describe('job progress by PostgreSQL notifications', () => {
     }
   });
 
-  it('without notifications (RACKSMITH_JOB_EVENTS=poll) a stream polls', async () => {
+  it('without notifications (RACKSMITH_JOB_EVENTS=poll) a stream polls, every line once and in order across a digit boundary of the ids', async () => {
     const id = await orphanJob();
     const seen: string[] = [];
     const sub = jobEvents(t.app.get(JobRepository), id, { everyMs: 100 }).subscribe({ next: (e) => e.type === 'log' && seen.push(String(e.data.message)) });
     try {
       await logLine(id, 'polled');
       await until(async () => seen, (s) => s.includes('polled'), 5000);
+      // Ids 9999998 … 10000001 in one read: compared as text, 10000000 would sort before 9999999.
+      await query(t.db.url, "SELECT setval(pg_get_serial_sequence('job_logs', 'id'), greatest(9999997, (SELECT max(id) FROM job_logs)))");
+      await query(t.db.url, "INSERT INTO job_logs (job_id, level, message) SELECT $1, 'info', 'line ' || i FROM generate_series(1, 4) i", [id]);
+      await until(async () => seen, (s) => s.length >= 5, 5000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(seen).toEqual(['polled', 'line 1', 'line 2', 'line 3', 'line 4']);
     } finally {
       sub.unsubscribe();
     }
