@@ -5,8 +5,8 @@ import { DATABASE_URL, LOGGER } from '../app.tokens';
 import { AppConfig, type Config } from '../config/config';
 import { PgListener } from '../database/pg-listener';
 import { HealthService } from '../modules/health/health.service';
-import { jobEvents, type JobEvent } from './job-events';
-import { JobRepository } from './job.repository';
+import { jobEvents, type JobEvent, type JobWakeups } from './job-events';
+import { JobRepository, type JobProgress } from './job.repository';
 
 /** The notification channel the job tables' triggers send on (migration JobNotify). */
 export const JOB_CHANNEL = 'racksmith_jobs';
@@ -19,6 +19,25 @@ export const JOB_CHANNEL = 'racksmith_jobs';
 @Injectable()
 export class JobStreams implements OnModuleDestroy {
   private readonly listener: PgListener | null;
+  /**
+   * Streams of one job woken by one notification read once: a read is shared by the streams that
+   * ask for the same lines while the same `generation` lasts. Every notification and every new
+   * stream starts a generation, so nobody joins a read begun before the line it was woken for.
+   */
+  private generation = 0;
+  private readonly reads = new Map<string, Promise<JobProgress | null>>();
+  private readonly shared = {
+    progress: (jobId: string, after: string): Promise<JobProgress | null> => {
+      const key = `${jobId}:${after}:${this.generation}`;
+      let read = this.reads.get(key);
+      if (!read) {
+        read = this.repo.progress(jobId, after).finally(() => this.reads.delete(key));
+        this.reads.set(key, read);
+      }
+      return read;
+    },
+  };
+  private readonly wakeups: JobWakeups | undefined;
 
   constructor(
     private readonly repo: JobRepository,
@@ -28,6 +47,36 @@ export class JobStreams implements OnModuleDestroy {
     health: HealthService,
   ) {
     this.listener = config.jobs.events === 'notify' ? new PgListener(url, JOB_CHANNEL, log, { connectTimeoutMs: config.database.connectTimeout * 1000 }) : null;
+    const listener = this.listener;
+    // One subscription per job, fanned out here: a notification starts one generation for all its streams.
+    const byJob = new Map<string, { fns: Set<() => void>; off: () => void }>();
+    this.wakeups = listener
+      ? {
+          get listening() {
+            return listener.listening;
+          },
+          subscribe: (jobId, fn) => {
+            this.generation++;
+            let job = byJob.get(jobId);
+            if (!job) {
+              const fns = new Set<() => void>();
+              const off = listener.subscribe(jobId, () => {
+                this.generation++;
+                for (const f of [...fns]) f();
+              });
+              byJob.set(jobId, (job = { fns, off }));
+            }
+            const mine = job;
+            mine.fns.add(fn);
+            return () => {
+              mine.fns.delete(fn);
+              if (mine.fns.size || byJob.get(jobId) !== mine) return;
+              byJob.delete(jobId);
+              mine.off();
+            };
+          },
+        }
+      : undefined;
     health.register({
       name: 'jobEvents',
       critical: false,
@@ -40,7 +89,7 @@ export class JobStreams implements OnModuleDestroy {
 
   /** A job's task transitions and log lines after `afterLogId`, ending with its final state. */
   events(jobId: string, afterLogId?: string): Observable<JobEvent> {
-    return jobEvents(this.repo, jobId, { afterLogId, wakeups: this.listener ?? undefined });
+    return jobEvents(this.shared, jobId, { afterLogId, wakeups: this.wakeups });
   }
 
   async onModuleDestroy(): Promise<void> {
