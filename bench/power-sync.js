@@ -3,46 +3,28 @@
 // loopback address of its own): racksmith's sync through `racksmith serve` (ipmipower reading
 // many BMCs from one process, then per-BMC ipmitool at the configured concurrency), next to a
 // naive sequential ipmitool loop and a bare ipmipower run over the same BMCs, in the same run.
-//   npm run build && node bench/power-sync.js [small=200] [large=1000]
+// One BMC of each set is paused (SIGSTOP: it takes the packets and never answers), as a hung BMC
+// in a rack would; both racksmith and bare ipmipower wait out its session timeout.
+//   npm run build && node bench/power-sync.js [small=200] [large=1000] [rounds=3]
 // Needs PostgreSQL on 127.0.0.1:5432 (TEST_PG_ADMIN_URL to change), openipmi, ipmitool and
 // freeipmi-tools. The simulated BMCs need ~6 MiB of memory each.
-const { spawn, spawnSync } = require('node:child_process');
-const { mkdtempSync, mkdirSync, writeFileSync, rmSync, chmodSync } = require('node:fs');
+const { spawnSync } = require('node:child_process');
+const { mkdtempSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { Client } = require('pg');
 const { benchDatabase, freePort, start, waitFor } = require('./lib');
+const { PASSWORD, UDP_PORT, hostOf, startSims, inventory } = require('./sims');
 
 const ROOT = join(__dirname, '..');
 const SMALL = Number(process.argv[2] || 200);
 const LARGE = Number(process.argv[3] || 1000);
+const ROUNDS = Number(process.argv[4] || 3);
 const BOOTSTRAP = 'bench-bootstrap-token-0123456789abcdef';
 const KEY = 'cd'.repeat(32);
-const PASSWORD = 'bench-bmc-pw';
-const UDP_PORT = 16230;
 const IPMIPOWER = '/usr/sbin/ipmipower';
 
-const hostOf = (i) => `127.0.${10 + Math.floor(i / 250)}.${(i % 250) + 1}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** N ipmi_sim processes; every third one is powered off. */
-function startSims(dir, n) {
-  writeFileSync(join(dir, 'chassis.sh'), '#!/bin/sh\n# chassis_control <dir> get|set ...\nd="$1"; shift\n[ "$1" = get ] && echo "power:$(cat "$d/power")"\nexit 0\n');
-  chmodSync(join(dir, 'chassis.sh'), 0o755);
-  writeFileSync(join(dir, 'sim.emu'), 'mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n');
-  const children = [];
-  for (let i = 0; i < n; i++) {
-    const d = join(dir, `bmc${i}`);
-    mkdirSync(join(d, 'state'), { recursive: true });
-    writeFileSync(join(d, 'power'), i % 3 === 2 ? '0\n' : '1\n');
-    writeFileSync(
-      join(d, 'lan.conf'),
-      `name "bench${i}"\nset_working_mc 0x20\n  startlan 1\n    addr ${hostOf(i)} ${UDP_PORT}\n    priv_limit admin\n    allowed_auths_callback none md2 md5 straight\n    allowed_auths_user none md2 md5 straight\n    allowed_auths_operator none md2 md5 straight\n    allowed_auths_admin none md2 md5 straight\n    guid a123456789abcdefa123456789abcdef\n  endlan\n  chassis_control "${join(dir, 'chassis.sh')} ${d}"\n  user 2 true "admin" "${PASSWORD}" admin 10 md5 md2 straight none\n`,
-    );
-    children.push(spawn('/usr/bin/ipmi_sim', ['-c', join(d, 'lan.conf'), '-f', join(dir, 'sim.emu'), '-s', join(d, 'state'), '-n'], { stdio: 'ignore' }));
-  }
-  return children;
-}
 
 function ipmipower(n) {
   const t0 = performance.now();
@@ -61,17 +43,8 @@ function naiveLoop(n) {
   return { ms: performance.now() - t0, answered };
 }
 
-function inventory(dir, n) {
-  rmSync(join(dir, 'inv'), { recursive: true, force: true });
-  mkdirSync(join(dir, 'inv', 'sites'), { recursive: true });
-  writeFileSync(join(dir, 'inv', 'models.yaml'), 'hardwareModels:\n  - { vendor: Bench, model: IPMI, heightU: 1, bmcDriver: ipmitool }\n');
-  const out = ['sites:\n  - code: bench\n    name: Bench\n    devices:'];
-  for (let i = 0; i < n; i++) out.push(`      - { name: b${i}, role: rented-server, model: Bench/IPMI, bmc: { address: '${hostOf(i)}:${UDP_PORT}', username: admin } }`);
-  writeFileSync(join(dir, 'inv', 'sites', 'bench.yaml'), `${out.join('\n')}\n`);
-  return join(dir, 'inv');
-}
-
-async function racksmithSync(dir, url, n, env) {
+/** racksmith serving n BMCs; sync() is one POST /api/v1/power/sync. */
+async function racksmithServe(dir, url, n, env) {
   const { SecretBox } = require('../dist/common/secret-box');
   const box = new SecretBox(Buffer.from(KEY, 'hex'));
   const base = { DATABASE_URL: url, RACKSMITH_SECRET_KEY: KEY, RACKSMITH_INVENTORY_SEED: '' };
@@ -83,20 +56,19 @@ async function racksmithSync(dir, url, n, env) {
   await db.end();
   const port = await freePort();
   const proc = start(process.execPath, [join(ROOT, 'bin', 'racksmith.js'), 'serve'], { ...base, ...env, RACKSMITH_PORT: String(port), RACKSMITH_BOOTSTRAP_TOKEN: BOOTSTRAP, RACKSMITH_LOG_LEVEL: 'warn', RACKSMITH_POWER_SYNC_INTERVAL: '0', RACKSMITH_CONSOLE_RECONCILE_INTERVAL: '0' });
-  try {
-    await waitFor(`http://127.0.0.1:${port}/health`, 60000);
-    const runs = [];
-    for (let i = 0; i < 2; i++) {
+  await waitFor(`http://127.0.0.1:${port}/health`, 60000);
+  return {
+    async sync() {
       const t0 = performance.now();
       const res = await fetch(`http://127.0.0.1:${port}/api/v1/power/sync`, { method: 'POST', headers: { authorization: `Bearer ${BOOTSTRAP}` } });
       const body = await res.json();
-      runs.push({ ms: performance.now() - t0, ...body });
-    }
-    return runs;
-  } finally {
-    await proc.stop();
-  }
+      return { ms: performance.now() - t0, ...body };
+    },
+    stop: () => proc.stop(),
+  };
 }
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 (async () => {
   const dir = mkdtempSync(join(tmpdir(), 'racksmith-bench-power-'));
@@ -108,19 +80,45 @@ async function racksmithSync(dir, url, n, env) {
     console.log(`${LARGE} simulated BMCs (ipmi_sim) up, ${ready} answering`);
     const row = (label, n, r, extra = '') => console.log(`${label.padEnd(58)} ${String(n).padStart(5)} BMCs  ${(r.ms / 1000).toFixed(2).padStart(7)} s  ${extra}`);
 
-    const naive = naiveLoop(SMALL);
-    row('naive loop: one `ipmitool power status` after another', SMALL, naive, `${naive.answered} answered`);
-    for (const n of [SMALL, LARGE]) {
-      const r = ipmipower(n);
-      row('bare ipmipower --stat, one process, fanout 32', n, r, `${r.answered} answered`);
+    if (process.env.BENCH_NAIVE) {
+      const naive = naiveLoop(SMALL);
+      row('naive loop: one `ipmitool power status` after another', SMALL, naive, `${naive.answered} answered`);
     }
-    for (const n of [SMALL, LARGE]) {
-      for (const [label, env] of [
-        ['racksmith sync, ipmipower (default)', {}],
-        ['racksmith sync, ipmitool per BMC, concurrency 32', { RACKSMITH_IPMIPOWER: '' }],
-      ]) {
-        const runs = await racksmithSync(dir, db.url, n, { RACKSMITH_IPMIPOWER_WORKAROUNDS: 'opensesspriv', ...env });
-        for (const [i, r] of runs.entries()) row(`${label}, ${i ? 'second' : 'first'} run`, n, r, `on ${r.on} off ${r.off} unreachable ${r.unreachable} (server-side ${r.ms} ms)`);
+    // One BMC in the middle of the small set hangs after the first sync has seen it answer (as a
+    // BMC in a rack hangs one day): the later syncs keep asking it, and wait out its timeout.
+    const paused = Math.floor(SMALL / 2);
+    for (const n of process.env.BENCH_ONLY ? [Number(process.env.BENCH_ONLY)] : [SMALL, LARGE]) {
+      const rs = await racksmithServe(dir, db.url, n, { RACKSMITH_IPMIPOWER_WORKAROUNDS: 'opensesspriv' });
+      try {
+        const first = await rs.sync();
+        row('racksmith sync, first run (writes every row)', n, first, `on ${first.on} off ${first.off} unreachable ${first.unreachable}`);
+        process.kill(sims[paused].pid, 'SIGSTOP');
+        // Alternate bare and racksmith, ROUNDS times each, and compare the medians.
+        const bare = [];
+        const ours = [];
+        // The order alternates (and both wait a second first): the second run of a pair meets BMCs
+        // still busy with the first one's sessions.
+        for (let i = 0; i < ROUNDS; i++) {
+          let b;
+          let r;
+          await sleep(1000);
+          if (i % 2) {
+            r = await rs.sync();
+            await sleep(1000);
+            b = ipmipower(n);
+          } else {
+            b = ipmipower(n);
+            await sleep(1000);
+            r = await rs.sync();
+          }
+          bare.push(b.ms);
+          ours.push(r.ms);
+          row(`  round ${i + 1} (${i % 2 ? 'racksmith first' : 'bare first'}): bare ipmipower (${b.answered} answered) / racksmith`, n, { ms: b.ms }, `/ ${(r.ms / 1000).toFixed(2)} s (on ${r.on} off ${r.off} unreachable ${r.unreachable} skipped ${r.skipped}; server-side ${r.ms} ms, of which at the BMCs ${r.bmcMs} ms)`);
+        }
+        console.log(`${n} BMCs: median bare ${(median(bare) / 1000).toFixed(2)} s, racksmith ${(median(ours) / 1000).toFixed(2)} s, ratio ${(median(ours) / median(bare)).toFixed(2)}`);
+      } finally {
+        process.kill(sims[paused].pid, 'SIGCONT');
+        await rs.stop();
       }
     }
   } finally {

@@ -17,8 +17,12 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-/** `adoptEmbedded`: see EmbeddedPostgres.start (serve adopts, CLI commands do not). */
-export async function openRuntime(config: Config, log: Logger, opts: { adoptEmbedded?: boolean } = {}): Promise<Runtime> {
+/**
+ * `adoptEmbedded`: see EmbeddedPostgres.start (serve adopts, CLI commands do not).
+ * `background`: a second pool (`database.backgroundPoolSize`) for job tasks, heartbeats, the
+ * reaper and the schedulers (serve); CLI commands have none.
+ */
+export async function openRuntime(config: Config, log: Logger, opts: { adoptEmbedded?: boolean; background?: boolean } = {}): Promise<Runtime> {
   let embedded: EmbeddedPostgres | undefined;
   let url = config.database.url;
   if (!url) {
@@ -32,7 +36,18 @@ export async function openRuntime(config: Config, log: Logger, opts: { adoptEmbe
     await embedded?.stop().catch(() => undefined);
     throw err;
   }
-  const db = new Database(ds);
+  let background: ReturnType<typeof createDataSource> | undefined;
+  if (opts.background) {
+    background = createDataSource({ url, poolSize: config.database.backgroundPoolSize, connectTimeoutSec: config.database.connectTimeout, applicationName: 'racksmith-background' });
+    try {
+      await background.initialize();
+    } catch (err) {
+      await ds.destroy().catch(() => undefined);
+      await embedded?.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+  const db = new Database(ds, background);
   return {
     config,
     log,

@@ -62,7 +62,7 @@ export async function serveCommand(opts: { role?: string; site?: string; host?: 
   const config = configFor({ RACKSMITH_ROLE: opts.role, RACKSMITH_SITE: opts.site, RACKSMITH_HOST: opts.host, RACKSMITH_PORT: opts.port });
   if (config.role === 'agent' && !config.site) throw new UsageError('an agent serves one site: give --site CODE (or RACKSMITH_SITE)');
   const log = createLogger(config);
-  const rt: Runtime = await openRuntime(config, log, { adoptEmbedded: true });
+  const rt: Runtime = await openRuntime(config, log, { adoptEmbedded: true, background: true });
   let server: Awaited<ReturnType<typeof serve>>;
   try {
     server = await serve(rt);

@@ -49,7 +49,8 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
       rt.log.info({ plans: loaded, file: rt.config.billing.plans }, 'billing plans loaded');
     }
     const processor = app.get(BillingProcessor);
-    processor.start();
+    // Timers started inside db.background keep its pool for every tick.
+    await rt.db.background(async () => processor.start());
     billing = processor;
   }
 
@@ -64,15 +65,18 @@ export async function serve(rt: Runtime, out: NodeJS.WritableStream = process.st
       concurrency: rt.config.jobs.concurrency,
       heartbeatMs: Math.min(2000, (rt.config.jobs.heartbeatTimeout * 1000) / 4),
     });
-    await runner.start();
+    const started = runner;
+    await rt.db.background(() => started.start());
     const worker = runner;
     app.get(HealthService).register({ name: 'jobs', critical: false, run: async () => ({ status: 'ok', detail: `worker ${worker.workerId}` }) });
     // The BMCs of this agent's site (or all of them): power-state sync and grant revocation.
     const siteIds = rt.config.role === 'agent' && rt.config.site ? [(await sites.resolve(rt.config.site)).id] : undefined;
-    app.get(PowerSync).start(siteIds);
-    app.get(VpsSync).start(siteIds?.[0]);
-    // Grants that ended while racksmith was down are revoked now, then on a schedule.
-    await app.get(ConsoleReconciler).start(siteIds);
+    await rt.db.background(async () => {
+      app.get(PowerSync).start(siteIds);
+      app.get(VpsSync).start(siteIds?.[0]);
+      // Grants that ended while racksmith was down are revoked now, then on a schedule.
+      await app.get(ConsoleReconciler).start(siteIds);
+    });
     // Network boot (off unless a boot address is configured): the boot listener first (DHCP
     // hands out its URL), then TFTP and DHCP; then the site is announced as booting.
     await startBootServices(app, siteIds?.[0] ?? null);

@@ -45,7 +45,8 @@ interface Setting {
 export const SETTINGS: readonly Setting[] = [
   { env: 'DATABASE_URL', key: 'database.url', schema: z.string().url().refine((u) => /^postgres(ql)?:\/\//.test(u)), expected: 'a postgres:// URL', description: 'External PostgreSQL. Unset: `serve` runs an embedded PostgreSQL in the data directory.', secret: true },
   { env: 'RACKSMITH_DB_CONNECT_TIMEOUT', key: 'database.connectTimeout', schema: int(1, 60), default: 5, expected: 'seconds, an integer from 1 to 60', description: 'How long to wait for PostgreSQL before start-up fails naming the host.' },
-  { env: 'RACKSMITH_DB_POOL_SIZE', key: 'database.poolSize', schema: int(1, 200), default: 10, expected: 'an integer from 1 to 200', description: 'Connections per process.' },
+  { env: 'RACKSMITH_DB_POOL_SIZE', key: 'database.poolSize', schema: int(1, 200), default: 20, expected: 'an integer from 1 to 200', description: 'Connections per process for API requests. A request waiting longer than RACKSMITH_DB_CONNECT_TIMEOUT for one fails with a 503.' },
+  { env: 'RACKSMITH_DB_BACKGROUND_POOL_SIZE', key: 'database.backgroundPoolSize', schema: int(2, 200), default: 8, expected: 'an integer from 2 to 200', description: 'Connections per `serve` process, apart from the API\'s, for job tasks and their heartbeats, the job reaper and the schedulers (power-state sync, VPS sync, console grants, billing, boot announcements): API load never starves them.' },
   { env: 'RACKSMITH_EMBEDDED_PG_PORT', key: 'database.embeddedPort', schema: int(1024, 65535), default: 54329, expected: 'a TCP port from 1024 to 65535', description: 'Port of the embedded PostgreSQL (listens on 127.0.0.1 only).' },
   { env: 'RACKSMITH_DATA_DIR', key: 'dataDir', schema: z.string().min(1), default: './var', expected: 'a directory path', description: 'Where the embedded PostgreSQL and other local state live.' },
   { env: 'RACKSMITH_HOST', key: 'http.host', schema: z.string().min(1), default: '127.0.0.1', expected: 'an address to bind', description: 'HTTP listen address. Use `0.0.0.0` to serve other hosts.' },
@@ -109,7 +110,7 @@ export const CONFIG_FILE_ENV = 'RACKSMITH_CONFIG';
 export const CREDENTIAL_ENV_PREFIX = 'RACKSMITH_CREDENTIAL_';
 
 export interface Config {
-  database: { url?: string; connectTimeout: number; poolSize: number; embeddedPort: number };
+  database: { url?: string; connectTimeout: number; poolSize: number; backgroundPoolSize: number; embeddedPort: number };
   dataDir: string;
   http: { host: string; port: number; bodyLimit: number; trustProxy: boolean; shutdownTimeout: number; publicUrl?: string };
   log: { level: (typeof LOG_LEVELS)[number]; format: 'json' | 'pretty' };

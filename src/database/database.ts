@@ -10,7 +10,20 @@ import { withDeadline } from '../common/concurrency';
 export class Database {
   private readonly current = new AsyncLocalStorage<EntityManager>();
 
-  constructor(readonly dataSource: DataSource) {}
+  /**
+   * `background`: a small pool of its own for the work no request waits on (job tasks and their
+   * heartbeats, the job reaper, the schedulers), so a burst of API requests that fills the main
+   * pool never starves a heartbeat into a false takeover, nor a reaper into "connection timeout".
+   */
+  constructor(
+    readonly dataSource: DataSource,
+    private readonly backgroundSource?: DataSource,
+  ) {}
+
+  /** Runs fn (and everything it starts) on the background pool; without one, on the main pool. */
+  background<T>(fn: () => Promise<T>): Promise<T> {
+    return this.backgroundSource ? this.current.run(this.backgroundSource.manager, fn) : this.current.exit(fn);
+  }
 
   /** The transaction in progress, or the pool. Repositories only. */
   manager(): EntityManager {
@@ -47,12 +60,14 @@ export class Database {
    * once (the user slots of one BMC), where a crash half-way must leave committed rows behind.
    */
   async withSessionLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const runner = this.dataSource.createQueryRunner();
+    // On the pool of the caller (main or background); fn runs outside any transaction, on that pool.
+    const source = this.current.getStore()?.connection ?? this.dataSource;
+    const runner = source.createQueryRunner();
     await runner.connect();
     try {
       await runner.query('SELECT pg_advisory_lock(hashtext($1))', [key]);
       try {
-        return await this.current.exit(fn);
+        return await (source === this.dataSource ? this.current.exit(fn) : this.current.run(source.manager, fn));
       } finally {
         await runner.query('SELECT pg_advisory_unlock(hashtext($1))', [key]);
       }
@@ -67,5 +82,6 @@ export class Database {
 
   async close(): Promise<void> {
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
+    if (this.backgroundSource?.isInitialized) await this.backgroundSource.destroy();
   }
 }

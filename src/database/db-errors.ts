@@ -41,6 +41,10 @@ function parseDetail(detail: string | undefined): Record<string, unknown> | unde
 export function mapDatabaseError(err: unknown): DomainError | undefined {
   if (!err || typeof err !== 'object') return undefined;
   const e = err as PgError;
+  // pg-pool: every connection busy for the whole connect timeout. The request may be sent again.
+  if (!e.code && typeof e.message === 'string' && /^timeout exceeded when trying to connect$/.test(e.message)) {
+    return new DomainError('database_busy', 'every database connection of this process stayed busy for the connect timeout; try again', 503);
+  }
   const known = e.constraint ? meanings.get(e.constraint) : undefined;
   switch (e.code) {
     case '23505': { // unique_violation: say which value ("Key (mac)=(52:54:...) already exists.")

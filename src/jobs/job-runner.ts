@@ -62,9 +62,10 @@ export class JobRunner {
       logger: quietLogger(this.log),
       // An agent serves its own sites: every other site's flag is forbidden.
       forbiddenFlags: mine ? async () => (await this.opts.allSiteCodes()).filter((c) => !mine.includes(c)).map((c) => `site:${c}`) : null,
-      taskList: { [JOB_TASK]: async (payload) => this.work((payload as { jobId: string }).jobId) },
+      // Tasks, their heartbeats and the reaper use the background pool: API load never starves them.
+      taskList: { [JOB_TASK]: (payload) => this.db.background(() => this.work((payload as { jobId: string }).jobId)) },
     });
-    this.reaper = setInterval(() => void this.reclaim().catch((err) => this.log.error({ err }, 'job reaper failed')), Math.max(1000, (this.staleAfter * 1000) / 3));
+    this.reaper = setInterval(() => void this.db.background(() => this.reclaim()).catch((err) => this.log.error({ err }, 'job reaper failed')), Math.max(1000, (this.staleAfter * 1000) / 3));
     this.reaper.unref();
     this.log.info({ worker: this.workerId, sites: mine ?? 'all' }, 'job worker started');
   }

@@ -58,6 +58,36 @@ describe('connection failures', () => {
   });
 });
 
+describe('the background pool', () => {
+  it('serves job and scheduler work while every API connection is busy; a request that finds none gets 503 database_busy', async () => {
+    const config = loadConfig({ DATABASE_URL: db.url, RACKSMITH_DB_POOL_SIZE: '1', RACKSMITH_DB_CONNECT_TIMEOUT: '1', RACKSMITH_DB_BACKGROUND_POOL_SIZE: '2' });
+    const rt = await openRuntime(config, silent, { background: true });
+    try {
+      // The one API connection is held (a long transaction, as a burst of requests would hold them).
+      let release!: () => void;
+      const held = rt.db.transaction(() => new Promise<void>((r) => (release = r)));
+      await new Promise((r) => setTimeout(r, 100));
+      const apiSide = rt.db.manager().query('SELECT 1').then(() => 'answered', (err: Error) => err);
+      const bg = await rt.db.background(async () => {
+        const [me] = await rt.db.manager().query('SELECT current_setting($1) AS app', ['application_name']);
+        // A transaction and a session lock in the background stay on the background pool too.
+        const inTx = await rt.db.transaction(async () => (await rt.db.manager().query('SELECT current_setting($1) AS app', ['application_name']))[0].app);
+        const locked = await rt.db.withSessionLock('bg-test', async () => (await rt.db.manager().query('SELECT current_setting($1) AS app', ['application_name']))[0].app);
+        return [me.app, inTx, locked];
+      });
+      expect(bg).toEqual(['racksmith-background', 'racksmith-background', 'racksmith-background']);
+      const refused = await apiSide;
+      expect(refused).toBeInstanceOf(Error);
+      const { toErrorResponse } = await import('../../src/common/http/error.filter');
+      expect(toErrorResponse(refused, { method: 'GET', url: '/x' }, 1000)).toEqual({ status: 503, body: { error: { code: 'database_busy', message: expect.stringContaining('try again') } } });
+      release();
+      await held;
+    } finally {
+      await rt.close();
+    }
+  });
+});
+
 describe('first start', () => {
   it('creates exactly one initial admin token when several processes start at once', async () => {
     const config = loadConfig({ DATABASE_URL: db.url });

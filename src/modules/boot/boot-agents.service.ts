@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { LOGGER } from '../../app.tokens';
+import { Database } from '../../database/database';
 import { ConflictError } from '../../common/errors';
 import { BootAgentsRepository } from './boot-agents.repository';
 
@@ -19,6 +20,7 @@ export class BootAgents implements OnApplicationShutdown {
 
   constructor(
     private readonly repo: BootAgentsRepository,
+    private readonly db: Database,
     @Inject(LOGGER) private readonly log: Logger,
   ) {}
 
@@ -26,7 +28,7 @@ export class BootAgents implements OnApplicationShutdown {
   async start(a: { siteId: string | null; address: string; httpBase: string; services: Record<string, unknown> }): Promise<void> {
     const announce = () => this.repo.announce({ id: this.id, ...a });
     await announce();
-    this.timer = setInterval(() => void announce().catch((err: Error) => this.log.warn({ err: err.message }, 'could not announce the boot services')), ANNOUNCE_EVERY_MS);
+    this.timer = setInterval(() => void this.db.background(announce).catch((err: Error) => this.log.warn({ err: err.message }, 'could not announce the boot services')), ANNOUNCE_EVERY_MS);
     this.timer.unref();
   }
 

@@ -23,6 +23,8 @@ export interface PowerSyncSummary {
   /** BMCs left out: no password set, or they never answered with their current credentials. */
   skipped: number;
   ms: number;
+  /** Of `ms`, the time spent waiting for the BMCs (the rest is racksmith's own: reading, decrypting, recording). */
+  bmcMs: number;
 }
 
 const ACTOR = 'power-sync';
@@ -90,8 +92,9 @@ export class PowerSync {
     const targets = rows.filter((r) => !r.why);
     const skipped = filter.ids ? [] : rows.filter((r) => r.why).map((r) => ({ id: r.id, name: r.name, address: r.address, why: r.why! }));
     if (!filter.ids) this.noteSkipped(skipped);
-    const summary: PowerSyncSummary = { checked: targets.length, on: 0, off: 0, unreachable: 0, changed: 0, drift: 0, skipped: skipped.length, ms: 0 };
+    const summary: PowerSyncSummary = { checked: targets.length, on: 0, off: 0, unreachable: 0, changed: 0, drift: 0, skipped: skipped.length, ms: 0, bmcMs: 0 };
     const handles = this.bmc.targets(targets);
+    const asked = Date.now();
     const readings = await this.readMany(handles);
     const results = new Map<string, PowerState | Error>();
     await mapLimit(targets, this.config.power.syncConcurrency, async (t) => {
@@ -108,6 +111,7 @@ export class PowerSync {
         results.set(t.id, bmcDomainError(err, t.name) as Error);
       }
     });
+    summary.bmcMs = Date.now() - asked;
     await this.record(targets, results, summary);
     summary.ms = Date.now() - started;
     this.duration.observe(summary.ms / 1000);
