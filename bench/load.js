@@ -8,6 +8,8 @@
 // failed reaper or scheduler.
 //   npm run build && node bench/load.js [powerActions=200] [installs=100]
 //   BENCH_ROOT=<another checkout, built> compares that code in the same run (first).
+//   BENCH_POOL=N: both runs with RACKSMITH_DB_POOL_SIZE=N and a 1 s connect timeout (a pool far too
+//   small for the load, to see who starves).
 // Needs PostgreSQL on 127.0.0.1:5432 (TEST_PG_ADMIN_URL to change), openipmi, ipmitool, freeipmi-tools.
 const { spawnSync } = require('node:child_process');
 const { mkdtempSync, rmSync } = require('node:fs');
@@ -96,15 +98,18 @@ async function run(label, root, dir, env) {
     const waiting = new Set(tasks.filter((t) => t.state === 'waiting' || (t.name.startsWith('wait-for') && t.state === 'running')).map((t) => t.job_id));
     const retried = tasks.filter((t) => t.attempts > 1 && !t.name.startsWith('wait-for'));
     const failedJobs = new Set(tasks.filter((t) => t.job_state === 'failed').map((t) => t.job_id));
+    const takeovers = (await pg.query("SELECT count(*)::int AS n FROM job_logs WHERE message LIKE '%stopped answering; resuming it'")).rows[0].n;
     await sleep(3000); // a sync or two more under the waiting jobs
     const lines = proc.output().slice(before).split('\n').filter((l) => BAD_LINE.test(l));
     const ok = p.filter((r) => r.status === 200);
     const codes = {};
     for (const r of p.filter((x) => x.status !== 200)) codes[`${r.status} ${r.code}`] = (codes[`${r.status} ${r.code}`] ?? 0) + 1;
     console.log(`${label}: ${POWER} power actions: ${ok.length} answered 200 ${JSON.stringify(codes)}, p50 ${(pct(p.map((r) => r.ms), 50) / 1000).toFixed(2)} s, p99 ${(pct(p.map((r) => r.ms), 99) / 1000).toFixed(2)} s; all answered in ${(answeredMs / 1000).toFixed(1)} s`);
-    console.log(`${label}: ${INSTALLS} installs: ${jobIds.length} accepted, ${waiting.size} reached the installer wait in ${(reachedMs / 1000).toFixed(1)} s, ${failedJobs.size} jobs failed, ${retried.length} task retries${retried.length ? ` (${[...new Set(retried.map((t) => t.error))].slice(0, 3).join(' | ')})` : ''}`);
-    console.log(`${label}: log lines naming a connection timeout or a failed reaper/scheduler: ${lines.length}`);
-    for (const l of lines.slice(0, 5)) console.log(`  ${l.slice(0, 300)}`);
+    console.log(`${label}: ${INSTALLS} installs: ${jobIds.length} accepted, ${waiting.size} reached the installer wait in ${(reachedMs / 1000).toFixed(1)} s, ${failedJobs.size} jobs failed, ${retried.length} task retries (${takeovers} of them takeovers after a missed heartbeat)${retried.length ? ` (${[...new Set(retried.map((t) => t.error))].slice(0, 3).join(' | ')})` : ''}`);
+    // A request's failure carries its reqId; the reaper's, a scheduler's or a job's do not.
+    const background = lines.filter((l) => !l.includes('"reqId"'));
+    console.log(`${label}: log lines naming a connection timeout or a failed reaper/scheduler: ${background.length} from background work, ${lines.length - background.length} from requests`);
+    for (const l of background.slice(0, 3)) console.log(`  ${l.slice(0, 240)}`);
     await mapLimit(jobIds, 16, (id) => api('POST', `/api/v1/jobs/${id}/cancel`));
   } finally {
     await pg.end();
@@ -118,8 +123,9 @@ async function run(label, root, dir, env) {
   const sims = startSims(dir, N);
   try {
     await sleep(3000);
-    if (process.env.BENCH_ROOT) await run('before', process.env.BENCH_ROOT, dir, {});
-    await run('now', join(__dirname, '..'), dir, {});
+    const env = process.env.BENCH_POOL ? { RACKSMITH_DB_POOL_SIZE: process.env.BENCH_POOL, RACKSMITH_DB_CONNECT_TIMEOUT: '1' } : {};
+    if (process.env.BENCH_ROOT) await run('before', process.env.BENCH_ROOT, dir, env);
+    await run('now', join(__dirname, '..'), dir, env);
   } finally {
     for (const c of sims) c.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

@@ -11,7 +11,22 @@ const hostOf = (i) => `127.0.${10 + Math.floor(i / 250)}.${(i % 250) + 1}`;
 
 /** N ipmi_sim processes; every third one is powered off. */
 function startSims(dir, n) {
-  writeFileSync(join(dir, 'chassis.sh'), '#!/bin/sh\n# chassis_control <dir> get|set ...\nd="$1"; shift\n[ "$1" = get ] && echo "power:$(cat "$d/power")"\nexit 0\n');
+  // As test/support/ipmi-sim.ts: power and boot device kept in files, so actions take effect.
+  writeFileSync(
+    join(dir, 'chassis.sh'),
+    [
+      '#!/bin/sh',
+      '# chassis_control <dir> get|set <name> [value] ...',
+      'd="$1"; shift',
+      'op="$1"; shift',
+      'if [ "$op" = get ]; then',
+      '  for p in "$@"; do case "$p" in power) echo "power:$(cat "$d/power")" ;; boot) echo "boot:$(cat "$d/boot" 2>/dev/null || echo default)" ;; esac; done',
+      'else',
+      '  while [ $# -gt 0 ]; do case "$1" in power) echo "$2" > "$d/power" ;; boot) echo "$2" > "$d/boot" ;; esac; shift 2; done',
+      'fi',
+      '',
+    ].join('\n'),
+  );
   chmodSync(join(dir, 'chassis.sh'), 0o755);
   writeFileSync(join(dir, 'sim.emu'), 'mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n');
   const children = [];
