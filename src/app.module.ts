@@ -21,6 +21,7 @@ import { TemplatesModule } from './modules/templates/templates.module';
 import { BillingModule } from './modules/billing/billing.module';
 import { VpsModule } from './modules/vps/vps.module';
 import { ImagesModule } from './modules/images/images.module';
+import { CustomersModule } from './modules/customers/customers.module';
 
 @Global()
 @Module({})
@@ -45,7 +46,7 @@ export class AppModule {
   static register(rt: Runtime): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule, ConsoleModule, BootModule, TemplatesModule, BillingModule, VpsModule, ImagesModule],
+      imports: [CoreModule.register(rt), JobsModule, MetricsModule, HealthModule, AuditModule, AuthModule, InventoryModule, WorkQueueModule, ColocationModule, ServersModule, ScheduleModule.forRoot(), ServerPowerModule, ConsoleModule, BootModule, TemplatesModule, BillingModule, VpsModule, ImagesModule, CustomersModule],
     };
   }
 }

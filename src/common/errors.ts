@@ -52,3 +52,10 @@ export class MissingReferenceError extends DomainError {
     super('reference_not_found', `${what} ${id} does not exist`, 400, field);
   }
 }
+
+/** Too many requests: 429 naming the limit, with the seconds until a retry can succeed. */
+export class RateLimitedError extends DomainError {
+  constructor(message: string, details: { limit: string; retryAfterSeconds: number }) {
+    super('rate_limited', message, 429, undefined, details);
+  }
+}

@@ -1,14 +1,17 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Role } from './roles';
 
-/** Who is acting: an API token, the bootstrap token, the CLI, or racksmith itself. */
+/** Who is acting: an API token, the bootstrap token, the CLI, a customer's token, or racksmith itself. */
 export interface Actor {
-  kind: 'token' | 'bootstrap' | 'cli' | 'system';
-  /** Token id for kind=token; otherwise absent. */
+  kind: 'token' | 'bootstrap' | 'cli' | 'system' | 'customer';
+  /** Token id for kind=token and kind=customer; otherwise absent. */
   id?: string;
-  /** Human-readable: token name, "bootstrap", "cli:<user>", "system". */
+  /** Human-readable: token name, "bootstrap", "cli:<user>", "customer:<id>", "system". */
   name: string;
-  role: Role;
+  /** A staff role, or "customer": a customer's token reaches only the customer routes (/api/v1/my). */
+  role: Role | 'customer';
+  /** kind=customer: whose token it is. */
+  customerId?: string;
 }
 
 export interface RequestContext {

@@ -99,6 +99,10 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RACKSMITH_BILLING_URL', key: 'billing.url', schema: z.string().url().refine((u) => isHttpsOrLoopback(u)), expected: 'an https:// URL (http:// only to a loopback address)', description: 'Where order events (provisioned, failed, backordered, suspended, terminated) are sent, signed like the webhook. Unset: they wait in the outbox (`GET /api/v1/billing/outbox`).' },
   { env: 'RACKSMITH_BILLING_PLANS', key: 'billing.plans', schema: z.string(), default: 'inventory/plans.yaml', expected: 'a YAML file of billing plans, or "" for none', description: 'Plans loaded into the database on every start of roles all and api (relative paths from the racksmith folder); plans can also be set with `PUT /api/v1/billing/plans/{code}`.', allowEmpty: true },
   { env: 'RACKSMITH_BILLING_CONSOLE_TTL', key: 'billing.consoleTtl', schema: int(300, 90 * 86400), default: 7 * 86400, expected: 'seconds, an integer from 300 to 7776000', description: 'How long the IPKVM access handed out with a newly provisioned dedicated server lasts.' },
+  { env: 'RACKSMITH_CUSTOMER_RATE_LIMIT', key: 'customer.rateLimit', schema: int(1, 100_000), default: 600, expected: 'requests per minute, an integer from 1 to 100000', description: 'Requests per minute one customer may make to the customer routes (/api/v1/my), all their tokens together, per process; more is a 429 `rate_limited` naming the limit, with Retry-After.' },
+  { env: 'RACKSMITH_CUSTOMER_POWER_COOLDOWN', key: 'customer.powerCooldown', schema: int(0, 3600), default: 30, expected: 'seconds, an integer from 0 to 3600', description: 'Seconds after a customer power action before the next one on the same machine (a 409 `power_cooldown` with Retry-After until then).' },
+  { env: 'RACKSMITH_CUSTOMER_SESSION_TTL', key: 'customer.sessionTtl', schema: int(300, 30 * 86400), default: 12 * 3600, expected: 'seconds, an integer from 300 to 2592000', description: 'How long the session a one-time login link opens lasts.' },
+  { env: 'RACKSMITH_CUSTOMER_LOGIN_LINK_TTL', key: 'customer.loginLinkTtl', schema: int(60, 7 * 86400), default: 900, expected: 'seconds, an integer from 60 to 604800', description: 'How long a one-time login link made for a customer stays usable (once).' },
   { env: 'RACKSMITH_VPS_SYNC_INTERVAL', key: 'vps.syncInterval', schema: int(0, 86400), default: 60, expected: 'seconds, an integer from 0 to 86400', description: 'How often every hypervisor is asked which VMs it runs, and VM states corrected (roles all and agent). 0 turns the sync off.' },
   { env: 'RACKSMITH_ROLE', key: 'role', schema: z.enum(ROLES), default: 'all', expected: ROLES.join(', '), description: 'Process role; `serve --role` overrides it.' },
   { env: 'RACKSMITH_SITE', key: 'site', schema: siteCode, expected: 'a site code (lowercase letters, digits, dashes)', description: 'Site an agent serves; `serve --site` overrides it.' },
@@ -124,6 +128,7 @@ export interface Config {
   boot: { address?: string; interface?: string; httpPort: number; tftpPort: number; tftpRoot: string; tftpMaxTransfers: number; tftpSender: 'auto' | 'native' | 'js'; tftpSpinUs: number; dhcpMode: 'proxy' | 'authoritative' | 'off'; dhcpBindAddress: string; dhcpPort: number; dhcpProxyPort: number; dhcpBroadcast: string; dhcpClientPort: number; httpUrl?: string; assets: string; installProxy?: string; discovery: boolean };
   billing: { secrets?: string[]; tolerance: number; url?: string; plans: string; consoleTtl: number };
   vps: { syncInterval: number };
+  customer: { rateLimit: number; powerCooldown: number; sessionTtl: number; loginLinkTtl: number };
   role: ProcessRole;
   site?: string;
 }

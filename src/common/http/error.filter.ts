@@ -75,6 +75,9 @@ export class ErrorFilter implements ExceptionFilter {
     const reply = http.getResponse<FastifyReply>();
     const { status, body } = toErrorResponse(exception, req, this.bodyLimit);
     if (status >= 500) this.log.error({ err: exception, reqId: req.id }, 'request failed');
+    // A refusal that ends by itself (a rate limit, a cooldown) says when to come back.
+    const after = body.error.details?.retryAfterSeconds;
+    if (typeof after === 'number' && (status === 429 || status === 409)) void reply.header('retry-after', String(after));
     void reply.status(status).header('content-type', 'application/json; charset=utf-8').send(body);
   }
 }

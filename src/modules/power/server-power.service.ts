@@ -65,15 +65,18 @@ export class ServerPowerService {
     };
   }
 
-  /** Applies the action, reads the state back and records both. A BMC failure is a 502 and audited too. */
-  async act(serverId: string, action: PowerAction): Promise<PowerView> {
+  /**
+   * Applies the action, reads the state back and records both. A BMC failure is a 502 and audited
+   * too. `button` is a short press of the power button: on when off, an ACPI soft-off when on.
+   */
+  async act(serverId: string, action: PowerAction | 'button'): Promise<PowerView> {
     const actor = requestContext.actorName();
     const h = await this.bmc.forServer(serverId);
     const before = (await this.status.get(serverId))?.power_state ?? null;
     let after: PowerState;
     try {
       after = await onBmc(h, async ({ driver, target }) => {
-        await driver.power(target, action);
+        await driver.power(target, action === 'button' ? ((await driver.powerStatus(target)) === 'on' ? 'soft-off' : 'on') : action);
         return driver.powerStatus(target);
       });
     } catch (err) {
