@@ -24,7 +24,7 @@ describe('migrations', () => {
     expect(applied.map((r) => r.name)).toEqual(MIGRATIONS.map((m) => new m().name));
     const tables = await query<{ table_name: string }>(db.url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1");
     expect(tables.map((t) => t.table_name)).toEqual([
-      'api_tokens', 'audit_events', 'billing_events', 'billing_outbox', 'billing_plans', 'bmc_credentials', 'bmc_status', 'boot_agents', 'boot_networks', 'colocation_events', 'colocation_items', 'console_grants', 'devices', 'dhcp_leases', 'discovered_macs', 'hardware_models', 'hypervisors', 'install_callbacks', 'install_templates', 'job_logs', 'job_tasks', 'jobs', 'nics', 'orders', 'os_images', 'pdus',
+      'api_tokens', 'audit_events', 'billing_events', 'billing_outbox', 'billing_plans', 'bmc_credentials', 'bmc_status', 'boot_agents', 'boot_networks', 'colocation_events', 'colocation_items', 'console_grants', 'customer_login_links', 'customer_power_actions', 'customer_tokens', 'customers', 'devices', 'dhcp_leases', 'discovered_macs', 'hardware_models', 'hypervisors', 'install_callbacks', 'install_templates', 'job_logs', 'job_tasks', 'jobs', 'nics', 'orders', 'os_images', 'pdus',
       'power_connections', 'power_events', 'power_feeds', 'power_panels', 'racks', 'schema_migrations', 'server_transitions', 'sites', 'visit_bookings', 'vm_addresses', 'vm_console_grants', 'vm_images', 'vm_ip_pools', 'vms', 'work_tasks',
     ]);
     expect(await migrate(sources[0], silent)).toEqual([]);
