@@ -73,6 +73,10 @@ describe('customers, as the billing system keeps them', () => {
     const badMail = await t.request({ method: 'PUT', url: '/api/v1/customers/cust-z', body: { name: 'Zed', email: 'nope' } });
     expect(badMail.json.error.field).toBe('email');
     expect((await t.request({ url: '/api/v1/customers/cust-z' })).status).toBe(404);
+    const page = (await t.request({ url: '/api/v1/customers?limit=1' })).json;
+    expect(page.items.map((c: { id: string }) => c.id)).toEqual(['cust-a']);
+    expect((await t.request({ url: `/api/v1/customers?limit=1&cursor=${page.nextCursor}` })).json.items[0].id).toBe('cust-b');
+    expect((await t.request({ url: '/api/v1/customers?cursor=%21%21' })).json.error.field).toBe('cursor');
     const audit = (await t.request({ url: '/api/v1/audit?targetId=cust-a' })).json.items.map((e: { action: string }) => e.action);
     expect(audit).toEqual(expect.arrayContaining(['customer.create', 'customer.update', 'customer.token.create']));
   });

@@ -3,6 +3,7 @@ import { AppConfig, type Config } from '../../config/config';
 import { Database } from '../../database/database';
 import { ConflictError, ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from '../../common/errors';
 import { randomToken, sha256Hex } from '../../common/crypto';
+import { decodeCursor, toPage, type Page } from '../../common/pagination';
 import { requestContext, type Actor } from '../../common/request-context';
 import { AuditService } from '../audit/audit.service';
 import type { CustomerAuth } from '../auth/customer-auth';
@@ -114,12 +115,9 @@ export class CustomersService implements CustomerAuth {
     return customerView(row);
   }
 
-  async list(limit: number, cursor?: string, search?: string): Promise<{ items: CustomerView[]; nextCursor: string | null }> {
-    const after = cursor ? Buffer.from(cursor, 'base64url').toString('utf8') : undefined;
-    if (cursor && (!after || Buffer.from(after, 'utf8').toString('base64url') !== cursor)) throw new ValidationError('cursor is not one this API handed out', 'cursor');
-    const rows = await this.repo.list(limit + 1, after, search);
-    const items = rows.slice(0, limit).map(customerView);
-    return { items, nextCursor: rows.length > limit ? Buffer.from(items[items.length - 1]!.id, 'utf8').toString('base64url') : null };
+  async list(limit: number, cursor?: string, search?: string): Promise<Page<CustomerView>> {
+    const rows = await this.repo.list(limit + 1, decodeCursor(cursor), search);
+    return toPage(rows, limit, (r) => r.id, customerView);
   }
 
   /** Disabling stops every token of the customer at once (the tokens stay, for the audit); enabling lets them in again. */
