@@ -96,6 +96,23 @@ describe('install requests', () => {
     expect(short.json.error).toMatchObject({ code: 'validation_failed', field: 'rootPassword' });
   });
 
+  it('takes a post-install script only within 16 KiB and only where the template runs it', async () => {
+    const id = await availableServer();
+    const url = `/api/v1/servers/${id}/install`;
+    const big = await t.request({ method: 'POST', url, body: { ...installBody, postInstallScript: 'x'.repeat(16_385) } });
+    expect(big.status).toBe(400);
+    expect(big.json.error).toMatchObject({ code: 'validation_failed', field: 'postInstallScript' });
+    // Rocky's shipped kickstart does not write it: refused rather than silently dropped.
+    const rocky = await t.request({ method: 'POST', url, body: { ...installBody, os: 'rocky-9', postInstallScript: 'echo hi' } });
+    expect(rocky.status).toBe(400);
+    expect(rocky.json.error).toMatchObject({ code: 'validation_failed', field: 'postInstallScript', message: expect.stringContaining('rocky-9') });
+    expect(await query(t.db.url, "SELECT id FROM jobs WHERE server_id = $1 AND kind = 'install'", [id])).toHaveLength(0);
+    const ok = await t.request({ method: 'POST', url, body: { ...installBody, postInstallScript: '#!/bin/sh\napt-get -y install nginx\n' } });
+    expect(ok.status).toBe(202);
+    const [row] = await query<{ params: { postInstallScript: string } }>(t.db.url, 'SELECT params FROM jobs WHERE id = $1', [ok.json.id]);
+    expect(row.params.postInstallScript).toBe('#!/bin/sh\napt-get -y install nginx\n');
+  });
+
   it('takes installer callbacks only with the job\'s token', async () => {
     const id = await availableServer();
     const job = (await t.request({ method: 'POST', url: `/api/v1/servers/${id}/install`, body: installBody })).json;

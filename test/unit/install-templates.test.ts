@@ -11,11 +11,12 @@ import { requirePeer } from '../support/peers';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl engineer@example';
 const HASH = `$6$saltsalt$${'a'.repeat(86)}`;
+const POST_INSTALL = "#!/bin/sh\necho 'it's ours' > /root/hello\napt-get -y install nginx\n";
 const base: InstallInputs = { os: 'x', jobId: '11111111-2222-3333-4444-555555555555', hostname: 'web1.example.com', sshKeys: [KEY], diskLayout: 'single', network: { mode: 'dhcp' }, mirror: 'http://mirror.example/debian', disks: ['/dev/sda', '/dev/sdb'], callbackBase: 'http://10.77.0.1:8080', token: 'tok_123' };
 const variants: Record<string, InstallInputs> = {
   'single disk, DHCP, key only': base,
   'local unsigned mirror, the only package source': { ...base, mirror: 'http://10.77.0.1:8091/', mirrorUnsigned: true, mirrorOnly: true },
-  'RAID1, static network, password, proxy': { ...base, diskLayout: 'raid1', rootPasswordHash: HASH, network: { mode: 'static', address: '192.0.2.10/24', gateway: '192.0.2.1', dns: ['192.0.2.53', '192.0.2.54'] }, proxy: 'http://proxy.example:3128' },
+  'RAID1, static network, password, proxy, post-install script': { ...base, postInstallScript: POST_INSTALL, diskLayout: 'raid1', rootPasswordHash: HASH, network: { mode: 'static', address: '192.0.2.10/24', gateway: '192.0.2.1', dns: ['192.0.2.53', '192.0.2.54'] }, proxy: 'http://proxy.example:3128' },
 };
 
 let dir: string;
@@ -69,6 +70,9 @@ describe('install templates', () => {
       expect(spawnSync('sh', ['-n', '-c', FIRST_BOOT_SCRIPT]).status).toBe(0);
       expect(written('/etc/systemd/system/racksmith-firstboot.service')).toBe(FIRST_BOOT_UNIT);
       expect(out).toContain('in-target systemctl enable racksmith-firstboot.service');
+      // The post-install script is written (0700) only when the install has one.
+      if (i.postInstallScript) expect(written('/etc/racksmith/post-install')).toBe(POST_INSTALL);
+      else expect(out).not.toContain('/etc/racksmith/post-install');
     });
 
     it('Ubuntu autoinstall user-data passes cloud-init schema and holds the install', () => {

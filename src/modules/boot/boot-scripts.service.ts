@@ -171,7 +171,7 @@ export class BootScripts {
    */
   async template(jobId: string, token: string, file: string, from: string): Promise<string> {
     const job = await this.install.byToken(jobId, token);
-    const p = job.params as { os: string; image?: JobImage; hostname: string; rootPasswordHash?: string; sshKeys?: string[]; diskLayout?: 'single' | 'raid1'; network?: InstallInputs['network'] };
+    const p = job.params as { os: string; image?: JobImage; hostname: string; rootPasswordHash?: string; sshKeys?: string[]; diskLayout?: 'single' | 'raid1'; postInstallScript?: string; network?: InstallInputs['network'] };
     if (p.image) {
       if (file !== 'deploy.sh') throw new NotFoundError('deploy file', file);
       const mac = (await this.repo.leaseByIp(from))?.mac ?? '';
@@ -184,6 +184,7 @@ export class BootScripts {
         mac,
         firstBootUrl: firstBootUrl(this.http.base, jobId),
         token,
+        postInstallScript: p.postInstallScript,
       });
     }
     const source = await this.installTemplates.source(p.os, file);
@@ -196,6 +197,7 @@ export class BootScripts {
       rootPasswordHash: p.rootPasswordHash,
       sshKeys: p.sshKeys ?? [],
       diskLayout: p.diskLayout ?? 'single',
+      postInstallScript: p.postInstallScript,
       network: p.network ?? { mode: 'dhcp' },
       mirror: asset?.mirror ?? 'http://deb.debian.org/debian',
       mirrorUnsigned: asset?.mirrorUnsigned,

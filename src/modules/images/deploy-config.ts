@@ -1,9 +1,10 @@
-import { firstBootEnv } from '../templates/first-boot';
+import { FIRST_BOOT_SCRIPT, FIRST_BOOT_UNIT, firstBootEnv } from '../templates/first-boot';
 
 /**
  * The configuration script the deploy ramdisk runs against the freshly written root file system
  * (`sh deploy.sh /mnt`): it writes the install's hostname, SSH keys, root password hash, network
- * and the first-boot phone-home into the disk. Every value reaches the script base64-encoded,
+ * and the first-boot phone-home (the current script and unit, so an image built before a change of
+ * either still runs it, and the customer's post-install script) into the disk. Every value reaches the script base64-encoded,
  * so nothing a customer typed is ever shell syntax.
  */
 
@@ -17,6 +18,8 @@ export interface DeployConfigInput {
   /** Where the first boot reports, and with which token. */
   firstBootUrl: string;
   token: string;
+  /** Run once by the first boot (`/etc/racksmith/post-install`). */
+  postInstallScript?: string;
 }
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -27,7 +30,10 @@ export function deployConfigScript(c: DeployConfigInput): string {
     { path: '/etc/hostname', mode: '644', text: `${short}\n` },
     { path: '/etc/hosts', mode: '644', text: `127.0.0.1 localhost\n127.0.1.1 ${c.hostname === short ? short : `${c.hostname} ${short}`}\n::1 localhost ip6-localhost ip6-loopback\n` },
     { path: '/etc/racksmith/firstboot.env', mode: '600', text: firstBootEnv(c.firstBootUrl, c.token) },
+    { path: '/usr/local/sbin/racksmith-firstboot', mode: '755', text: FIRST_BOOT_SCRIPT },
+    { path: '/etc/systemd/system/racksmith-firstboot.service', mode: '644', text: FIRST_BOOT_UNIT },
   ];
+  if (c.postInstallScript) files.push({ path: '/etc/racksmith/post-install', mode: '700', text: c.postInstallScript });
   if (c.sshKeys.length) files.push({ path: '/root/.ssh/authorized_keys', mode: '600', text: `${c.sshKeys.join('\n')}\n` });
   if (c.network.mode === 'static') {
     files.push({
@@ -45,6 +51,8 @@ export function deployConfigScript(c: DeployConfigInput): string {
     'put() { mkdir -p "$R$(dirname "$1")"; echo "$3" | base64 -d > "$R$1"; chmod "$2" "$R$1"; }',
     'mkdir -p "$R/root/.ssh" "$R/etc/racksmith"; chmod 700 "$R/root/.ssh" "$R/etc/racksmith"',
     ...files.map((f) => `put ${f.path} ${f.mode} ${b64(f.text)}`),
+    'mkdir -p "$R/etc/systemd/system/multi-user.target.wants"',
+    'ln -sf /etc/systemd/system/racksmith-firstboot.service "$R/etc/systemd/system/multi-user.target.wants/racksmith-firstboot.service"',
   ];
   if (c.rootPasswordHash) {
     // A SHA-512 crypt hash ([./0-9A-Za-z$] only, checked by the install's schema) into root's shadow line.

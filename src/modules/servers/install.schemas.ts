@@ -10,6 +10,15 @@ export const sshKey = z.string().max(16_384).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-
 const ipv4Cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'expected an address with prefix, e.g. 192.0.2.10/24');
 const ipv4 = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, 'expected an IPv4 address');
 
+/** A post-install script's limit: 16 KiB as bytes (UTF-8), the size OVH allows for its own. */
+export const POST_INSTALL_MAX_BYTES = 16_384;
+export const postInstallScript = z
+  .string()
+  .min(1)
+  .refine((v) => Buffer.byteLength(v) <= POST_INSTALL_MAX_BYTES, `at most ${POST_INSTALL_MAX_BYTES} bytes`)
+  .refine((v) => !v.includes('\0'), 'no NUL bytes')
+  .describe('Run once as root on the first boot of the installed system (no shebang: /bin/sh), for at most an hour; its exit code and the tail of its output end up in the job log');
+
 const installFields = {
     os: z.enum(OS_TEMPLATES),
     image: z
@@ -26,6 +35,7 @@ const installFields = {
       .optional()
       .describe('Only the hash is stored and handed to the installer'),
     diskLayout: z.enum(['single', 'raid1']).default('single'),
+    postInstallScript: postInstallScript.optional(),
     network: z
       .discriminatedUnion('mode', [
         z.object({ mode: z.literal('dhcp') }).strict(),

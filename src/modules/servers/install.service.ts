@@ -1,5 +1,5 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
-import { ConflictError, DomainError, NotFoundError } from '../../common/errors';
+import { ConflictError, DomainError, NotFoundError, ValidationError } from '../../common/errors';
 import { randomToken, safeEqual } from '../../common/crypto';
 import { SecretBox } from '../../common/secret-box';
 import { JobRegistry, TaskWaiting, type JobEnd, type TaskContext, type TaskDefinition } from '../../jobs/job-registry';
@@ -82,6 +82,8 @@ export class InstallService implements OnModuleInit {
         run: async (ctx) => {
           const server = await this.lifecycle.get(ctx.serverId!);
           if (server.state !== 'deploying') await this.lifecycle.transition(ctx.serverId!, 'deploying', { ...cause(ctx), note: `installing ${String(ctx.params.os)}` }, { from: [...INSTALLABLE] });
+          const script = ctx.params.postInstallScript;
+          if (typeof script === 'string' && !ctx.waits) await ctx.log(`post-install script (${Buffer.byteLength(script)} bytes), run once on the first boot:\n${script}`);
         },
       },
       ...this.netbootSteps('wait-for-installer'),
@@ -228,6 +230,10 @@ export class InstallService implements OnModuleInit {
     const { queue: _queue, rootPassword, image: imageName, ...rest } = input;
     // The job keeps what it deploys: a later change of the image's row does not change a running install.
     const image = imageName ? await this.images.usable(imageName, input.os) : undefined;
+    // An image's seed always runs it (deploy.sh writes the current first-boot script); a template only when it writes it.
+    if (input.postInstallScript && !image && !(await this.templates.runsPostInstall(input.os))) {
+      throw new ValidationError(`the ${input.os} install template does not run a post-install script; deploy an image, or use a template that writes firstBoot.postInstallBase64`, 'postInstallScript');
+    }
     const rootPasswordHash = rootPassword ? await sha512Crypt(rootPassword) : rest.rootPasswordHash;
     return {
       ...rest,

@@ -6,7 +6,7 @@ import { requestContext } from '../../common/request-context';
 import { Database } from '../../database/database';
 import { AuditService } from '../audit/audit.service';
 import { OS_TEMPLATES } from '../servers/install.schemas';
-import { FIRST_BOOT_MARK, installContext, renderInstallTemplate, shippedTemplate, templateFiles, type InstallInputs } from './install-templates';
+import { FIRST_BOOT_MARK, POST_INSTALL_MARK, installContext, renderInstallTemplate, shippedTemplate, templateFiles, type InstallInputs } from './install-templates';
 import { InstallTemplateRepository } from './install-template.repository';
 import { checkRendered } from './template-checks';
 
@@ -51,9 +51,18 @@ export class InstallTemplatesService {
   }
 
   /** Whether the OS's templates, as installs render them now, write the first-boot report. */
-  async phonesHome(os: string): Promise<boolean> {
+  phonesHome(os: string): Promise<boolean> {
+    return this.uses(os, FIRST_BOOT_MARK);
+  }
+
+  /** Whether the OS's templates, as installs render them now, write the customer's post-install script. */
+  runsPostInstall(os: string): Promise<boolean> {
+    return this.uses(os, POST_INSTALL_MARK);
+  }
+
+  private async uses(os: string, mark: string): Promise<boolean> {
     const custom = (await this.repo.all()).filter((r) => r.os === os).map((r) => r.file);
-    for (const file of new Set([...templateFiles(os), ...custom])) if ((await this.source(os, file))?.body.includes(FIRST_BOOT_MARK)) return true;
+    for (const file of new Set([...templateFiles(os), ...custom])) if ((await this.source(os, file))?.body.includes(mark)) return true;
     return false;
   }
 

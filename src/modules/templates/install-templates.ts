@@ -30,11 +30,13 @@ export interface InstallContext {
    * token), script and systemd unit (first-boot.ts). A template that uses these makes its
    * installs end `active` only when the installed system reports its first boot.
    */
-  firstBoot: { envBase64: string; scriptBase64: string; unitBase64: string };
+  firstBoot: { envBase64: string; scriptBase64: string; unitBase64: string; postInstallBase64: string };
 }
 
 /** A template that writes the first-boot report uses this part of the context. */
 export const FIRST_BOOT_MARK = 'firstBoot.';
+/** A template that writes the customer's post-install script (to /etc/racksmith/post-install) uses this. */
+export const POST_INSTALL_MARK = 'firstBoot.postInstallBase64';
 
 export interface InstallInputs {
   os: string;
@@ -43,6 +45,7 @@ export interface InstallInputs {
   rootPasswordHash?: string | null;
   sshKeys: string[];
   diskLayout: 'single' | 'raid1';
+  postInstallScript?: string;
   network: { mode: 'dhcp' } | { mode: 'static'; address: string; gateway: string; dns: string[] };
   mirror: string;
   mirrorUnsigned?: boolean;
@@ -86,7 +89,7 @@ export function installContext(i: InstallInputs): InstallContext {
     network,
     mirror: { url: i.mirror.replace(/\/+$/, ''), host: mirror.host, path: mirror.pathname.replace(/\/+$/, '') || '/', unsigned: i.mirrorUnsigned ?? false, only: i.mirrorOnly ?? false },
     proxy: i.proxy ?? '',
-    firstBoot: { envBase64: b64(firstBootEnv(firstBootUrl(i.callbackBase, i.jobId), i.token)), scriptBase64: b64(FIRST_BOOT_SCRIPT), unitBase64: b64(FIRST_BOOT_UNIT) },
+    firstBoot: { envBase64: b64(firstBootEnv(firstBootUrl(i.callbackBase, i.jobId), i.token)), scriptBase64: b64(FIRST_BOOT_SCRIPT), unitBase64: b64(FIRST_BOOT_UNIT), postInstallBase64: i.postInstallScript ? b64(i.postInstallScript) : '' },
     callbacks: { progress: cb('progress'), done: cb('done'), failed: cb('failed'), host: base.hostname, port: base.port || (base.protocol === 'https:' ? '443' : '80'), donePath: new URL(cb('done')).pathname + new URL(cb('done')).search },
   };
 }
