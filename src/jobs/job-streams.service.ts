@@ -1,5 +1,6 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import type { Observable } from 'rxjs';
+import type { MessageEvent } from '@nestjs/common';
+import { map, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import { DATABASE_URL, LOGGER } from '../app.tokens';
 import { AppConfig, type Config } from '../config/config';
@@ -90,6 +91,12 @@ export class JobStreams implements OnModuleDestroy {
   /** A job's task transitions and log lines after `afterLogId`, ending with its final state. */
   events(jobId: string, afterLogId?: string): Observable<JobEvent> {
     return jobEvents(this.shared, jobId, { afterLogId, wakeups: this.wakeups });
+  }
+
+  /** The same as SSE messages, resuming after a `Last-Event-ID` header (a log id; anything else starts over). */
+  messages(jobId: string, lastEventId?: string): Observable<MessageEvent> {
+    const after = lastEventId && /^\d+$/.test(lastEventId) ? lastEventId : undefined;
+    return this.events(jobId, after).pipe(map((e) => ({ type: e.type, id: e.id, data: e.data })));
   }
 
   async onModuleDestroy(): Promise<void> {

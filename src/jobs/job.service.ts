@@ -106,6 +106,12 @@ export class JobService {
     return this.jobs.logs(id, afterId);
   }
 
+  /** A job's log lines as the API shows them (404 for an unknown job). */
+  async logLines(id: string, afterId?: string) {
+    await this.get(id);
+    return (await this.jobs.logs(id, afterId)).map((l) => ({ id: l.id, seq: l.seq, at: l.at.toISOString(), level: l.level, message: l.message }));
+  }
+
   /** Ask the job to stop: a queued job ends at once, a running one after its current task. */
   async cancel(id: string): Promise<JobView> {
     const job = await this.jobs.job(id);

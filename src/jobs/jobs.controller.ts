@@ -1,7 +1,7 @@
 import { Controller, Get, Headers, Param, Post, Query, Sse, type MessageEvent } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { createZodDto } from 'nestjs-zod';
-import { map, type Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
 import { z } from 'zod';
 import { pageQuerySchema } from '../common/pagination';
 import { READ_ROLES } from '../common/roles';
@@ -42,17 +42,15 @@ export class JobsController {
     return this.jobs.get(id);
   }
 
-  @Get(':id/logs') @Roles(...READ_ROLES) async logs(@Param('id', UuidParam) id: string, @Query() q: LogQuery) {
-    await this.jobs.get(id);
-    return (await this.jobs.logs(id, q.after)).map((l) => ({ id: l.id, seq: l.seq, at: l.at.toISOString(), level: l.level, message: l.message }));
+  @Get(':id/logs') @Roles(...READ_ROLES) logs(@Param('id', UuidParam) id: string, @Query() q: LogQuery) {
+    return this.jobs.logLines(id, q.after);
   }
 
   @Sse(':id/events') @Roles(...READ_ROLES) @ApiProduces('text/event-stream')
   @ApiOperation({ summary: 'Live progress as Server-Sent Events (task transitions and log lines), ending with the final state' })
   async events(@Param('id', UuidParam) id: string, @Headers('last-event-id') lastEventId?: string): Promise<Observable<MessageEvent>> {
     await this.jobs.get(id); // a 404 before the stream starts
-    const after = lastEventId && /^\d+$/.test(lastEventId) ? lastEventId : undefined;
-    return this.streams.events(id, after).pipe(map((e) => ({ type: e.type, id: e.id, data: e.data })));
+    return this.streams.messages(id, lastEventId);
   }
 
   @Post(':id/cancel') @Roles('admin', 'engineer') @ApiOperation({ summary: 'Stop the job: queued at once, running after its current task' })

@@ -15,7 +15,7 @@ import { DATABASE_URL, LOGGER } from '../app.tokens';
   imports: [InventoryModule],
   controllers: [JobsController],
   providers: [JobRegistry, JobRepository, JobService, JobStreams, { provide: JobQueue, useFactory: (url: string, log: Logger) => new JobQueue(url, log), inject: [DATABASE_URL, LOGGER] }],
-  exports: [JobRegistry, JobRepository, JobService, JobQueue],
+  exports: [JobRegistry, JobRepository, JobService, JobQueue, JobStreams],
 })
 export class JobsModule implements OnModuleInit, OnModuleDestroy {
   constructor(@Inject(JobQueue) private readonly queue: JobQueue) {}

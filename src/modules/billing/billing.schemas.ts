@@ -50,6 +50,8 @@ const dedicatedSpec = z
     minDiskGb: z.number().int().min(1).max(10_000_000).optional().describe('Total of all disks'),
     sites: z.array(siteCode).max(10).optional().describe('Sites the plan is sold in (default: any)'),
     diskLayout: z.enum(['single', 'raid1']).default('single'),
+    osChoices: z.array(z.enum(OS_TEMPLATES)).min(1).max(OS_TEMPLATES.length).optional().describe('The OSes a customer may reinstall (POST /api/v1/my/servers/{id}/reinstall); default: defaultOs and the OSes of images'),
+    diskLayouts: z.array(z.enum(['single', 'raid1'])).min(1).max(2).optional().describe('The disk layouts a customer may reinstall with; default: diskLayout'),
     ipkvm: z.boolean().default(true).describe('The customer gets IPKVM access (a BMC account and the serial console) with the server: only servers whose BMC can give it are picked'),
     defaultOs: z.enum(OS_TEMPLATES).default('debian-12'),
     images: z

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isoTime } from '../../common/http/schemas';
-import { sshKey } from '../servers/install.schemas';
+import { hostname, OS_TEMPLATES, postInstallScript, rootPasswordHash, sshKey } from '../servers/install.schemas';
 
 /** The billing system's customer id, as orders name it. */
 export const customerId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$/);
@@ -24,3 +24,16 @@ export const createCustomerTokenInput = z
   .strict();
 
 export const loginInput = z.object({ code: z.string().min(1).max(200).describe('The code of a one-time login link (after the # of its URL)') }).strict();
+
+/** A customer's reinstall of their own server: what the plan allows, their keys by default. */
+export const reinstallInput = z
+  .object({
+    os: z.enum(OS_TEMPLATES).describe("One of the plan's osChoices"),
+    diskLayout: z.enum(['single', 'raid1']).optional().describe("One of the plan's diskLayouts (default: the plan's diskLayout)"),
+    hostname,
+    sshKeys: sshKeys.optional().describe("Default: the customer's own keys"),
+    rootPasswordHash: rootPasswordHash.optional(),
+    postInstallScript: postInstallScript.optional(),
+  })
+  .strict();
+export type ReinstallInput = z.infer<typeof reinstallInput>;

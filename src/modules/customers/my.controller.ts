@@ -1,11 +1,12 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Put, Query, Sse, type MessageEvent } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { Observable } from 'rxjs';
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
 import { UuidParam } from '../../common/http/params';
 import { CustomerRoute, Public } from '../auth/auth.decorators';
 import { CustomersService } from './customers.service';
-import { createCustomerTokenInput, loginInput, sshKeys } from './customers.schemas';
+import { createCustomerTokenInput, loginInput, reinstallInput, sshKeys } from './customers.schemas';
 import { CUSTOMER_POWER_ACTIONS, CUSTOMER_VM_ACTIONS, MyService } from './my.service';
 
 class PowerBody extends createZodDto(
@@ -15,6 +16,8 @@ class VmPowerBody extends createZodDto(z.object({ action: z.enum(CUSTOMER_VM_ACT
 class SshKeysBody extends createZodDto(z.object({ sshKeys }).strict()) {}
 class MyTokenBody extends createZodDto(createCustomerTokenInput) {}
 class LoginBody extends createZodDto(loginInput) {}
+class ReinstallBody extends createZodDto(reinstallInput) {}
+class LogQuery extends createZodDto(z.object({ after: z.string().regex(/^\d+$/).optional() }).strict()) {}
 
 /**
  * The customer routes: called with a customer's token, they answer for that customer's own
@@ -58,6 +61,32 @@ export class MyController {
   @ApiOperation({ summary: 'Power action on an own active server (audited as customer:<id>); one per RACKSMITH_CUSTOMER_POWER_COOLDOWN seconds per server (409 power_cooldown with Retry-After)' })
   powerServer(@Param('id', UuidParam) id: string, @Body() body: PowerBody) {
     return this.my.powerServer(id, body.action);
+  }
+
+  @Post('servers/:id/reinstall') @HttpCode(202)
+  @ApiOperation({ summary: "Reinstall an own server with an OS and disk layout its plan allows (400 naming os or diskLayout otherwise); SSH keys default to the customer's; 202 with the job, followed under /my/jobs/{id}" })
+  reinstall(@Param('id', UuidParam) id: string, @Body() body: ReinstallBody) {
+    return this.my.reinstall(id, body);
+  }
+
+  @Get('jobs') @ApiOperation({ summary: "The jobs the customer may follow: their own (reinstall, power) and their orders', newest first" })
+  jobs() {
+    return this.my.myJobs();
+  }
+
+  @Get('jobs/:id') job(@Param('id', UuidParam) id: string) {
+    return this.my.job(id);
+  }
+
+  @Get('jobs/:id/logs') @ApiOperation({ summary: 'The job log (an install shows its post-install script and its outcome); after= a log id for the next lines' })
+  jobLogs(@Param('id', UuidParam) id: string, @Query() q: LogQuery) {
+    return this.my.jobLogs(id, q.after);
+  }
+
+  @Sse('jobs/:id/events') @ApiProduces('text/event-stream')
+  @ApiOperation({ summary: 'Live progress of an own job as Server-Sent Events (task transitions and log lines), ending with the final state; Last-Event-ID resumes' })
+  async jobEvents(@Param('id', UuidParam) id: string, @Headers('last-event-id') lastEventId?: string): Promise<Observable<MessageEvent>> {
+    return this.my.jobEvents(id, lastEventId);
   }
 
   @Get('vps') @ApiOperation({ summary: 'The customer\'s VPS' })

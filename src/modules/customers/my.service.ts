@@ -1,6 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig, type Config } from '../../config/config';
-import { ConflictError, NotFoundError } from '../../common/errors';
+import { ConflictError, NotFoundError, ValidationError } from '../../common/errors';
+import { AuditService } from '../audit/audit.service';
+import { InstallService } from '../servers/install.service';
+import { JobService } from '../../jobs/job.service';
+import { JobStreams } from '../../jobs/job-streams.service';
+import { OS_TEMPLATES } from '../servers/install.schemas';
+import type { ReinstallInput } from './customers.schemas';
 import { requestContext } from '../../common/request-context';
 import { ServerPowerService, type PowerView } from '../power/server-power.service';
 import { VpsService } from '../vps/vps.service';
@@ -80,6 +86,10 @@ export class MyService {
     private readonly repo: CustomerRepository,
     private readonly power: ServerPowerService,
     private readonly vps: VpsService,
+    private readonly install: InstallService,
+    private readonly jobs: JobService,
+    private readonly streams: JobStreams,
+    private readonly audit: AuditService,
     @Inject(AppConfig) private readonly config: Config,
   ) {}
 
@@ -118,11 +128,7 @@ export class MyService {
    */
   async powerServer(id: string, action: CustomerPowerAction): Promise<PowerView> {
     const s = await this.ownedServer(id);
-    if (s.order_state && ['suspended', 'suspending', 'terminating'].includes(s.order_state)) {
-      throw new ConflictError('server_suspended', `server ${s.name} is ${s.order_state}: no power actions until billing restores it`, { orderState: s.order_state });
-    }
-    if (s.maintenance) throw new ConflictError('in_maintenance', `server ${s.name} is in maintenance by the data-center staff: power actions wait until it is back`);
-    if (s.job_id) throw new ConflictError('server_busy', `server ${s.name} is busy with job ${s.job_id} (${s.job_kind}): wait for it to end`, { jobId: s.job_id, kind: s.job_kind });
+    this.assertActionable(s, 'power actions');
     if (s.lifecycle !== 'active') throw new ConflictError('server_busy', `server ${s.name} is ${s.lifecycle}: power actions are for an active server`, { state: s.lifecycle });
     await this.cooldown(s.id, action);
     try {
@@ -131,6 +137,77 @@ export class MyService {
       await this.repo.releaseCooldown(s.id);
       throw err;
     }
+  }
+
+  /** A rented server's own state checks before the customer acts on it: billing, staff and a running job come first. */
+  private assertActionable(s: OwnedServerRow, what: string): void {
+    if (s.order_state && ['suspended', 'suspending', 'terminating'].includes(s.order_state)) {
+      throw new ConflictError('server_suspended', `server ${s.name} is ${s.order_state}: no ${what} until billing restores it`, { orderState: s.order_state });
+    }
+    if (s.maintenance) throw new ConflictError('in_maintenance', `server ${s.name} is in maintenance by the data-center staff: no ${what} until it is back`);
+    if (s.job_id) throw new ConflictError('server_busy', `server ${s.name} is busy with job ${s.job_id} (${s.job_kind}): wait for it to end`, { jobId: s.job_id, kind: s.job_kind });
+  }
+
+  /**
+   * Reinstall the customer's own server with an OS and disk layout the plan allows, their keys by
+   * default: an install job like staff start, audited as the customer, which the customer follows
+   * (GET /my/jobs/{id}, its logs and events). The server is theirs again, `active`, when the new
+   * system phones home on its first boot.
+   */
+  async reinstall(id: string, input: ReinstallInput): Promise<JobView> {
+    const s = await this.ownedServer(id);
+    this.assertActionable(s, 'reinstall');
+    if (!['active', 'failed'].includes(s.lifecycle)) throw new ConflictError('server_busy', `server ${s.name} is ${s.lifecycle}: a reinstall is for a delivered server`, { state: s.lifecycle });
+    const spec = (s.plan_spec ?? {}) as { defaultOs?: string; images?: Record<string, string>; osChoices?: string[]; diskLayout?: 'single' | 'raid1'; diskLayouts?: ('single' | 'raid1')[] };
+    const osChoices = spec.osChoices ?? [...new Set([spec.defaultOs ?? 'debian-12', ...Object.keys(spec.images ?? {})])];
+    if (!osChoices.includes(input.os)) throw new ValidationError(`plan ${s.plan ?? '(none)'} offers ${osChoices.join(', ')}; not ${input.os}`, 'os', { choices: osChoices });
+    const layouts = spec.diskLayouts ?? [spec.diskLayout ?? 'single'];
+    const diskLayout = input.diskLayout ?? spec.diskLayout ?? layouts[0]!;
+    if (!layouts.includes(diskLayout)) throw new ValidationError(`plan ${s.plan ?? '(none)'} offers the disk layouts ${layouts.join(', ')}; not ${diskLayout}`, 'diskLayout', { choices: layouts });
+    const sshKeys = input.sshKeys ?? (await this.customers.get(this.me())).sshKeys;
+    if (!sshKeys.length && !input.rootPasswordHash) throw new ValidationError('give sshKeys or rootPasswordHash: the customer has no SSH keys on file (PUT /api/v1/my/ssh-keys)', 'sshKeys');
+    const image = spec.images?.[input.os];
+    const job = await this.install.request(s.id, {
+      os: input.os as (typeof OS_TEMPLATES)[number],
+      ...(image ? { image } : {}),
+      hostname: input.hostname,
+      sshKeys,
+      rootPasswordHash: input.rootPasswordHash,
+      diskLayout,
+      postInstallScript: input.postInstallScript,
+      network: s.network?.mode === 'static' ? (s.network as { mode: 'static'; address: string; gateway: string; dns: string[] }) : { mode: 'dhcp' },
+      queue: false,
+      installerTimeoutMinutes: 60,
+    });
+    await this.audit.record({
+      action: 'server.reinstall',
+      targetType: 'server',
+      targetId: s.id,
+      changes: { os: input.os, image: image ?? null, hostname: input.hostname, diskLayout, sshKeys: sshKeys.length, postInstallScriptBytes: input.postInstallScript ? Buffer.byteLength(input.postInstallScript) : 0, jobId: job.id },
+    });
+    return job;
+  }
+
+  /** The jobs the customer may follow: their own and their orders'. */
+  async myJobs() {
+    const ids = await this.tenancy.ownedJobIds(this.me());
+    return { items: await Promise.all(ids.map((id) => this.jobs.get(id))) };
+  }
+
+  async job(id: string): Promise<JobView> {
+    if (!(await this.tenancy.ownedJobIds(this.me(), id)).length) throw new NotFoundError('job', id);
+    return this.jobs.get(id);
+  }
+
+  async jobLogs(id: string, after?: string) {
+    await this.job(id);
+    return this.jobs.logLines(id, after);
+  }
+
+  /** SSE messages of an own job (a 404 before the stream starts). */
+  async jobEvents(id: string, lastEventId?: string) {
+    await this.job(id);
+    return this.streams.messages(id, lastEventId);
   }
 
   async vms() {

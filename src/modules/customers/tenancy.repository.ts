@@ -10,6 +10,9 @@ export interface OwnedServerRow {
   maintenance: boolean;
   order_id: string | null;
   order_state: string | null;
+  /** The plan of the order that holds the server, and its spec (what a reinstall may choose). */
+  plan: string | null;
+  plan_spec: Record<string, unknown> | null;
   power_state: string | null;
   reachable: boolean | null;
   power_checked_at: Date | null;
@@ -61,14 +64,15 @@ export class TenancyRepository {
   private servers(customer: string, id?: string): Promise<OwnedServerRow[]> {
     return this.db.rows<OwnedServerRow>(
       `SELECT d.id, d.name, s.code AS site, d.lifecycle, d.maintenance, o.id AS order_id, o.state AS order_state,
-              b.power_state, b.reachable, b.checked_at AS power_checked_at,
+              o.plan, p.spec AS plan_spec, b.power_state, b.reachable, b.checked_at AS power_checked_at,
               i.params->>'hostname' AS hostname, i.params->'network' AS network,
               coalesce((SELECT array_agg(n.mac::text ORDER BY n.mac) FROM nics n WHERE n.device_id = d.id), '{}') AS macs,
               j.id AS job_id, j.kind AS job_kind, j.state AS job_state
          FROM devices d
          JOIN sites s ON s.id = d.site_id
-         LEFT JOIN LATERAL (SELECT o.id, o.state FROM orders o WHERE o.server_id = d.id AND o.customer = $1 AND o.state NOT IN ('terminated', 'failed')
+         LEFT JOIN LATERAL (SELECT o.id, o.state, o.plan FROM orders o WHERE o.server_id = d.id AND o.customer = $1 AND o.state NOT IN ('terminated', 'failed')
                             ORDER BY o.created_at DESC LIMIT 1) o ON true
+         LEFT JOIN billing_plans p ON p.code = o.plan
          LEFT JOIN bmc_status b ON b.device_id = d.id
          LEFT JOIN LATERAL (SELECT j.params FROM jobs j WHERE j.server_id = d.id AND j.kind = 'install' AND j.state <> 'cancelled'
                             ORDER BY j.created_at DESC LIMIT 1) i ON true
@@ -122,5 +126,22 @@ export class TenancyRepository {
 
   async order(customer: string, id: string): Promise<OwnedOrderRow | null> {
     return (await this.orders(customer, id))[0] ?? null;
+  }
+
+  /**
+   * The ids of the jobs a customer may follow, newest first: those they started themselves and
+   * those of their orders (provisioning and install).
+   */
+  ownedJobIds(customer: string, id?: string, limit = 50): Promise<string[]> {
+    return this.db
+      .rows<{ id: string }>(
+        `SELECT j.id FROM jobs j
+          WHERE (j.created_by = 'customer:' || $1
+                 OR EXISTS (SELECT 1 FROM orders o WHERE o.customer = $1 AND (o.job_id = j.id OR o.install_job_id = j.id)))
+            AND ($2::uuid IS NULL OR j.id = $2)
+          ORDER BY j.created_at DESC, j.id LIMIT $3`,
+        [customer, id ?? null, limit],
+      )
+      .then((rows) => rows.map((r) => r.id));
   }
 }

@@ -10,6 +10,10 @@ export const sshKey = z.string().max(16_384).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-
 const ipv4Cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'expected an address with prefix, e.g. 192.0.2.10/24');
 const ipv4 = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, 'expected an IPv4 address');
 
+export const rootPasswordHash = z
+  .string()
+  .regex(/^\$6\$[^$]{1,16}\$[./0-9A-Za-z]{86}$/, 'expected a SHA-512 crypt hash ($6$salt$...), e.g. from `openssl passwd -6`');
+
 /** A post-install script's limit: 16 KiB as bytes (UTF-8), the size OVH allows for its own. */
 export const POST_INSTALL_MAX_BYTES = 16_384;
 export const postInstallScript = z
@@ -29,9 +33,7 @@ const installFields = {
     hostname,
     sshKeys: z.array(sshKey).max(20).default([]),
     rootPassword: z.string().min(8).max(128).optional().describe('Hashed (SHA-512 crypt) at once; the password itself is never stored'),
-    rootPasswordHash: z
-      .string()
-      .regex(/^\$6\$[^$]{1,16}\$[./0-9A-Za-z]{86}$/, 'expected a SHA-512 crypt hash ($6$salt$...), e.g. from `openssl passwd -6`')
+    rootPasswordHash: rootPasswordHash
       .optional()
       .describe('Only the hash is stored and handed to the installer'),
     diskLayout: z.enum(['single', 'raid1']).default('single'),
