@@ -17,7 +17,7 @@ class SshKeysBody extends createZodDto(z.object({ sshKeys }).strict()) {}
 class MyTokenBody extends createZodDto(createCustomerTokenInput) {}
 class LoginBody extends createZodDto(loginInput) {}
 class ReinstallBody extends createZodDto(reinstallInput) {}
-class LogQuery extends createZodDto(z.object({ after: z.string().regex(/^\d+$/).optional() }).strict()) {}
+class MyJobLogQuery extends createZodDto(z.object({ after: z.string().regex(/^\d+$/).optional() }).strict()) {}
 
 /**
  * The customer routes: called with a customer's token, they answer for that customer's own
@@ -79,7 +79,7 @@ export class MyController {
   }
 
   @Get('jobs/:id/logs') @ApiOperation({ summary: 'The job log (an install shows its post-install script and its outcome); after= a log id for the next lines' })
-  jobLogs(@Param('id', UuidParam) id: string, @Query() q: LogQuery) {
+  jobLogs(@Param('id', UuidParam) id: string, @Query() q: MyJobLogQuery) {
     return this.my.jobLogs(id, q.after);
   }
 
