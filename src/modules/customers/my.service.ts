@@ -162,7 +162,8 @@ export class MyService {
     const osChoices = spec.osChoices ?? [...new Set([spec.defaultOs ?? 'debian-12', ...Object.keys(spec.images ?? {})])];
     if (!osChoices.includes(input.os)) throw new ValidationError(`plan ${s.plan ?? '(none)'} offers ${osChoices.join(', ')}; not ${input.os}`, 'os', { choices: osChoices });
     const layouts = spec.diskLayouts ?? [spec.diskLayout ?? 'single'];
-    const diskLayout = input.diskLayout ?? spec.diskLayout ?? layouts[0]!;
+    // Unasked, the plan's own layout where the customer may choose it, else the first they may.
+    const diskLayout = input.diskLayout ?? (spec.diskLayout && layouts.includes(spec.diskLayout) ? spec.diskLayout : layouts[0]!);
     if (!layouts.includes(diskLayout)) throw new ValidationError(`plan ${s.plan ?? '(none)'} offers the disk layouts ${layouts.join(', ')}; not ${diskLayout}`, 'diskLayout', { choices: layouts });
     const sshKeys = input.sshKeys ?? (await this.customers.get(this.me())).sshKeys;
     if (!sshKeys.length && !input.rootPasswordHash) throw new ValidationError('give sshKeys or rootPasswordHash: the customer has no SSH keys on file (PUT /api/v1/my/ssh-keys)', 'sshKeys');
