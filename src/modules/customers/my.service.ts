@@ -5,7 +5,6 @@ import { AuditService } from '../audit/audit.service';
 import { InstallService } from '../servers/install.service';
 import { JobService } from '../../jobs/job.service';
 import { JobStreams } from '../../jobs/job-streams.service';
-import { OS_TEMPLATES } from '../servers/install.schemas';
 import type { ReinstallInput } from './customers.schemas';
 import { requestContext } from '../../common/request-context';
 import { ServerPowerService, type PowerView } from '../power/server-power.service';
@@ -169,7 +168,7 @@ export class MyService {
     if (!sshKeys.length && !input.rootPasswordHash) throw new ValidationError('give sshKeys or rootPasswordHash: the customer has no SSH keys on file (PUT /api/v1/my/ssh-keys)', 'sshKeys');
     const image = spec.images?.[input.os];
     const job = await this.install.request(s.id, {
-      os: input.os as (typeof OS_TEMPLATES)[number],
+      os: input.os,
       ...(image ? { image } : {}),
       hostname: input.hostname,
       sshKeys,
@@ -195,19 +194,24 @@ export class MyService {
     return { items: await Promise.all(ids.map((id) => this.jobs.get(id))) };
   }
 
-  async job(id: string): Promise<JobView> {
+  /** 404 unless the job is one the customer may follow (an unknown job is not theirs either). */
+  private async ownJob(id: string): Promise<void> {
     if (!(await this.tenancy.ownedJobIds(this.me(), id)).length) throw new NotFoundError('job', id);
+  }
+
+  async job(id: string): Promise<JobView> {
+    await this.ownJob(id);
     return this.jobs.get(id);
   }
 
   async jobLogs(id: string, after?: string) {
-    await this.job(id);
+    await this.ownJob(id);
     return this.jobs.logLines(id, after);
   }
 
   /** SSE messages of an own job (a 404 before the stream starts). */
   async jobEvents(id: string, lastEventId?: string) {
-    await this.job(id);
+    await this.ownJob(id);
     return this.streams.messages(id, lastEventId);
   }
 
