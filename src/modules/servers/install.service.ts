@@ -83,7 +83,7 @@ export class InstallService implements OnModuleInit {
           const server = await this.lifecycle.get(ctx.serverId!);
           if (server.state !== 'deploying') await this.lifecycle.transition(ctx.serverId!, 'deploying', { ...cause(ctx), note: `installing ${String(ctx.params.os)}` }, { from: [...INSTALLABLE] });
           const script = ctx.params.postInstallScript;
-          if (typeof script === 'string' && !ctx.waits) await ctx.log(`post-install script (${Buffer.byteLength(script)} bytes), run once on the first boot:\n${script}`);
+          if (typeof script === 'string') await ctx.log(`post-install script (${Buffer.byteLength(script)} bytes), run once on the first boot:\n${script}`);
         },
       },
       ...this.netbootSteps('wait-for-installer'),
